@@ -1,0 +1,12 @@
+//! raftkv: a persistent Raft key-value node for Maelstrom's lin-kv workload, and the tools that
+//! prove it correct: a linearizability checker, a deterministic simulator, a test bench with
+//! partition and kill faults, and an offline inspector. See README.md and DESIGN notes per module.
+
+pub mod bench;
+pub mod check;
+pub mod inspect;
+pub mod kv;
+pub mod maelstrom;
+pub mod node;
+pub mod raft;
+pub mod sim;

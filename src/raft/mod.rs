@@ -1,0 +1,227 @@
+//! The consensus core, sans-IO.
+//!
+//! Owns: Raft's rules (elections with pre-vote and check-quorum, replication with batching,
+//! pipelining and term-hint backtracking, the own-term commit rule, ReadIndex reads, snapshots and
+//! chunked InstallSnapshot) and the in-memory copy of the log since the last snapshot.
+//! Must never: read a clock, spawn a thread, touch a file or a socket, or use global randomness.
+//! Time arrives as [`Raft::tick`], randomness from [`Config::seed`], and everything the shell must
+//! do leaves through [`Raft::ready`].
+//!
+//! The shell's loop (node driver and simulator alike):
+//! 1. feed events: [`Raft::step`], [`Raft::tick`], [`Raft::propose`], [`Raft::read_index`];
+//! 2. `let rd = raft.ready();`
+//! 3. persist `rd.snapshot`, `rd.entries` (truncating any conflicting suffix first) and
+//!    `rd.hard_state` as ONE durable step (one flush for the whole turn);
+//! 4. send `rd.messages` (they may be sent before step 3 completes) and, only after step 3 is
+//!    durable, `rd.persisted_messages` (vote grants and append acknowledgements);
+//! 5. `raft.advance(&rd)`: tells the core step 3 is durable;
+//! 6. apply `rd.committed` in order (after restoring `rd.snapshot` into the state machine if set),
+//!    then serve each of `rd.reads` once the applied index reaches its `index`.
+
+use serde::{Deserialize, Serialize};
+
+pub use raftkv_storage::{Entry, EntryKind, HardState, SnapshotMeta};
+
+/// Node identity inside the core. The driver maps Maelstrom's string ids onto these.
+pub type NodeId = u64;
+
+/// Static configuration of one core.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub id: NodeId,
+    /// Every voter of the cluster, this node included.
+    pub voters: Vec<NodeId>,
+    /// Base election timeout in ticks; the actual timeout is random in [base, 2 * base).
+    pub election_ticks: u32,
+    pub heartbeat_ticks: u32,
+    pub pre_vote: bool,
+    pub check_quorum: bool,
+    /// Append messages in flight per follower before the leader waits for acknowledgements.
+    pub max_inflight: usize,
+    /// Upper bound on the entry bytes of one append message.
+    pub max_batch_bytes: usize,
+    /// Size of one InstallSnapshot chunk.
+    pub snapshot_chunk_bytes: usize,
+    /// Seed of the core's own random source (election timeout jitter).
+    pub seed: u64,
+}
+
+/// What the core starts from: the recovered durable state.
+#[derive(Clone, Debug, Default)]
+pub struct InitialState {
+    pub hard_state: HardState,
+    /// The latest durable snapshot, with its data, if any.
+    pub snapshot: Option<(SnapshotMeta, std::sync::Arc<Vec<u8>>)>,
+    /// The durable log after the snapshot, contiguous.
+    pub entries: Vec<Entry>,
+}
+
+/// A message between cores. Serializable so the driver can put it on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    pub from: NodeId,
+    pub to: NodeId,
+    pub term: u64,
+    pub body: MessageBody,
+}
+
+/// The kinds of message the core exchanges. The core helper may refine these; the shell treats
+/// them as opaque values to route.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageBody {
+    RequestVote {
+        pre_vote: bool,
+        last_log_index: u64,
+        last_log_term: u64,
+    },
+    RequestVoteResponse {
+        pre_vote: bool,
+        granted: bool,
+    },
+    AppendEntries {
+        prev_log_index: u64,
+        prev_log_term: u64,
+        entries: Vec<Entry>,
+        leader_commit: u64,
+        /// ReadIndex round this message confirms leadership for (0 = none).
+        read_ctx: u64,
+    },
+    AppendEntriesResponse {
+        success: bool,
+        /// On success: the highest index now matching the leader. On failure: hint index.
+        index: u64,
+        /// On failure: the follower's term at the hint index, for term-hint backtracking.
+        hint_term: Option<u64>,
+        read_ctx: u64,
+    },
+    InstallSnapshot {
+        meta: SnapshotMeta,
+        offset: u64,
+        data: Vec<u8>,
+        done: bool,
+    },
+    InstallSnapshotResponse {
+        /// Next offset the follower expects, or the snapshot index once installed.
+        offset: u64,
+        done: bool,
+        snapshot_index: u64,
+    },
+}
+
+/// Where a proposal landed in the log. The proposal is committed exactly when the entry committed
+/// at `index` has term `term`; a different term there means it definitely never happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Proposal {
+    pub index: u64,
+    pub term: u64,
+}
+
+/// This node cannot take the request: it is not the leader. `leader` is a hint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct NotLeader {
+    pub leader: Option<NodeId>,
+}
+
+/// A ReadIndex request that is now safe to serve once `applied >= index`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReadReady {
+    pub id: u64,
+    pub index: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Role {
+    Follower,
+    PreCandidate,
+    Candidate,
+    Leader,
+}
+
+/// A read-only view for drivers, tools and invariant checks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Status {
+    pub id: NodeId,
+    pub role: Role,
+    pub term: u64,
+    pub vote: Option<NodeId>,
+    pub leader: Option<NodeId>,
+    pub commit: u64,
+    /// Highest index handed out in `Ready::committed` (or covered by a snapshot).
+    pub applied: u64,
+    pub first_index: u64,
+    pub last_index: u64,
+}
+
+/// Everything the shell must do after a batch of events. See the module docs for the order.
+#[derive(Debug, Default)]
+pub struct Ready {
+    /// A snapshot received from the leader: persist it, then restore the state machine from it.
+    pub snapshot: Option<(SnapshotMeta, std::sync::Arc<Vec<u8>>)>,
+    /// Entries to append; the first may overwrite a conflicting suffix of the durable log.
+    pub entries: Vec<Entry>,
+    pub hard_state: Option<HardState>,
+    /// Send at once.
+    pub messages: Vec<Message>,
+    /// Send only after the persist of this Ready is durable.
+    pub persisted_messages: Vec<Message>,
+    /// Committed entries to apply, in order.
+    pub committed: Vec<Entry>,
+    /// Reads now safe to serve once applied reaches their index.
+    pub reads: Vec<ReadReady>,
+    /// Reads that can no longer be confirmed (leadership lost): the shell may reject them.
+    pub failed_reads: Vec<u64>,
+}
+
+impl Ready {
+    /// True when there is something durable to write (hence a flush to do).
+    pub fn must_persist(&self) -> bool {
+        self.snapshot.is_some() || !self.entries.is_empty() || self.hard_state.is_some()
+    }
+}
+
+/// One consensus core.
+pub struct Raft {
+    _private: (),
+}
+
+#[allow(unused_variables)]
+impl Raft {
+    pub fn new(config: Config, state: InitialState) -> Raft {
+        todo!("consensus core")
+    }
+    pub fn tick(&mut self) {
+        todo!()
+    }
+    pub fn step(&mut self, msg: Message) {
+        todo!()
+    }
+    pub fn propose(&mut self, data: Vec<u8>) -> Result<Proposal, NotLeader> {
+        todo!()
+    }
+    /// Starts a ReadIndex round identified by `id` (chosen by the shell, unique per node).
+    pub fn read_index(&mut self, id: u64) -> Result<(), NotLeader> {
+        todo!()
+    }
+    /// The state machine took a snapshot at `meta.index` (<= applied): compact the log behind it
+    /// and keep `data` to send to followers that lag behind the compacted log.
+    pub fn snapshot_taken(&mut self, meta: SnapshotMeta, data: std::sync::Arc<Vec<u8>>) {
+        todo!()
+    }
+    pub fn has_ready(&self) -> bool {
+        todo!()
+    }
+    pub fn ready(&mut self) -> Ready {
+        todo!()
+    }
+    /// The persist of `rd` is durable.
+    pub fn advance(&mut self, rd: &Ready) {
+        todo!()
+    }
+    pub fn status(&self) -> Status {
+        todo!()
+    }
+    /// The durable-or-pending log held in memory (after the snapshot), for invariant checks.
+    pub fn log(&self) -> &[Entry] {
+        todo!()
+    }
+}
