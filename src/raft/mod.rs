@@ -44,6 +44,42 @@ pub struct Config {
     pub snapshot_chunk_bytes: usize,
     /// Seed of the core's own random source (election timeout jitter).
     pub seed: u64,
+    /// Deliberate Raft mistakes, compiled only into the test build, so the simulator can show
+    /// that it catches them. All off by default.
+    #[cfg(test)]
+    pub bugs: Bugs,
+}
+
+/// Classic Raft mistakes the test build can switch on (see `Config::bugs`).
+#[cfg(test)]
+#[derive(Clone, Debug, Default)]
+pub struct Bugs {
+    /// Commit an entry of an earlier term as soon as a majority holds it (breaks Raft §5.4.2).
+    pub commit_old_term_by_counting: bool,
+    /// Grant a vote without making it durable first (it is sent at once and not persisted).
+    pub vote_without_persist: bool,
+    /// Serve reads from local state at once, without a ReadIndex round.
+    pub read_without_read_index: bool,
+}
+
+impl Config {
+    /// A configuration with the defaults the node uses; override fields as needed.
+    pub fn new(id: NodeId, voters: Vec<NodeId>, seed: u64) -> Config {
+        Config {
+            id,
+            voters,
+            election_ticks: 10,
+            heartbeat_ticks: 2,
+            pre_vote: true,
+            check_quorum: true,
+            max_inflight: 64,
+            max_batch_bytes: 1 << 20,
+            snapshot_chunk_bytes: 64 << 10,
+            seed,
+            #[cfg(test)]
+            bugs: Bugs::default(),
+        }
+    }
 }
 
 /// What the core starts from: the recovered durable state.
