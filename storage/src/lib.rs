@@ -296,6 +296,9 @@ pub(crate) fn precheck(dir: &Path) -> Result<Found, Error> {
     Ok(Found::Raftkv)
 }
 
+/// How long `open` waits for a lock to be released before reporting the directory as held.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
+
 /// Fails with [`Error::Locked`] if a process holds sled's lock on the directory; changes nothing.
 pub(crate) fn probe_lock(dir: &Path) -> Result<(), Error> {
     use fs2::FileExt;
@@ -304,13 +307,21 @@ pub(crate) fn probe_lock(dir: &Path) -> Result<(), Error> {
         Ok(f) => f,
         Err(_) => return Ok(()), // no database file yet: nobody can hold it
     };
-    if f.try_lock_exclusive().is_err() {
-        return Err(Error::Locked {
-            dir: dir.to_path_buf(),
-        });
+    // sled releases its lock from a background thread shortly after the last handle is dropped,
+    // so a directory this process just closed may still be locked for a few milliseconds.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        if f.try_lock_exclusive().is_ok() {
+            let _ = f.unlock();
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Locked {
+                dir: dir.to_path_buf(),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let _ = f.unlock();
-    Ok(())
 }
 
 /// Deletes `snap.*.generating` files a kill during `sled::open` can leave behind (sled 0.34.7
