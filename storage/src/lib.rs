@@ -147,7 +147,7 @@ pub mod codec;
 pub mod examine;
 #[doc(hidden)]
 pub mod fault;
-mod scan;
+pub mod scan;
 
 use std::path::{Path, PathBuf};
 
