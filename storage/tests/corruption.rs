@@ -88,6 +88,11 @@ fn flipped_byte_at_or_below_commit_is_refused_and_left_for_the_inspector() {
         // Nothing was repaired: the inspector still sees the same record, and open still refuses.
         let img = examine(&dir).unwrap();
         assert!(img.fatal());
+        assert_eq!(
+            img.records.len(),
+            20,
+            "records were deleted by a refused open"
+        );
         assert!(
             img.problems
                 .iter()
