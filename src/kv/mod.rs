@@ -25,3 +25,29 @@ pub enum Outcome {
     /// Error 22: cas precondition failed; carries the current value.
     CasMismatch(Value),
 }
+
+/// The lin-kv state machine (contract pinned by the node driver; the core work fills it in).
+#[derive(Clone, Debug, Default)]
+pub struct Kv {
+    _private: (),
+}
+
+#[allow(unused_variables)]
+impl Kv {
+    /// Applies one committed command.
+    pub fn apply(&mut self, command: &Command) -> Outcome {
+        todo!("kv state machine")
+    }
+    /// A read: `Ok(value)` or `KeyMissing`.
+    pub fn read(&self, key: &Value) -> Outcome {
+        todo!()
+    }
+    /// The snapshot encoding of the whole map.
+    pub fn snapshot(&self) -> Vec<u8> {
+        todo!()
+    }
+    /// Rebuilds the map from [`Kv::snapshot`] bytes; names what is wrong on bad input.
+    pub fn restore(data: &[u8]) -> Result<Kv, String> {
+        todo!()
+    }
+}
