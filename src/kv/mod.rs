@@ -26,28 +26,31 @@ pub enum Outcome {
     CasMismatch(Value),
 }
 
-/// The lin-kv state machine (contract pinned by the node driver; the core work fills it in).
-#[derive(Clone, Debug, Default)]
-pub struct Kv {
+/// The lin-kv map (API the node driver relies on; the core work fills it in).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct KvStore {
     _private: (),
 }
 
 #[allow(unused_variables)]
-impl Kv {
-    /// Applies one committed command.
-    pub fn apply(&mut self, command: &Command) -> Outcome {
+impl KvStore {
+    pub fn new() -> KvStore {
+        KvStore::default()
+    }
+    /// Applies a committed command.
+    pub fn apply(&mut self, cmd: &Command) -> Outcome {
         todo!("kv state machine")
     }
-    /// A read: `Ok(value)` or `KeyMissing`.
+    /// Reads a key (the caller makes the read linearizable through ReadIndex).
     pub fn read(&self, key: &Value) -> Outcome {
         todo!()
     }
-    /// The snapshot encoding of the whole map.
+    /// The whole map as deterministic bytes.
     pub fn snapshot(&self) -> Vec<u8> {
         todo!()
     }
-    /// Rebuilds the map from [`Kv::snapshot`] bytes; names what is wrong on bad input.
-    pub fn restore(data: &[u8]) -> Result<Kv, String> {
+    /// Replaces the map with the one encoded in `bytes`. On error the map is left unchanged.
+    pub fn restore(&mut self, bytes: &[u8]) -> Result<(), String> {
         todo!()
     }
 }

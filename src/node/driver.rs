@@ -6,7 +6,7 @@
 
 use super::request::Op;
 use super::{datadir, Event};
-use crate::kv::{Kv, Outcome};
+use crate::kv::{KvStore, Outcome};
 use crate::maelstrom::{code, error_body, pack, reply_body, Envelope};
 use crate::raft::{Config, InitialState, Message, NodeId, Raft, Ready, Role, SnapshotMeta};
 use raftkv_storage::{Identity, Storage, WriteBatch};
@@ -122,7 +122,7 @@ struct Cluster {
     my: NodeId,
     raft: Raft,
     storage: Storage,
-    kv: Kv,
+    kv: KvStore,
     applied: u64,
     applied_term: u64,
     last_snapshot: u64,
@@ -266,7 +266,7 @@ impl<W: Write> Node<W> {
             Some(c) => {
                 let st = c.raft.status();
                 format!(
-                    "{} role={:?} term={} commit={} applied={} log=[{}, {}]",
+                    "{} role={:?} term={} commit={} applied={} log={}..{}",
                     c.me, st.role, st.term, st.commit, c.applied, st.first_index, st.last_index
                 )
             }
@@ -791,13 +791,13 @@ impl Cluster {
             .load_snapshot()
             .map_err(|e| format!("{me}: cannot load snapshot: {e}"))?;
         let (kv, applied, applied_term) = match &snapshot {
-            Some((meta, data)) => (
-                Kv::restore(data)
-                    .map_err(|e| format!("{me}: snapshot at index {}: {e}", meta.index))?,
-                meta.index,
-                meta.term,
-            ),
-            None => (Kv::default(), 0, 0),
+            Some((meta, data)) => {
+                let mut kv = KvStore::new();
+                kv.restore(data)
+                    .map_err(|e| format!("{me}: snapshot at index {}: {e}", meta.index))?;
+                (kv, meta.index, meta.term)
+            }
+            None => (KvStore::new(), 0, 0),
         };
         let mut entries = Vec::new();
         let mut next = rec.first_index;
@@ -894,12 +894,16 @@ impl Cluster {
         let mut out = Vec::new();
         if let Some((meta, data)) = &rd.snapshot {
             if meta.index > self.applied {
-                self.kv = Kv::restore(data).map_err(|e| {
+                self.kv.restore(data).map_err(|e| {
                     format!(
                         "{}: snapshot received at index {}: {e}",
                         self.me, meta.index
                     )
                 })?;
+                eprintln!(
+                    "raftkv: {} installed a snapshot from the leader at index {} (applied was {})",
+                    self.me, meta.index, self.applied
+                );
                 self.applied = meta.index;
                 self.applied_term = meta.term;
                 self.last_snapshot = meta.index;
