@@ -1035,15 +1035,11 @@ pub fn partition_test(body: &Map<String, Value>) -> Result<Map<String, Value>, (
     ))
 }
 
-/// `verify_linearizability` (DESIGN §5). Answered with error 10 until the checker is wired in.
+/// `verify_linearizability` (DESIGN §5): the checker answers; the caller adds `in_reply_to`.
 pub fn verify_linearizability(
     body: &Map<String, Value>,
 ) -> Result<Map<String, Value>, (u64, String)> {
-    let _ = body;
-    Err((
-        code::NOT_SUPPORTED,
-        "verify_linearizability is not supported by this build yet".to_string(),
-    ))
+    crate::check::verify_request(body)
 }
 
 #[cfg(test)]
@@ -1087,6 +1083,12 @@ mod tests {
             r#"{"src":"c0","dest":"n1","body":{"type":"init","msg_id":7}}"#,
             r#"{"src":"c1","dest":"n1","body":{"type":"read","key":1}}"#,
             r#"{"src":"c1","dest":"n1","body":{"type":"partition_test","msg_id":8,"cluster_size":5}}"#,
+            r#"{"src":"c1","dest":"n1","body":{"type":"verify_linearizability","msg_id":9,"history":[
+                {"index":0,"time":1,"process":0,"type":"invoke","f":"write","key":1,"value":1},
+                {"index":1,"time":2,"process":0,"type":"ok","f":"write","key":1,"value":1},
+                {"index":2,"time":3,"process":1,"type":"invoke","f":"read","key":1,"value":null},
+                {"index":3,"time":4,"process":1,"type":"ok","f":"read","key":1,"value":2}]}}"#,
+            r#"{"src":"c1","dest":"n1","body":{"type":"verify_linearizability","msg_id":10,"history":[{"f":"read"}]}}"#,
         ]);
         let code_of = |id: u64| {
             out.iter()
@@ -1117,7 +1119,7 @@ mod tests {
         assert_eq!(reply["dest"], json!("c1"));
         assert_eq!(
             out.len(),
-            8,
+            10,
             "one answer per request with a msg_id: {out:?}"
         );
         assert!(stats.bad_input >= 8, "{stats:?}");
