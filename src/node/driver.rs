@@ -265,8 +265,10 @@ impl<W: Write> Node<W> {
         let who = match &self.cluster {
             Some(c) => {
                 let st = c.raft.status();
+                // A digest of the state machine, so tests and operators can compare replicas.
+                let kv_crc = crc32fast::hash(&c.kv.snapshot());
                 format!(
-                    "{} role={:?} term={} commit={} applied={} log={}..{}",
+                    "{} role={:?} term={} commit={} applied={} kv_crc={kv_crc:08x} log={}..{}",
                     c.me, st.role, st.term, st.commit, c.applied, st.first_index, st.last_index
                 )
             }

@@ -257,6 +257,25 @@ impl Cluster {
         }
     }
 
+    /// The node that most recently logged that it became leader (highest term), if any.
+    pub fn leader(&self) -> Option<usize> {
+        let mut best: Option<(u64, usize)> = None;
+        for i in 0..self.ids.len() {
+            for l in self.stderr(i) {
+                let term = l
+                    .split(" is leader for term ")
+                    .nth(1)
+                    .and_then(|t| t.trim().parse::<u64>().ok());
+                if let Some(t) = term {
+                    if best.is_none_or(|(bt, _)| t > bt) {
+                        best = Some((t, i));
+                    }
+                }
+            }
+        }
+        best.map(|(_, i)| i)
+    }
+
     /// (routed, dropped) peer messages so far.
     pub fn traffic(&self) -> (u64, u64) {
         let net = self.net.lock().expect("net");
