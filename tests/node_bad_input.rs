@@ -51,7 +51,7 @@ fn bad_input_never_stops_the_node() {
     // The node still serves: a one-node cluster elects itself; retry the write until then.
     let mut out: Vec<Value> = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(10);
-    let mut next = |out: &mut Vec<Value>| {
+    let next = |out: &mut Vec<Value>| {
         let left = deadline.saturating_duration_since(Instant::now());
         let line = rx
             .recv_timeout(left)
