@@ -68,7 +68,8 @@ pub struct Opts {
     /// Faults: a comma list of `partition` and `kill`, or `none`.
     #[arg(long, default_value = "partition,kill")]
     pub nemesis: String,
-    /// Seconds between nemesis operations (a fault starts, then heals, each after this long).
+    /// Seconds between nemesis operations (a fault starts, then heals, each after this long;
+    /// partitions and kills take turns).
     #[arg(long, default_value_t = 5.0)]
     pub nemesis_interval: f64,
     /// Seed of the bench's own choices (ops, keys, fault targets). Default: from the clock.
@@ -328,8 +329,11 @@ fn run_nemesis(
     let n = cluster.node_count();
     let names =
         |v: &[usize]| -> Vec<String> { v.iter().map(|&i| cluster.ids()[i].clone()).collect() };
+    let mut round = 0usize;
     while nap(plan.interval, stop) {
-        let kind = plan.faults[rng.below(plan.faults.len() as u64) as usize];
+        // The enabled kinds take turns (every run with both sees both); targets are random.
+        let kind = plan.faults[round % plan.faults.len()];
+        round += 1;
         let start_ns = rec.now_ns();
         let mut killed = Vec::new();
         let fault = match kind {
