@@ -183,6 +183,40 @@ fn a_missing_binary_is_named() {
     );
 }
 
+/// A node whose nodes each keep their data to themselves: the checker finds a violation, and the
+/// summary and results name the failing key.
+#[test]
+fn a_node_that_keeps_data_to_itself_is_not_linearizable_and_the_key_is_named() {
+    let bin = toy_bin();
+    let r = bench(
+        &[
+            "--bin",
+            &bin,
+            "--time-limit",
+            "2",
+            "--nemesis",
+            "none",
+            "--seed",
+            "11",
+        ],
+        &[("TOY_MODE", "local")],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let res = r.results.expect("results.json");
+    assert_eq!(res["linearizable"], false);
+    let violations = res["verdict"]["violations"].as_array().expect("violations");
+    assert!(!violations.is_empty());
+    let key = violations[0]["key"].to_string();
+    assert!(
+        r.stdout
+            .contains(&format!("NOT LINEARIZABLE: failing keys {key}")),
+        "the summary names key {key}: {}",
+        r.stdout
+    );
+    assert!(r.dir.join("check.html").exists());
+}
+
 /// A node that forgets everything when restarted: the final phase restarts every node, so the
 /// acknowledged writes are gone and the read-back catches it.
 #[test]
@@ -204,6 +238,10 @@ fn a_node_that_forgets_on_restart_is_caught_losing_acknowledged_writes() {
     );
     assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
     let res = r.results.expect("results.json");
+    assert_eq!(
+        res["linearizable"], false,
+        "the checker sees the lost writes too"
+    );
     let lost = res["stats"]["lost_keys"].as_array().expect("lost_keys");
     assert!(!lost.is_empty(), "{}", r.stdout);
     assert!(
@@ -274,9 +312,7 @@ fn a_correct_toy_node_passes_partitions_and_kills() {
     for f in ["history.edn", "latency.svg", "rate.svg", "node-logs/n0.log"] {
         assert!(dir.join(f).exists(), "{f} written");
     }
-    assert_eq!(
-        r.code, 3,
-        "until the checker is merged the verdict is unknown: {}",
-        r.stdout
-    );
+    assert_eq!(res["linearizable"], true, "{}", r.stdout);
+    assert!(r.stdout.contains("verdict: linearizable"), "{}", r.stdout);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }

@@ -622,7 +622,7 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
     write("latency.svg", &report::latency_svg(&ops, &faults, t_max))?;
     write("rate.svg", &report::rate_svg(&ops, &faults, t_max))?;
 
-    let verdict = check_history(&events);
+    let verdict = check_history(&events, &dir);
 
     let restart_failures: Vec<&Restart> = restarts.iter().filter(|r| r.error.is_some()).collect();
     let linearizable = verdict.linearizable;
@@ -683,11 +683,47 @@ pub struct Verdict {
     pub json: Value,
 }
 
-fn check_history(_events: &[workload::Event]) -> Verdict {
+/// Runs the checker (`crate::check`, default semantics of DESIGN §5) over the history, and
+/// writes its HTML report next to the history.
+fn check_history(events: &[workload::Event], dir: &Path) -> Verdict {
+    use crate::check::{self, EventKind, Op};
+    let history: Vec<check::Event> = events
+        .iter()
+        .map(|e| {
+            let kind = match e.kind {
+                Kind::Invoke => EventKind::Invoke,
+                Kind::Ok => EventKind::Ok,
+                Kind::Fail => EventKind::Fail,
+                Kind::Info => EventKind::Info,
+            };
+            let f = match e.f {
+                F::Read => Op::Read,
+                F::Write => Op::Write,
+                F::Cas => Op::Cas,
+            };
+            check::Event::new(e.index, e.time, e.process, kind, f, e.key, e.value.clone())
+        })
+        .collect();
+    let report = check::check(&history, &check::Options::default());
+    let _ = std::fs::write(dir.join("check.html"), report.to_html());
+    let linearizable = match report.verdict {
+        check::Verdict::Linearizable => Some(true),
+        check::Verdict::NotLinearizable => Some(false),
+        check::Verdict::Unknown { .. } => None,
+    };
+    let mut text = report.to_text();
+    if let Some(false) = linearizable {
+        let keys: Vec<String> = report
+            .violations
+            .iter()
+            .map(|v| v.key.to_string())
+            .collect();
+        text = format!("NOT LINEARIZABLE: failing keys {}\n{text}", keys.join(", "));
+    }
     Verdict {
-        linearizable: None,
-        text: "not checked: the checker is not merged into this build yet".into(),
-        json: Value::Null,
+        linearizable,
+        text: text.trim_end().to_string(),
+        json: report.to_json(),
     }
 }
 
