@@ -78,6 +78,9 @@ struct Shared {
     grudge: RwLock<Grudge>,
     stats: NetStats,
     problems: Mutex<Vec<String>>,
+    /// Node-to-node messages each node has sent (a network tap's view, used to spot the busiest
+    /// sender, which for a leader-based protocol is the leader).
+    sent: Vec<AtomicU64>,
     next_client: AtomicU64,
     start: Instant,
 }
@@ -97,6 +100,7 @@ impl Shared {
     fn deliver(&self, env: Envelope, from_node: Option<usize>) {
         if let Some(d) = self.node_index(&env.dest) {
             if let Some(s) = from_node {
+                self.sent[s].fetch_add(1, Ordering::Relaxed);
                 let g = self.grudge.read().unwrap_or_else(|p| p.into_inner());
                 if !grudge::hears(&g, d, s) {
                     self.stats.dropped_partition.fetch_add(1, Ordering::Relaxed);
@@ -242,6 +246,7 @@ impl Cluster {
             stats: NetStats::default(),
             problems: Mutex::new(Vec::new()),
             next_client: AtomicU64::new(0),
+            sent: (0..n).map(|_| AtomicU64::new(0)).collect(),
             ids,
             start,
         });
@@ -299,6 +304,15 @@ impl Cluster {
     /// Node misbehaviour seen so far (garbage lines, unknown destinations, exits on their own).
     pub fn problems(&self) -> Vec<String> {
         lock(&self.shared.problems).clone()
+    }
+
+    /// Node-to-node messages sent by each node so far.
+    pub fn sent_counts(&self) -> Vec<u64> {
+        self.shared
+            .sent
+            .iter()
+            .map(|c| c.load(Ordering::Relaxed))
+            .collect()
     }
 
     pub fn set_grudge(&self, g: Grudge) {

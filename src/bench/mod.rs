@@ -330,7 +330,12 @@ fn run_nemesis(
     let names =
         |v: &[usize]| -> Vec<String> { v.iter().map(|&i| cluster.ids()[i].clone()).collect() };
     let mut round = 0usize;
+    let mut sent_before = cluster.sent_counts();
     while nap(plan.interval, stop) {
+        let sent_now = cluster.sent_counts();
+        let busiest = (0..n)
+            .max_by_key(|&i| sent_now[i].saturating_sub(sent_before[i]))
+            .unwrap_or(0);
         // The enabled kinds take turns (every run with both sees both); targets are random.
         let kind = plan.faults[round % plan.faults.len()];
         round += 1;
@@ -362,12 +367,18 @@ fn run_nemesis(
             }
             FaultKind::Kill => {
                 let (target, k) = match rng.below(4) {
-                    0 | 1 => ("one", 1),
+                    0 => ("one", 1),
+                    1 => ("primary", 1),
                     2 => ("minority", (n - 1) / 2),
                     _ => ("majority", n / 2 + 1),
                 };
-                let mut nodes: Vec<usize> = (0..n).collect();
-                rng.shuffle(&mut nodes);
+                let mut nodes: Vec<usize> = if target == "primary" {
+                    vec![busiest]
+                } else {
+                    let mut v: Vec<usize> = (0..n).collect();
+                    rng.shuffle(&mut v);
+                    v
+                };
                 nodes.truncate(k.max(1).min(n));
                 nodes.sort_unstable();
                 for &i in &nodes {
@@ -400,6 +411,7 @@ fn run_nemesis(
         }
         lock(&log.faults)[fi].end_ns = Some(rec.now_ns());
         lock(&log.current).clear();
+        sent_before = cluster.sent_counts();
     }
 }
 
@@ -799,15 +811,18 @@ fn summary(
                 .map_or("never".into(), |m| format!("{m:.0} ms"))
         );
     }
-    for kind in ["partition", "kill"] {
-        if let Some(m) = median_of(
-            faults
-                .iter()
-                .filter(|f| f.kind == kind)
-                .filter_map(|f| f.serve_again_ms)
-                .collect(),
-        ) {
-            let _ = writeln!(o, "  median time to serve again after a {kind}: {m:.0} ms");
+    for (kind, detail, label) in [
+        ("partition", None, "a partition"),
+        ("kill", None, "a kill"),
+        ("kill", Some("primary"), "a kill of the primary (leader)"),
+    ] {
+        let v: Vec<f64> = faults
+            .iter()
+            .filter(|f| f.kind == kind && detail.is_none_or(|d| f.detail == d))
+            .filter_map(|f| f.serve_again_ms)
+            .collect();
+        if let Some(m) = median_of(v) {
+            let _ = writeln!(o, "  median time to serve again after {label}: {m:.0} ms");
         }
     }
     if let Some(m) = median_of(restarts.iter().filter_map(|r| r.serves_again_ms).collect()) {

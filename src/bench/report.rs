@@ -16,7 +16,9 @@ use std::path::Path;
 pub struct Fault {
     /// `partition`, `kill` or `crash` (a node that exited on its own).
     pub kind: String,
-    /// The partition shape or kill target (`one`, `majority`, ...).
+    /// The partition shape or kill target (`one`, `primary`, `minority`, `majority`, ...).
+    /// `primary` is the node that sent the most node-to-node messages since the previous fault
+    /// healed, as a network tap sees it: for a leader-based protocol, the leader.
     pub detail: String,
     /// Nodes cut off (the smaller side) or killed.
     pub nodes: Vec<String>,
@@ -24,7 +26,7 @@ pub struct Fault {
     pub components: Vec<Vec<String>>,
     pub start_ns: u64,
     pub end_ns: Option<u64>,
-    /// Time from the fault's start to the first `ok` of an op invoked after it.
+    /// Time from the fault's start to the first `ok` of a workload op invoked after it.
     pub serve_again_ms: Option<f64>,
 }
 
@@ -171,7 +173,7 @@ pub fn serve_again(
     for f in faults.iter_mut() {
         f.serve_again_ms = ops
             .iter()
-            .filter(|o| o.outcome == Kind::Ok && o.invoke_ns >= f.start_ns)
+            .filter(|o| o.outcome == Kind::Ok && !o.final_read && o.invoke_ns >= f.start_ns)
             .map(|o| o.complete_ns)
             .min()
             .map(|t| (t - f.start_ns) as f64 / 1e6);
@@ -183,7 +185,12 @@ pub fn serve_again(
         let Some(ready) = r.init_ok_ns else { continue };
         r.serves_again_ms = ops
             .iter()
-            .filter(|o| o.outcome == Kind::Ok && o.node == node && o.invoke_ns >= ready)
+            .filter(|o| {
+                o.outcome == Kind::Ok
+                    && o.node == node
+                    && o.invoke_ns >= ready
+                    && (r.final_phase || !o.final_read)
+            })
             .map(|o| o.complete_ns)
             .min()
             .map(|t| (t - r.at_ns) as f64 / 1e6);
