@@ -504,9 +504,12 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
                 last_print = Instant::now();
                 let (ok, fail, info, all) = rec.op_count();
                 let t = start.elapsed().as_secs_f64();
+                let total = plan.time_limit.as_secs_f64().max(1e-9);
+                let filled = ((t / total).min(1.0) * 24.0) as usize;
                 let line = format!(
-                    "[{t:6.1}s/{:.0}s] {all} ops: {ok} ok, {fail} fail, {info} info | {}",
-                    plan.time_limit.as_secs_f64(),
+                    "[{}{}] {t:5.1}s/{total:.0}s {all} ops: {ok} ok, {fail} fail, {info} info | {}",
+                    "#".repeat(filled),
+                    ".".repeat(24 - filled),
                     {
                         let c = lock(&log.current).clone();
                         if c.is_empty() {
@@ -631,8 +634,12 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
     report::write_jsonl(&dir.join("history.jsonl"), &events)?;
     write("history.edn", &report::edn(&events))?;
     let t_max = end_ns as f64 / 1e9;
-    write("latency.svg", &report::latency_svg(&ops, &faults, t_max))?;
-    write("rate.svg", &report::rate_svg(&ops, &faults, t_max))?;
+    let final_s = final_from_ns as f64 / 1e9;
+    write(
+        "latency.svg",
+        &report::latency_svg(&ops, &faults, t_max, final_s),
+    )?;
+    write("rate.svg", &report::rate_svg(&ops, &faults, t_max, final_s))?;
 
     let verdict = check_history(&events, &dir);
 

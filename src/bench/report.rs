@@ -288,7 +288,7 @@ fn color(k: Kind) -> &'static str {
     }
 }
 
-fn frame(title: &str, t_max: f64, faults: &[Fault], out: &mut String) {
+fn frame(title: &str, t_max: f64, final_s: f64, faults: &[Fault], out: &mut String) {
     let _ = write!(
         out,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">
@@ -324,6 +324,15 @@ fn frame(title: &str, t_max: f64, faults: &[Fault], out: &mut String) {
             f.detail
         );
     }
+    // The final phase: heal, restart every node, read every key back.
+    let xf = ML + pw * (final_s / t_max).min(1.0);
+    let _ = writeln!(
+        out,
+        r##"<line x1="{xf:.1}" y1="{MT}" x2="{xf:.1}" y2="{}" stroke="#555" stroke-dasharray="4 3"/><text x="{:.1}" y="{}" font-size="10" fill="#555" text-anchor="end">final phase</text>"##,
+        H - MB,
+        xf - 3.0,
+        MT + 26.0
+    );
     // x axis
     let _ = writeln!(
         out,
@@ -379,12 +388,13 @@ fn legend(out: &mut String) {
 }
 
 /// Latency of every op over time (log scale), coloured by outcome, faults shaded.
-pub fn latency_svg(ops: &[OpRecord], faults: &[Fault], t_max: f64) -> String {
+pub fn latency_svg(ops: &[OpRecord], faults: &[Fault], t_max: f64, final_s: f64) -> String {
     let mut out = String::new();
     let t_max = t_max.max(1.0);
     frame(
         "Latency by outcome (faults shaded)",
         t_max,
+        final_s,
         faults,
         &mut out,
     );
@@ -429,12 +439,13 @@ pub fn latency_svg(ops: &[OpRecord], faults: &[Fault], t_max: f64) -> String {
 }
 
 /// Completions per second over time, one line per outcome, faults shaded.
-pub fn rate_svg(ops: &[OpRecord], faults: &[Fault], t_max: f64) -> String {
+pub fn rate_svg(ops: &[OpRecord], faults: &[Fault], t_max: f64, final_s: f64) -> String {
     let mut out = String::new();
     let t_max = t_max.max(1.0);
     frame(
         "Throughput by outcome (ops/s, faults shaded)",
         t_max,
+        final_s,
         faults,
         &mut out,
     );
