@@ -290,6 +290,11 @@ fn a_correct_toy_node_passes_partitions_and_kills() {
     assert_eq!(stats["lost_keys"], serde_json::json!([]));
     assert_eq!(stats["unread_keys"], serde_json::json!([]));
     assert!(res["problems"].as_array().is_some_and(|p| p.is_empty()));
+    assert!(
+        res["net"]["dropped_partition"].as_u64().unwrap_or(0) > 0,
+        "partitions really dropped messages: {}",
+        res["net"]
+    );
     // The history pairs every invoke with one completion, in real-time order.
     let dir = &r.dir;
     let hist = std::fs::read_to_string(dir.join("history.jsonl")).expect("history.jsonl");
@@ -315,4 +320,39 @@ fn a_correct_toy_node_passes_partitions_and_kills() {
     assert_eq!(res["linearizable"], true, "{}", r.stdout);
     assert!(r.stdout.contains("verdict: linearizable"), "{}", r.stdout);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// The configured latency is applied to every hop: with 40 ms one way, a read through a
+/// non-primary toy node takes four hops (client, forward, reply, relay).
+#[test]
+fn latency_is_applied_to_every_message() {
+    let bin = toy_bin();
+    let r = bench(
+        &[
+            "--bin",
+            &bin,
+            "--node-count",
+            "3",
+            "--time-limit",
+            "1.5",
+            "--nemesis",
+            "none",
+            "--latency",
+            "40",
+            "--rate",
+            "50",
+            "--seed",
+            "2",
+        ],
+        &[("TOY_MODE", "primary")],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let res = r.results.expect("results.json");
+    let lat = &res["stats"]["latency_ok"];
+    let p50 = lat["p50_ms"].as_f64().expect("p50");
+    let p99 = lat["p99_ms"].as_f64().expect("p99");
+    assert!(p50 >= 80.0, "at least two 40 ms hops: {lat}");
+    assert!(p99 >= 160.0, "forwarded ops take four hops: {lat}");
+    assert_eq!(res["client_timeout_ms"], 1000);
 }

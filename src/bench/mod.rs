@@ -866,7 +866,15 @@ fn summary(
     for p in problems.iter().take(10) {
         let _ = writeln!(o, "node problem: {p}");
     }
-    let _ = writeln!(o, "verdict: {}", verdict.text);
+    let lines: Vec<&str> = verdict.text.lines().collect();
+    let _ = writeln!(o, "verdict: {}", lines[..lines.len().min(40)].join("\n"));
+    if lines.len() > 40 {
+        let _ = writeln!(
+            o,
+            "  ... {} more lines: the whole report is in check.html and results.json",
+            lines.len() - 40
+        );
+    }
     let _ = writeln!(o, "store: {}", dir.display());
     let _ = writeln!(o, "exit status: {exit_code}");
     o
