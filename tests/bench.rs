@@ -356,3 +356,54 @@ fn latency_is_applied_to_every_message() {
     assert!(p99 >= 160.0, "forwarded ops take four hops: {lat}");
     assert_eq!(res["client_timeout_ms"], 1000);
 }
+
+/// The main job, short enough for CI: this project's node (the default `--bin`), 5 nodes,
+/// partitions and kills taking turns, then heal, restart everything, and read every key back.
+/// `RAFTKV_BENCH_SECS` makes it longer.
+#[test]
+fn this_node_is_linearizable_through_partitions_and_kills() {
+    let secs = std::env::var("RAFTKV_BENCH_SECS").unwrap_or_else(|_| "10".into());
+    let limit = Duration::from_secs(secs.parse::<u64>().unwrap_or(10) + 90);
+    let r = bench(
+        &[
+            "--time-limit",
+            &secs,
+            "--nemesis-interval",
+            "1.5",
+            "--rate",
+            "100",
+        ],
+        &[],
+        limit,
+    );
+    let res = r
+        .results
+        .unwrap_or_else(|| panic!("no results.json\n{}\n{}", r.stdout, r.stderr));
+    assert_eq!(res["linearizable"], true, "{}", r.stdout);
+    let stats = &res["stats"];
+    assert_eq!(stats["lost_keys"], serde_json::json!([]), "{}", r.stdout);
+    assert_eq!(
+        stats["unread_keys"],
+        serde_json::json!([]),
+        "every key read back: {}",
+        r.stdout
+    );
+    assert!(stats["ok"].as_u64().unwrap_or(0) > 200, "{}", r.stdout);
+    let kinds: Vec<&str> = res["faults"]
+        .as_array()
+        .expect("faults")
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"partition") && kinds.contains(&"kill"),
+        "{kinds:?}"
+    );
+    let restarts = res["restarts"].as_array().expect("restarts");
+    assert!(
+        restarts.iter().all(|x| x["error"].is_null()),
+        "every restart answered init: {restarts:?}"
+    );
+    assert_eq!(res["problems"], serde_json::json!([]), "{}", r.stdout);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
