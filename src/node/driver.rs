@@ -377,11 +377,16 @@ impl<W: Write> Node<W> {
         let tx = self.tx.clone();
         let (src, dest, body) = (env.dest.clone(), env.src.clone(), env.body.clone());
         let work = move || {
-            let result = if kind == "partition_test" {
-                partition_test(&body)
-            } else {
-                verify_linearizability(&body)
-            };
+            // A panic in the worker must still produce an answer (the loop waits for it at end
+            // of input); it says the request crashed, which is what happened.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if kind == "partition_test" {
+                    partition_test(&body)
+                } else {
+                    verify_linearizability(&body)
+                }
+            }))
+            .unwrap_or_else(|_| Err((code::CRASH, format!("{kind} crashed; see stderr"))));
             let body = match result {
                 Ok(mut b) => {
                     b.insert("in_reply_to".into(), msg_id.into());
@@ -557,7 +562,7 @@ impl<W: Write> Node<W> {
                     .map_err(|e| format!("cannot encode a command: {e}"))?;
                 match c.raft.propose(data) {
                     Ok(p) => {
-                        c.proposals.insert(
+                        let replaced = c.proposals.insert(
                             p.index,
                             Pending {
                                 client,
@@ -566,6 +571,16 @@ impl<W: Write> Node<W> {
                                 since: now,
                             },
                         );
+                        // An older proposal at the same index was cut from this log, but another
+                        // node may still hold it and commit it: its outcome is unknown.
+                        if let Some(old) = replaced {
+                            let body = error_body(
+                                Some(old.client.msg_id),
+                                code::CRASH,
+                                "outcome unknown: the entry was replaced in this node's log",
+                            );
+                            return self.send(&old.client.dest, &old.client.src, body);
+                        }
                         return Ok(());
                     }
                     Err(nl) => nl,
