@@ -9,6 +9,7 @@ fn main() {
         None => node::run_stdio(),
         Some("inspect") => raftkv::inspect::cli(&args[2..]),
         Some("check") => raftkv::check::cli(&args[2..]),
+        Some("test") => raftkv::bench::cli(&args[2..]),
         Some("-h") | Some("--help") | Some("help") => {
             println!("{USAGE}");
             0

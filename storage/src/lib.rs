@@ -355,6 +355,10 @@ fn write_marker(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// sled's page cache (its default is 1 GiB). Recovery reads the whole log once; a node then
+/// reads mostly the tail, so a small cache keeps a node's memory low without slowing either.
+pub const CACHE_BYTES: u64 = 64 << 20;
+
 pub(crate) struct Trees {
     pub db: sled::Db,
     pub log: sled::Tree,
@@ -365,6 +369,7 @@ pub(crate) struct Trees {
 pub(crate) fn open_trees(dir: &Path) -> Result<Trees, Error> {
     let db = sled::Config::new()
         .path(dir)
+        .cache_capacity(CACHE_BYTES)
         .open()
         .map_err(|e| sled_err(dir, "open", e))?;
     let t = |name: &str| {
@@ -846,6 +851,22 @@ impl Storage {
             return Ok(None);
         }
         Ok(self.terms.get(index))
+    }
+
+    /// Terms of the entries in `[lo, hi)`, from memory (no disk read). The range must lie in
+    /// `[first_index - 1, last_index]` (the entry before the log is the snapshot's).
+    pub fn terms(&self, lo: u64, hi: u64) -> Result<Vec<u64>, Error> {
+        self.check()?;
+        (lo..hi)
+            .map(|i| {
+                self.term(i)?.ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "term of {i} requested but the log holds [{}, {}]",
+                        self.first_index, self.last_index
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Saves a snapshot taken by the state machine and compacts the log behind it. Durable.

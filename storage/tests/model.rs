@@ -97,6 +97,14 @@ fn compare(st: &Storage, m: &Model, rng: &mut Rng, ctx: &str) {
     for i in m.first().saturating_sub(2)..=m.last() + 2 {
         assert_eq!(st.term(i).unwrap(), m.term(i), "{ctx}: term({i})");
     }
+    let want: Vec<u64> = (m.first() - 1..=m.last())
+        .map(|i| m.term(i).unwrap())
+        .collect();
+    assert_eq!(
+        st.terms(m.first() - 1, m.last() + 1).unwrap(),
+        want,
+        "{ctx}: terms"
+    );
     if !m.log.is_empty() {
         let lo = rng.range(m.first(), m.last());
         let hi = rng.range(lo, m.last()) + 1;
