@@ -70,13 +70,18 @@ fn run_case(name: &str) {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(status.success(), "{name}: exit {status:?}");
+    // Collect the rest of stdout (the reader thread ends at the node's end of output).
+    loop {
+        match rx.recv_timeout(limit.saturating_sub(started.elapsed())) {
+            Ok(line) => seen.push(serde_json::from_str(&line).expect("JSON")),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("{name}: stdout not closed in time"),
+        }
+    }
     // Every request with a msg_id was answered (partition_test included).
     for l in &input {
         let v: Value = serde_json::from_str(l).expect("input is JSON");
         let id = &v["body"]["msg_id"];
-        while let Ok(line) = rx.try_recv() {
-            seen.push(serde_json::from_str(&line).expect("JSON"));
-        }
         assert!(
             seen.iter()
                 .any(|s| s["body"]["in_reply_to"] == *id && s["dest"] == v["src"]),
