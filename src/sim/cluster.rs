@@ -947,7 +947,7 @@ impl Sim {
         let process = self.clients[c].process;
         self.history.push(json!({
             "index": self.history.len(),
-            "time": self.now,
+            "time": self.now * 1_000_000,
             "process": process,
             "type": "invoke",
             "f": op.f(),
@@ -994,7 +994,7 @@ impl Sim {
         };
         self.history.push(json!({
             "index": self.history.len(),
-            "time": self.now,
+            "time": self.now * 1_000_000,
             "process": process,
             "type": kind,
             "f": op.f(),
