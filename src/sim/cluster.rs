@@ -1529,6 +1529,7 @@ fn short(m: &Message) -> String {
             index,
             hint_term,
             read_ctx,
+            ..
         } => format!("AppendResp ok={success} index={index} hint={hint_term:?} ctx={read_ctx}"),
         MessageBody::InstallSnapshot {
             meta, offset, done, ..

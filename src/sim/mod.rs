@@ -20,6 +20,9 @@ pub mod rng;
 pub mod run;
 pub mod verdict;
 
+#[cfg(test)]
+mod tests;
+
 pub use cli::cli;
 pub use cluster::{Failure, Op, OpResult, Sim};
 pub use faults::{Faults, SimConfig};
