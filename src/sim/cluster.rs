@@ -139,6 +139,8 @@ enum Ev {
     Crash(usize),
     Restart(usize),
     DiskFast(usize),
+    /// Cut one node off from all others (a leader-targeted partition).
+    Isolate(usize),
 }
 
 struct Item {
@@ -259,7 +261,8 @@ fn entry_hash(e: &Entry) -> u64 {
     h.finish()
 }
 
-const TRACE_KEEP: usize = 300;
+/// Trace lines kept by a traced replay (the report prints a window of them).
+const TRACE_KEEP: usize = 2_000_000;
 
 impl Sim {
     pub fn new(cfg: SimConfig) -> Sim {
@@ -275,7 +278,7 @@ impl Sim {
                 snap: (0, 0),
                 applied_term: 0,
                 inflight: None,
-                disk_delay: 0,
+                disk_delay: u64::from(cfg.faults.crash || cfg.faults.torn),
                 proposals: BTreeMap::new(),
                 reads: HashMap::new(),
                 ready_reads: Vec::new(),
@@ -316,7 +319,7 @@ impl Sim {
             committed: BTreeMap::new(),
             entry_ids: HashMap::new(),
             route: None,
-            think_ms: (0, 10),
+            think_ms: (5, 40),
             leader_changes: 0,
             last_leader: None,
             leader_log: Vec::new(),
@@ -362,7 +365,7 @@ impl Sim {
         let seed = self.rng.next_u64();
         let mut c = Config::new(i as u64 + 1, voters, seed);
         // Small batches and chunks so batching, pipelining and chunked snapshots are exercised.
-        c.max_batch_bytes = 512;
+        c.max_batch_bytes = 1;
         c.max_inflight = 8;
         c.snapshot_chunk_bytes = 256;
         #[cfg(test)]
@@ -380,7 +383,7 @@ impl Sim {
             self.at(phase + 1, Ev::Tick(i));
         }
         for c in 0..self.cfg.clients {
-            let d = self.rng.between(50, 300);
+            let d = self.rng.between(300, 600);
             self.at(d, Ev::ClientIssue(c));
         }
         if self.chaos && self.nemesis_enabled() {
@@ -512,6 +515,11 @@ impl Sim {
                 }
             }
             Ev::DiskFast(i) => self.nodes[i].disk_delay = self.base_disk_delay(),
+            Ev::Isolate(i) => {
+                if self.chaos {
+                    self.split(&BTreeSet::from([i]), false);
+                }
+            }
         }
     }
 
@@ -850,17 +858,30 @@ impl Sim {
             self.stats.dropped += 1;
             return;
         }
-        let copies = if chaos && f.dup && self.rng.chance(0.02) {
+        // Only Raft messages are duplicated: the core must tolerate that, while a duplicated
+        // client request would run twice (lin-kv has no request deduplication, and Maelstrom's
+        // network does not duplicate).
+        let dup_ok = matches!(wire, Wire::Raft(_));
+        let copies = if chaos && f.dup && dup_ok && self.rng.chance(0.02) {
             2
         } else {
             1
         };
+        // Appends that carry entries of the sender's current term are held back now and then,
+        // so older entries reach a majority before the new leader's own (Raft's figure 8).
+        let own_term_append = matches!(&wire, Wire::Raft(m) if matches!(
+            &m.body,
+            MessageBody::AppendEntries { entries, .. } if entries.iter().any(|e| e.term == m.term)
+        ));
         for _ in 0..copies {
             let mut d = self.rng.between(1, 5);
             if chaos && f.delay {
                 d = self.rng.between(1, 20);
                 if self.rng.chance(0.03) {
                     d += self.rng.between(20, 200);
+                }
+                if own_term_append && self.rng.chance(0.6) {
+                    d += self.rng.between(20, 300);
                 }
             }
             self.at(
@@ -1018,6 +1039,13 @@ impl Sim {
         let (lo, hi) = self.think_ms;
         let d = self.rng.between(lo, hi);
         self.at(d, Ev::ClientIssue(c));
+    }
+
+    /// True when some client waits for an op it sent to one of `nodes`.
+    pub fn pending_on(&self, nodes: &BTreeSet<usize>) -> bool {
+        self.clients
+            .iter()
+            .any(|c| c.pending.as_ref().is_some_and(|p| nodes.contains(&p.2)))
     }
 
     pub fn clients_idle(&self) -> bool {
@@ -1276,6 +1304,7 @@ impl Sim {
                 }
             }
         }
+        let own_commit = self.nodes[i].seen_commit;
         let mut prev: Option<u64> = rd
             .entries
             .first()
@@ -1285,16 +1314,21 @@ impl Sim {
                 prev = Some(rd.entries[k - 1].term);
             }
             let h = entry_hash(e);
-            if let Some(&(t, hh)) = self.committed.get(&e.index) {
-                if (t, hh) != (e.term, h) {
-                    self.fail(
-                        "committed entry changed",
-                        format!(
-                            "node {i} writes entry {} term {} over the committed entry of term {t}",
-                            e.index, e.term
-                        ),
-                    );
-                    return;
+            // A follower may hold an entry that differs from one the others committed (a stale
+            // leader's), but never one at or below its own commit index.
+            if e.index <= own_commit {
+                if let Some(&(t, hh)) = self.committed.get(&e.index) {
+                    if (t, hh) != (e.term, h) {
+                        self.fail(
+                            "committed entry changed",
+                            format!(
+                                "node {i} (commit {own_commit}) writes entry {} term {} over \
+                                 the committed entry of term {t}",
+                                e.index, e.term
+                            ),
+                        );
+                        return;
+                    }
                 }
             }
             match self.entry_ids.get(&(e.index, e.term)).copied() {
@@ -1441,6 +1475,16 @@ impl Sim {
                 return;
             }
         }
+        // Leader-targeted fault: crash a new leader before its no-op has reached everyone,
+        // leaving entries of its term on some nodes only (the ground of Raft's figure 8).
+        if became_leader && self.chaos && self.cfg.faults.leader && self.rng.chance(0.7) {
+            let d = self.rng.between(0, 15);
+            if self.rng.chance(0.5) {
+                self.at(d, Ev::Crash(i));
+            } else {
+                self.at(d, Ev::Isolate(i));
+            }
+        }
         let node = &mut self.nodes[i];
         node.seen_term = s.term;
         node.seen_commit = s.commit;
@@ -1496,19 +1540,8 @@ impl Sim {
 }
 
 fn short(m: &Message) -> String {
+    // Entries and snapshot data are summarised; everything else is shown as it is.
     let body = match &m.body {
-        MessageBody::RequestVote {
-            pre_vote,
-            last_log_index,
-            last_log_term,
-        } => format!(
-            "{} last={last_log_index}/{last_log_term}",
-            if *pre_vote { "PreVote" } else { "Vote" }
-        ),
-        MessageBody::RequestVoteResponse { pre_vote, granted } => format!(
-            "{}Resp granted={granted}",
-            if *pre_vote { "PreVote" } else { "Vote" }
-        ),
         MessageBody::AppendEntries {
             prev_log_index,
             prev_log_term,
@@ -1524,21 +1557,15 @@ fn short(m: &Message) -> String {
                 .collect::<Vec<_>>()
                 .join(",")
         ),
-        MessageBody::AppendEntriesResponse {
-            success,
-            index,
-            hint_term,
-            read_ctx,
-            ..
-        } => format!("AppendResp ok={success} index={index} hint={hint_term:?} ctx={read_ctx}"),
         MessageBody::InstallSnapshot {
-            meta, offset, done, ..
-        } => format!("Snapshot {}/{} offset={offset} done={done}", meta.index, meta.term),
-        MessageBody::InstallSnapshotResponse {
-            offset,
-            done,
-            snapshot_index,
-        } => format!("SnapshotResp offset={offset} done={done} index={snapshot_index}"),
+            meta, offset, done, data,
+        } => format!(
+            "Snapshot {}/{} offset={offset} len={} done={done}",
+            meta.index,
+            meta.term,
+            data.len()
+        ),
+        other => format!("{other:?}"),
     };
-    format!("term={} {body}", m.term)
+    format!("{}->{} term={} {body}", m.from, m.to, m.term)
 }

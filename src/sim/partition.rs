@@ -250,7 +250,9 @@ pub fn partition_test(spec: &PartitionSpec) -> PartitionOutcome {
                     ready_at = Some((s.now, t));
                 }
             }
-            s.issued >= h && ready_at.is_some()
+            // Heal only once every op sent to the minority has its answer, so none of them can
+            // reach the healed majority.
+            s.issued >= h && ready_at.is_some() && !s.pending_on(&minority)
         });
         match ready_at {
             Some((t, term)) => {
