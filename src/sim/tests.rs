@@ -71,7 +71,6 @@ fn describe(r: &RunReport) -> String {
 }
 
 #[test]
-#[ignore = "needs the consensus core (branch core, not landed yet)"]
 fn many_seeds_all_faults_keep_every_invariant_and_stay_linearizable() {
     let n = seeds();
     let reports = run_seeds(n, false, cfg);
@@ -119,7 +118,6 @@ fn many_seeds_all_faults_keep_every_invariant_and_stay_linearizable() {
 }
 
 #[test]
-#[ignore = "needs the consensus core (branch core, not landed yet)"]
 fn a_seed_replays_exactly() {
     let c = cfg(7);
     let run_history = |c: &SimConfig| {
@@ -168,7 +166,6 @@ fn assert_caught(name: &str, bugs: Bugs) {
 }
 
 #[test]
-#[ignore = "needs the consensus core (branch core, not landed yet)"]
 fn catches_commit_of_an_earlier_term_by_counting() {
     assert_caught(
         "commit_old_term_by_counting",
@@ -180,7 +177,6 @@ fn catches_commit_of_an_earlier_term_by_counting() {
 }
 
 #[test]
-#[ignore = "needs the consensus core (branch core, not landed yet)"]
 fn catches_a_vote_granted_without_persisting() {
     assert_caught(
         "vote_without_persist",
@@ -192,7 +188,6 @@ fn catches_a_vote_granted_without_persisting() {
 }
 
 #[test]
-#[ignore = "needs the consensus core (branch core, not landed yet)"]
 fn catches_reads_served_without_read_index() {
     assert_caught(
         "read_without_read_index",
@@ -272,7 +267,6 @@ fn check_partition_properties(spec: &PartitionSpec) {
 }
 
 #[test]
-#[ignore = "needs the consensus core (branch core, not landed yet)"]
 fn partition_test_properties_hold_over_seeds_and_shapes() {
     for seed in 0..12 {
         check_partition_properties(&PartitionSpec {
@@ -302,7 +296,6 @@ fn partition_test_properties_hold_over_seeds_and_shapes() {
 }
 
 #[test]
-#[ignore = "needs the consensus core (branch core, not landed yet)"]
 fn partition_test_reply_is_deterministic_per_seed() {
     let req = body(
         json!({"cluster_size": 5, "operations": 100, "partition_after_op": 30, "heal_after_op": 70, "seed": 9}),
@@ -325,7 +318,6 @@ fn partition_test_reply_is_deterministic_per_seed() {
 }
 
 #[test]
-#[ignore = "needs the consensus core (branch core, not landed yet)"]
 fn partition_test_seed_fixtures_answer_in_time() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/seed");
     let mut seen = 0;
@@ -394,7 +386,6 @@ fn partition_test_rejects_bad_fields_with_code_12() {
 }
 
 #[test]
-#[ignore = "needs the consensus core (branch core, not landed yet)"]
 fn a_run_without_faults_has_no_indeterminate_op() {
     let mut c = cfg(11);
     c.faults = Faults::none();
