@@ -4,7 +4,7 @@
 //! Owns: flag parsing, parallel execution of seeds, the progress bar and the reports.
 //! Must never: change a run's outcome (each seed runs alone on its own thread, deterministically).
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -14,13 +14,20 @@ use super::run::{run, RunReport};
 use super::verdict::Verdict;
 
 const USAGE: &str = "usage: raftkv sim [--seeds N] [--seed S] [--nodes K] [--ops N] [--clients C]
-                  [--faults all|none|LIST] [--threads T] [--quiet] [--trace]
+                  [--faults all|none|LIST] [--threads T] [--quiet]
 
 Runs N seeds (S, S+1, ...) of the deterministic simulator: K nodes, N client ops each, with the
 faults listed (comma-separated: delay, loss, dup, partition, oneway, crash, torn, slowdisk, leader;
 default all). Prints one line per run and a total; on a failure, the seed, the command that
-replays it and the events before the failure. Exit status 1 when any run fails, 2 on bad flags.
+replays it and a trace of the events around the failure (the first failing seed is run again
+with tracing on; a run is deterministic, so it fails the same way). --quiet drops the per-run
+lines; a progress bar is drawn on stderr when it is a terminal. Exit status 1 when any run fails, 2 on bad flags.
 Defaults: --seeds 100 --seed 1 --nodes 5 --ops 200 --clients 10 --faults all.";
+
+/// The window of the trace printed for a failure.
+const TRACE_BEFORE_MS: u64 = 400;
+const TRACE_AFTER_MS: u64 = 50;
+const TRACE_MAX_LINES: usize = 400;
 
 #[derive(Debug)]
 struct Args {
@@ -32,7 +39,6 @@ struct Args {
     faults: Faults,
     threads: usize,
     quiet: bool,
-    trace: bool,
 }
 
 fn parse(args: &[String]) -> Result<Option<Args>, String> {
@@ -45,7 +51,6 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
         faults: Faults::all(),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         quiet: false,
-        trace: false,
     };
     let mut seed_given = false;
     let mut seeds_given = false;
@@ -76,7 +81,6 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
             "--threads" => a.threads = num("--threads", value("--threads")?)?.max(1) as usize,
             "--faults" => a.faults = Faults::parse(&value("--faults")?)?,
             "--quiet" => a.quiet = true,
-            "--trace" => a.trace = true,
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -103,7 +107,7 @@ fn config(a: &Args, seed: u64) -> SimConfig {
 
 fn replay_command(a: &Args, seed: u64) -> String {
     format!(
-        "raftkv sim --seed {seed} --nodes {} --ops {} --clients {} --faults {} --trace",
+        "raftkv sim --seed {seed} --nodes {} --ops {} --clients {} --faults {}",
         a.nodes,
         a.ops,
         a.clients,
@@ -158,7 +162,7 @@ pub fn cli(args: &[String]) -> i32 {
     let done = AtomicUsize::new(0);
     let results: Mutex<Vec<(RunReport, u128)>> = Mutex::new(Vec::new());
     let total = a.seeds as usize;
-    let show_progress = total > 1;
+    let show_progress = total > 1 && std::io::stderr().is_terminal();
     std::thread::scope(|scope| {
         for _ in 0..a.threads.min(total.max(1)) {
             scope.spawn(|| loop {
@@ -231,19 +235,21 @@ pub fn cli(args: &[String]) -> i32 {
     }
     // Replay the first failure with a trace (the run is deterministic, so it fails the same way).
     if let Some(r) = failed.first() {
-        if a.trace || results.len() == 1 || !failed.is_empty() {
+        {
             let mut c = config(&a, r.seed);
             c.trace = true;
             let again = run(&c);
             match &again.failure {
                 Some(f) => {
+                    let lines = f.window(TRACE_BEFORE_MS, TRACE_AFTER_MS, TRACE_MAX_LINES);
                     println!(
-                        "\ntrace of seed {} (last {} events before the failure at {} ms):",
+                        "\ntrace of seed {} around {} ms (failure detected at {} ms; {} events):",
                         r.seed,
-                        f.trace.len(),
-                        f.time
+                        f.focus,
+                        f.time,
+                        lines.len()
                     );
-                    for l in &f.trace {
+                    for l in &lines {
                         println!("  {l}");
                     }
                 }

@@ -96,8 +96,37 @@ pub struct Failure {
     pub kind: String,
     pub detail: String,
     pub time: Time,
-    /// Events around the failure (only when the run kept a trace).
-    pub trace: Vec<String>,
+    /// The simulated time the trace should be read around (the failure, or for a
+    /// linearizability violation the operation the checker could not place).
+    pub focus: Time,
+    /// Every event of the run up to the failure, with its time (only when the run kept a
+    /// trace); see [`Failure::window`].
+    pub trace: Vec<(Time, String)>,
+}
+
+impl Failure {
+    /// The trace lines from `before` ms before the focus up to `after` ms after it, at most
+    /// `max` of them (the latest), plus the failure line itself.
+    pub fn window(&self, before: Time, after: Time, max: usize) -> Vec<String> {
+        let lo = self.focus.saturating_sub(before);
+        let hi = self.focus + after;
+        let mut v: Vec<String> = self
+            .trace
+            .iter()
+            .filter(|(t, _)| *t >= lo && *t <= hi)
+            .map(|(t, l)| format!("t={t:>7}ms {l}"))
+            .collect();
+        if v.len() > max {
+            v.drain(..v.len() - max);
+        }
+        if let Some((t, l)) = self.trace.last() {
+            if *t > hi {
+                v.push("...".to_string());
+                v.push(format!("t={t:>7}ms {l}"));
+            }
+        }
+        v
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -239,7 +268,7 @@ pub struct Sim {
     pub records: Vec<OpRecord>,
     pub failure: Option<Failure>,
     pub stats: Stats,
-    trace: VecDeque<String>,
+    trace: VecDeque<(Time, String)>,
     // invariant state
     leaders: HashMap<u64, usize>,
     committed: BTreeMap<u64, (u64, u64)>,
@@ -338,11 +367,11 @@ impl Sim {
 
     fn tr(&mut self, f: impl FnOnce() -> String) {
         if self.cfg.trace && self.failure.is_none() {
-            let line = format!("t={:>7}ms {}", self.now, f());
+            let line = f();
             if self.trace.len() == TRACE_KEEP {
                 self.trace.pop_front();
             }
-            self.trace.push_back(line);
+            self.trace.push_back((self.now, line));
         }
     }
 
@@ -356,6 +385,7 @@ impl Sim {
             kind: kind.to_string(),
             detail,
             time: self.now,
+            focus: self.now,
             trace: self.trace.iter().cloned().collect(),
         });
     }

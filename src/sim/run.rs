@@ -68,6 +68,7 @@ pub fn run(cfg: &SimConfig) -> RunReport {
                 kind: "panic".into(),
                 detail: panic_message(p.as_ref()),
                 time: 0,
+                focus: 0,
                 trace: Vec::new(),
             }),
             history_events: 0,
@@ -172,8 +173,15 @@ pub(super) fn report(mut sim: Sim, with_verdict: bool) -> RunReport {
     let mut verdict = None;
     if sim.failure.is_none() && with_verdict {
         let v = check_history(&sim.history);
-        if let Verdict::Violation(why) = &v {
-            sim_fail(&mut sim, "linearizability", why.clone());
+        if let Verdict::Violation { text, event } = &v {
+            sim_fail(&mut sim, "linearizability", text.clone());
+            // Centre the trace on the operation the checker could not place.
+            let at = event
+                .and_then(|i| sim.history.get(i as usize))
+                .and_then(|e| e.get("time").and_then(Value::as_u64));
+            if let (Some(f), Some(ns)) = (sim.failure.as_mut(), at) {
+                f.focus = ns / 1_000_000;
+            }
         }
         verdict = Some(v);
     }

@@ -12,8 +12,12 @@ use crate::check::{self, Event, Options};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verdict {
     Linearizable,
-    /// Not linearizable; the checker's explanation.
-    Violation(String),
+    /// Not linearizable: the checker's explanation, and the history index of the first
+    /// operation it could not place (its completion, else its invoke).
+    Violation {
+        text: String,
+        event: Option<u64>,
+    },
     /// The checker gave up (time or memory bound) or could not read the history.
     Unknown(String),
 }
@@ -41,6 +45,10 @@ pub fn check_history(history: &[Value]) -> Verdict {
     match report.verdict {
         check::Verdict::Linearizable => Verdict::Linearizable,
         check::Verdict::NotLinearizable => {
+            let event = report
+                .violations
+                .first()
+                .map(|v| v.op.complete_index.unwrap_or(v.op.invoke_index));
             let mut text = report.violations_json().to_string();
             if text.len() > 2000 {
                 let mut cut = 2000;
@@ -50,7 +58,7 @@ pub fn check_history(history: &[Value]) -> Verdict {
                 text.truncate(cut);
                 text.push_str("...");
             }
-            Verdict::Violation(text)
+            Verdict::Violation { text, event }
         }
         check::Verdict::Unknown { reason } => Verdict::Unknown(reason),
     }
@@ -75,6 +83,9 @@ mod tests {
         ];
         assert_eq!(check_history(&h), Verdict::Linearizable);
         h[3] = ev(3, 1, "ok", "read", Value::Null);
-        assert!(matches!(check_history(&h), Verdict::Violation(_)));
+        assert!(matches!(
+            check_history(&h),
+            Verdict::Violation { event: Some(3), .. }
+        ));
     }
 }
