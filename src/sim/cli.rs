@@ -10,11 +10,13 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use super::faults::{Faults, SimConfig};
+use super::partition::{partition_test, PartitionSpec};
 use super::run::{run, RunReport};
 use super::verdict::Verdict;
 
 const USAGE: &str = "usage: raftkv sim [--seeds N] [--seed S] [--nodes K] [--ops N] [--clients C]
                   [--faults all|none|LIST] [--threads T] [--quiet]
+       raftkv sim --partition-runs N [--seed S] [--nodes K] [--ops N]
 
 Runs N seeds (S, S+1, ...) of the deterministic simulator: K nodes, N client ops each, with the
 faults listed (comma-separated: delay, loss, dup, partition, oneway, crash, torn, slowdisk, leader;
@@ -22,6 +24,9 @@ default all). Prints one line per run and a total; on a failure, the seed, the c
 replays it and a trace of the events around the failure (the first failing seed is run again
 with tracing on; a run is deterministic, so it fails the same way). --quiet drops the per-run
 lines; a progress bar is drawn on stderr when it is a terminal. Exit status 1 when any run fails, 2 on bad flags.
+--partition-runs N runs N partition_test simulations instead (seeds S.., K nodes, N ops, the
+leader isolated at 30% of the ops and healed at 70%) and prints the median and 90th percentile
+of the simulated ms the majority needs to serve again after the leader is isolated.
 Defaults: --seeds 100 --seed 1 --nodes 5 --ops 200 --clients 10 --faults all.";
 
 /// The window of the trace printed for a failure.
@@ -39,6 +44,8 @@ struct Args {
     faults: Faults,
     threads: usize,
     quiet: bool,
+    /// Instead of full runs: this many partition_test runs, and the recovery figures.
+    partition_runs: u64,
 }
 
 fn parse(args: &[String]) -> Result<Option<Args>, String> {
@@ -51,6 +58,7 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
         faults: Faults::all(),
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         quiet: false,
+        partition_runs: 0,
     };
     let mut seed_given = false;
     let mut seeds_given = false;
@@ -81,6 +89,9 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
             "--threads" => a.threads = num("--threads", value("--threads")?)?.max(1) as usize,
             "--faults" => a.faults = Faults::parse(&value("--faults")?)?,
             "--quiet" => a.quiet = true,
+            "--partition-runs" => {
+                a.partition_runs = num("--partition-runs", value("--partition-runs")?)?
+            }
             other => return Err(format!("unknown flag `{other}`")),
         }
     }
@@ -157,6 +168,9 @@ pub fn cli(args: &[String]) -> i32 {
             return 2;
         }
     };
+    if a.partition_runs > 0 {
+        return partition_figures(&a);
+    }
     let start = Instant::now();
     let next = AtomicUsize::new(0);
     let done = AtomicUsize::new(0);
@@ -265,4 +279,71 @@ pub fn cli(args: &[String]) -> i32 {
     } else {
         1
     }
+}
+
+fn percentile(sorted: &[u64], p: f64) -> Option<u64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let k = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted.get(k).copied()
+}
+
+/// `--partition-runs`: recovery figures over many partition_test runs.
+fn partition_figures(a: &Args) -> i32 {
+    let ops = a.ops.max(10);
+    let start = Instant::now();
+    let mut ready = Vec::new();
+    let mut served = Vec::new();
+    let mut failures = 0;
+    for k in 0..a.partition_runs {
+        let spec = PartitionSpec {
+            cluster_size: a.nodes.max(3),
+            operations: ops,
+            partition_after_op: ops * 3 / 10,
+            heal_after_op: ops * 7 / 10,
+            seed: a.seed + k,
+        };
+        let out = partition_test(&spec);
+        if let Some(f) = &out.failure {
+            failures += 1;
+            println!("seed {}: FAILED {f}", spec.seed);
+            continue;
+        }
+        if !out.linearizable {
+            failures += 1;
+            println!(
+                "seed {}: FAILED not linearizable: {:?}",
+                spec.seed, out.verdict
+            );
+            continue;
+        }
+        ready.extend(out.majority_ready_ms);
+        served.extend(out.majority_recovery_ms);
+    }
+    ready.sort_unstable();
+    served.sort_unstable();
+    let show = |v: Option<u64>| v.map_or("-".to_string(), |x| x.to_string());
+    println!(
+        "partition_test x{} ({} nodes, {} ops, isolate the leader at op {}, heal at op {}): \
+         {} failed, {:.2} wall s",
+        a.partition_runs,
+        a.nodes.max(3),
+        ops,
+        ops * 3 / 10,
+        ops * 7 / 10,
+        failures,
+        start.elapsed().as_secs_f64()
+    );
+    println!(
+        "majority ready to serve (leader elected and committed in its term): median {} ms, p90 {} ms (simulated)",
+        show(percentile(&ready, 0.5)),
+        show(percentile(&ready, 0.9))
+    );
+    println!(
+        "first op served by the majority after the isolation: median {} ms, p90 {} ms (simulated)",
+        show(percentile(&served, 0.5)),
+        show(percentile(&served, 0.9))
+    );
+    i32::from(failures > 0)
 }

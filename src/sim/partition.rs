@@ -48,8 +48,12 @@ pub struct PartitionOutcome {
     pub partition_at: Option<Time>,
     /// First time every majority node knew the new leader.
     pub majority_ready_at: Option<Time>,
-    /// Simulated ms from the partition to the first op the majority served after it.
+    /// Simulated ms from the partition to the first op issued after it that the majority
+    /// served (what a client sees).
     pub majority_recovery_ms: Option<Time>,
+    /// Simulated ms from the partition until the majority had a leader that every majority
+    /// node followed and that had committed an entry of its term (ready to serve).
+    pub majority_ready_ms: Option<Time>,
     pub heal_at: Option<Time>,
     pub records: Vec<OpRecord>,
     pub failure: Option<String>,
@@ -155,6 +159,7 @@ pub fn partition_test_request(
         "majority_recovery_ms".into(),
         json!(out.majority_recovery_ms),
     );
+    m.insert("majority_ready_ms".into(), json!(out.majority_ready_ms));
     Ok(m)
 }
 
@@ -194,6 +199,7 @@ pub fn partition_test(spec: &PartitionSpec) -> PartitionOutcome {
         partition_at: None,
         majority_ready_at: None,
         majority_recovery_ms: None,
+        majority_ready_ms: None,
         heal_at: None,
         records: Vec::new(),
         failure: None,
@@ -297,6 +303,7 @@ pub fn partition_test(spec: &PartitionSpec) -> PartitionOutcome {
             .filter(|r| !out.minority.contains(&r.node) && r.invoked >= pat && r.result.served())
             .map(|r| r.completed - pat)
             .min();
+        out.majority_ready_ms = out.majority_ready_at.map(|t| t - pat);
     }
     let rep = report(sim, true);
     out.simulated_ms = rep.simulated_ms;
