@@ -657,6 +657,7 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
         0
     };
     let results = json!({
+        "command": std::env::args().collect::<Vec<_>>(),
         "workload": opts.workload,
         "bin": plan.bin.display().to_string(),
         "node_count": plan.n,
@@ -835,7 +836,7 @@ fn summary(
     if let Some(m) = median_of(restarts.iter().filter_map(|r| r.serves_again_ms).collect()) {
         let _ = writeln!(
             o,
-            "  median time from restart to the node's first ok answer: {m:.0} ms"
+            "  median time from restart to the node's first served answer: {m:.0} ms"
         );
     }
     for r in restarts.iter().filter(|r| r.error.is_some()) {

@@ -26,7 +26,8 @@ pub struct Fault {
     pub components: Vec<Vec<String>>,
     pub start_ns: u64,
     pub end_ns: Option<u64>,
-    /// Time from the fault's start to the first `ok` of a workload op invoked after it.
+    /// Time from the fault's start to the first served workload op (`ok`, or a definite answer
+    /// about the data: 20, 21, 22) invoked after it.
     pub serve_again_ms: Option<f64>,
 }
 
@@ -38,7 +39,7 @@ pub struct Restart {
     /// When it answered `init_ok`.
     pub init_ok_ns: Option<u64>,
     pub error: Option<String>,
-    /// Time from restart to the first `ok` answered through this node.
+    /// Time from restart to the first served op (as for faults) answered through this node.
     pub serves_again_ms: Option<f64>,
     pub final_phase: bool,
 }
@@ -163,6 +164,11 @@ pub fn stats(ops: &[OpRecord], workload_ns: u64) -> Stats {
     s
 }
 
+/// The cluster served this op: `ok`, or a definite answer about the data (20, 21, 22).
+fn served(o: &OpRecord) -> bool {
+    o.outcome == Kind::Ok || (o.outcome == Kind::Fail && matches!(o.error, Some(20..=22)))
+}
+
 /// Fills `serve_again_ms` of each fault and `serves_again_ms` of each restart from the ops.
 pub fn serve_again(
     faults: &mut [Fault],
@@ -173,7 +179,7 @@ pub fn serve_again(
     for f in faults.iter_mut() {
         f.serve_again_ms = ops
             .iter()
-            .filter(|o| o.outcome == Kind::Ok && !o.final_read && o.invoke_ns >= f.start_ns)
+            .filter(|o| served(o) && !o.final_read && o.invoke_ns >= f.start_ns)
             .map(|o| o.complete_ns)
             .min()
             .map(|t| (t - f.start_ns) as f64 / 1e6);
@@ -186,7 +192,7 @@ pub fn serve_again(
         r.serves_again_ms = ops
             .iter()
             .filter(|o| {
-                o.outcome == Kind::Ok
+                served(o)
                     && o.node == node
                     && o.invoke_ns >= ready
                     && (r.final_phase || !o.final_read)
