@@ -145,3 +145,37 @@ fn a_directory_of_another_node_is_refused_with_a_clear_message() {
     assert_eq!(status.code(), Some(1), "{err}");
     assert!(err.contains("belongs to node n1 of cluster"), "{err}");
 }
+
+#[test]
+fn a_directory_held_by_a_running_node_ends_the_second_with_a_clear_message() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let ids = vec!["n1".to_string(), "n2".to_string()];
+    let mut first = node_common::spawn(data.path(), &[]);
+    let mut first_in = first.stdin.take().expect("stdin");
+    writeln!(first_in, "{}", node_common::init_line("n1", &ids, 1)).expect("init");
+    first_in.flush().expect("flush");
+    let mut line = String::new();
+    first
+        .stdout
+        .as_mut()
+        .expect("stdout")
+        .read_line(&mut line)
+        .expect("init_ok");
+    assert!(line.contains("init_ok"), "{line}");
+    let mut second = node_common::spawn(data.path(), &[]);
+    let mut second_in = second.stdin.take().expect("stdin");
+    writeln!(second_in, "{}", node_common::init_line("n1", &ids, 1)).expect("init");
+    second_in.flush().expect("flush");
+    // The second node cannot survive without its storage: it ends with status 1 and says why,
+    // even though its stdin is still open.
+    let status = second.child.wait().expect("wait");
+    assert_eq!(status.code(), Some(1));
+    std::thread::sleep(Duration::from_millis(50));
+    let err = second.stderr.lock().expect("stderr").join("\n");
+    assert!(
+        err.contains("another process holds this data directory"),
+        "{err}"
+    );
+    drop(first_in);
+    assert!(first.child.wait().expect("wait").success());
+}

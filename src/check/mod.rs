@@ -16,6 +16,7 @@
 //! [`search`] for the algorithm and the pruning rules with their soundness arguments.
 
 mod cli;
+pub mod gen;
 mod parse;
 mod report;
 mod search;

@@ -753,6 +753,13 @@ fn explain(
         if p.invoke_pos > end {
             continue;
         }
+        // Operations that constrain nothing are left out of the window.
+        let observed_fail = p.f == Op::Cas && opts.failed_cas_observed;
+        if (p.outcome == EventKind::Fail && !observed_fail)
+            || (p.f == Op::Read && p.outcome != EventKind::Ok)
+        {
+            continue;
+        }
         if p.complete_pos.is_some_and(|c| c < start) {
             continue;
         }

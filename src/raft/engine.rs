@@ -26,6 +26,8 @@ use std::sync::Arc;
 #[derive(Debug)]
 struct ReadRound {
     ctx: u64,
+    /// Tick count when the oldest read of the round was asked.
+    started: u64,
     index: u64,
     ids: Vec<u64>,
     acks: BTreeSet<NodeId>,
@@ -66,6 +68,10 @@ pub struct Raft {
     read_seq: u64,
     /// Read ids waiting for the next round (leader).
     read_queue: Vec<u64>,
+    /// Tick count when the oldest read in `read_queue` was asked.
+    read_queue_since: u64,
+    /// Ticks seen since this core started (a local clock for read deadlines).
+    ticks: u64,
     read_rounds: VecDeque<ReadRound>,
 
     incoming: Option<Incoming>,
@@ -125,10 +131,19 @@ impl Raft {
             .collect();
         let mut rng = config.seed ^ config.id.wrapping_mul(0xA24B_AED4_963E_E407);
         next_random(&mut rng);
+        // A crash can leave entries durable without the hard state written in the same step
+        // (a torn write keeps a prefix). Holding an entry of term T means a leader of T
+        // existed, so the current term is at least T; and no vote was granted in T, since a
+        // grant leaves only after the hard state that records it is durable.
+        let (term, vote) = if log.last_term() > state.hard_state.term {
+            (log.last_term(), None)
+        } else {
+            (state.hard_state.term, state.hard_state.vote)
+        };
         let mut raft = Raft {
             peers,
-            term: state.hard_state.term,
-            vote: state.hard_state.vote,
+            term,
+            vote,
             commit,
             applied: snap_index,
             role: Role::Follower,
@@ -144,6 +159,8 @@ impl Raft {
             need_bcast: false,
             read_seq: 0,
             read_queue: Vec::new(),
+            read_queue_since: 0,
+            ticks: 0,
             read_rounds: VecDeque::new(),
             incoming: None,
             msgs: Vec::new(),
@@ -162,7 +179,9 @@ impl Raft {
     // ----- events -------------------------------------------------------------------------
 
     pub fn tick(&mut self) {
+        self.ticks += 1;
         if self.role == Role::Leader {
+            self.expire_reads();
             self.heartbeat_elapsed += 1;
             self.election_elapsed += 1;
             if self.election_elapsed >= self.cfg.election_ticks.max(1) {
@@ -375,6 +394,9 @@ impl Raft {
             });
             return Ok(());
         }
+        if self.read_queue.is_empty() {
+            self.read_queue_since = self.ticks;
+        }
         self.read_queue.push(id);
         Ok(())
     }
@@ -528,6 +550,25 @@ impl Raft {
     fn reset_randomized_timeout(&mut self) {
         let base = self.cfg.election_ticks.max(1);
         self.randomized_timeout = base + (next_random(&mut self.rng) % base as u64) as u32;
+    }
+
+    /// Reads not confirmed within an election timeout fail: the leader is most likely cut off
+    /// from the majority, and the client is better told now (a read has no effect, so failing
+    /// it is always safe) than when check-quorum notices.
+    fn expire_reads(&mut self) {
+        let limit = u64::from(self.cfg.election_ticks.max(1));
+        if !self.read_queue.is_empty() && self.ticks - self.read_queue_since >= limit {
+            self.failed_reads.append(&mut self.read_queue);
+        }
+        while self
+            .read_rounds
+            .front()
+            .is_some_and(|r| self.ticks - r.started >= limit)
+        {
+            if let Some(r) = self.read_rounds.pop_front() {
+                self.failed_reads.extend(r.ids);
+            }
+        }
     }
 
     fn fail_reads(&mut self) {
@@ -904,6 +945,7 @@ impl Raft {
             return;
         }
         let ids = std::mem::take(&mut self.read_queue);
+        let started = self.read_queue_since;
         if self.quorum() <= 1 {
             let index = self.commit;
             self.reads_ready
@@ -915,6 +957,7 @@ impl Raft {
         acks.insert(self.cfg.id);
         self.read_rounds.push_back(ReadRound {
             ctx: self.read_seq,
+            started,
             index: self.commit,
             ids,
             acks,

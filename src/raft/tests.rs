@@ -492,6 +492,63 @@ fn followers_in_lease_ignore_vote_requests() {
 }
 
 #[test]
+fn unconfirmed_reads_fail_within_an_election_timeout() {
+    // Without check-quorum the cut-off leader keeps leading; its read still fails in time.
+    let mut c = Cluster::new(3, 6, |cfg| cfg.check_quorum = false);
+    let l = c.wait_leader(100);
+    c.isolate(l);
+    c.raft(l).read_index(5).unwrap();
+    c.process(l);
+    for _ in 0..9 {
+        c.run(1);
+    }
+    assert!(c.node(l).failed_reads.is_empty(), "not before the timeout");
+    c.run(1);
+    assert_eq!(c.node(l).failed_reads, vec![5]);
+    assert_eq!(c.status(l).role, Role::Leader);
+    assert!(c.node(l).reads.is_empty());
+}
+
+#[test]
+fn restart_adopts_the_term_of_durable_entries_after_a_torn_hard_state() {
+    // The entries of a step reached the disk, its hard state (term 3) did not.
+    let r = Raft::new(
+        config(2, 3, 1),
+        InitialState {
+            hard_state: HardState {
+                term: 2,
+                vote: Some(1),
+                commit: 1,
+            },
+            snapshot: None,
+            entries: entries_of(&[1, 2, 3]),
+        },
+    );
+    let st = r.status();
+    assert_eq!((st.term, st.vote), (3, None));
+    // An append of the older term can no longer overwrite entry 3.
+    let mut r = r;
+    r.step(Message {
+        from: 1,
+        to: 2,
+        term: 2,
+        body: MessageBody::AppendEntries {
+            prev_log_index: 2,
+            prev_log_term: 2,
+            entries: vec![Entry {
+                term: 2,
+                index: 3,
+                kind: EntryKind::Noop,
+                data: vec![],
+            }],
+            leader_commit: 3,
+            read_ctx: 0,
+        },
+    });
+    assert_eq!(r.term_at(3), Some(3));
+}
+
+#[test]
 fn check_quorum_steps_down_an_isolated_leader() {
     for check_quorum in [true, false] {
         let mut c = Cluster::new(5, 21, |cfg| cfg.check_quorum = check_quorum);

@@ -147,7 +147,7 @@ pub mod codec;
 pub mod examine;
 #[doc(hidden)]
 pub mod fault;
-mod scan;
+pub mod scan;
 
 use std::path::{Path, PathBuf};
 
@@ -263,6 +263,9 @@ pub(crate) fn precheck(dir: &Path) -> Result<Found, Error> {
         let ent = ent.map_err(|e| not(format!("cannot list it: {e}")))?;
         names.push(ent.file_name().to_string_lossy().into_owned());
     }
+    // A creation interrupted before the marker was renamed into place left only its temp file.
+    let tmp_marker = format!("{MARKER_FILE}.tmp");
+    names.retain(|n| *n != tmp_marker);
     if names.is_empty() {
         return Ok(Found::Fresh);
     }
@@ -296,6 +299,9 @@ pub(crate) fn precheck(dir: &Path) -> Result<Found, Error> {
     Ok(Found::Raftkv)
 }
 
+/// How long `open` waits for a lock to be released before reporting the directory as held.
+pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_millis(1000);
+
 /// Fails with [`Error::Locked`] if a process holds sled's lock on the directory; changes nothing.
 pub(crate) fn probe_lock(dir: &Path) -> Result<(), Error> {
     use fs2::FileExt;
@@ -304,13 +310,21 @@ pub(crate) fn probe_lock(dir: &Path) -> Result<(), Error> {
         Ok(f) => f,
         Err(_) => return Ok(()), // no database file yet: nobody can hold it
     };
-    if f.try_lock_exclusive().is_err() {
-        return Err(Error::Locked {
-            dir: dir.to_path_buf(),
-        });
+    // sled releases its lock from a background thread shortly after the last handle is dropped,
+    // so a directory this process just closed may still be locked for a few milliseconds.
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        if f.try_lock_exclusive().is_ok() {
+            let _ = f.unlock();
+            return Ok(());
+        }
+        if std::time::Instant::now() >= deadline {
+            return Err(Error::Locked {
+                dir: dir.to_path_buf(),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
     }
-    let _ = f.unlock();
-    Ok(())
 }
 
 /// Deletes `snap.*.generating` files a kill during `sled::open` can leave behind (sled 0.34.7
@@ -341,6 +355,10 @@ fn write_marker(dir: &Path) -> Result<(), Error> {
     Ok(())
 }
 
+/// sled's page cache (its default is 1 GiB). Recovery reads the whole log once; a node then
+/// reads mostly the tail, so a small cache keeps a node's memory low without slowing either.
+pub const CACHE_BYTES: u64 = 64 << 20;
+
 pub(crate) struct Trees {
     pub db: sled::Db,
     pub log: sled::Tree,
@@ -351,6 +369,7 @@ pub(crate) struct Trees {
 pub(crate) fn open_trees(dir: &Path) -> Result<Trees, Error> {
     let db = sled::Config::new()
         .path(dir)
+        .cache_capacity(CACHE_BYTES)
         .open()
         .map_err(|e| sled_err(dir, "open", e))?;
     let t = |name: &str| {
@@ -542,6 +561,16 @@ impl Storage {
                 ),
             });
         }
+        if hs.commit > scan.last {
+            return Err(Error::Corruption {
+                tree: LOG,
+                index: Some(scan.last + 1),
+                detail: format!(
+                    "{who}: committed entry missing (commit index {}, log ends at {})",
+                    hs.commit, scan.last
+                ),
+            });
+        }
         // Repair what recovery may repair: compaction leftovers, a conflicting log left behind
         // an installed snapshot, a torn tail. All of it is above the commit index.
         let mut b = sled::Batch::default();
@@ -580,16 +609,6 @@ impl Storage {
             .db
             .flush()
             .map_err(|e| sled_err(dir, "flush after recovery", e))?;
-        if hs.commit > scan.last {
-            return Err(Error::Corruption {
-                tree: LOG,
-                index: Some(scan.last + 1),
-                detail: format!(
-                    "{who}: committed entry missing (commit index {}, log ends at {})",
-                    hs.commit, scan.last
-                ),
-            });
-        }
         let rec = Recovered {
             hard_state: hs,
             snapshot: snapshot.clone(),
@@ -696,33 +715,46 @@ impl Storage {
                 return Err(self.fail("write snapshot", e));
             }
         }
-        // Log part.
-        let mut b = sled::Batch::default();
+        // Log part. Removals (compaction, truncation) go in one atomic sled batch with the
+        // appends that follow them; a pure append is plain inserts in index order, since sled
+        // recovers a prefix of its writes and any prefix of an append is a valid log.
         let old_first = self.first_index;
         let old_last = self.last_index;
+        let mut removes = Vec::new();
         if batch.snapshot.is_some() {
             let remove_to = if keep_log_after_snapshot {
                 snap_index
             } else {
                 old_last
             };
-            for i in old_first..=remove_to {
-                b.remove(&i.to_be_bytes());
-            }
+            removes.extend(old_first..=remove_to);
         }
         if let Some(e0) = batch.entries.first() {
-            for i in e0.index..=old_last {
+            removes.extend(e0.index..=old_last);
+        }
+        let r = if removes.is_empty() {
+            batch.entries.iter().try_for_each(|e| {
+                let key = e.index.to_be_bytes();
+                self.trees
+                    .log
+                    .insert(key, codec::frame(LOG, &key, e))
+                    .map(|_| ())
+            })
+        } else {
+            let mut b = sled::Batch::default();
+            for i in removes {
                 b.remove(&i.to_be_bytes());
             }
             for e in &batch.entries {
                 let key = e.index.to_be_bytes();
                 b.insert(&key, codec::frame(LOG, &key, e));
             }
-        }
-        if let Err(e) = self.trees.log.apply_batch(b) {
+            self.trees.log.apply_batch(b)
+        };
+        if let Err(e) = r {
             return Err(self.fail("write log", e));
         }
-        if let Some(hs) = &batch.hard_state {
+        if let Some(hs) = batch.hard_state.as_ref().filter(|h| **h != self.hard_state) {
             let r = self
                 .trees
                 .meta
@@ -819,6 +851,22 @@ impl Storage {
             return Ok(None);
         }
         Ok(self.terms.get(index))
+    }
+
+    /// Terms of the entries in `[lo, hi)`, from memory (no disk read). The range must lie in
+    /// `[first_index - 1, last_index]` (the entry before the log is the snapshot's).
+    pub fn terms(&self, lo: u64, hi: u64) -> Result<Vec<u64>, Error> {
+        self.check()?;
+        (lo..hi)
+            .map(|i| {
+                self.term(i)?.ok_or_else(|| {
+                    Error::Invalid(format!(
+                        "term of {i} requested but the log holds [{}, {}]",
+                        self.first_index, self.last_index
+                    ))
+                })
+            })
+            .collect()
     }
 
     /// Saves a snapshot taken by the state machine and compacts the log behind it. Durable.

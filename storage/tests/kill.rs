@@ -47,11 +47,13 @@ fn verify(dir: &std::path::Path, rep: Reported, kill: usize) {
         rec.hard_state.term >= rep.term,
         "kill {kill}: term went back"
     );
-    // The last reported entry is there with its term, unless a later (unreported but durable)
-    // step overwrote it with a higher term.
+    // The last reported entry is there with its term, or compacted into the snapshot, unless a
+    // later (unreported but durable) step overwrote it with a higher term.
     let last_term = st.term(rec.last_index).unwrap().unwrap();
     match st.term(rep.last).unwrap() {
         Some(t) if t == rep.term => {}
+        // Compacted into the snapshot: committed, and held there.
+        None if rep.last < rec.first_index => {}
         _ => assert!(
             last_term > rep.term && rec.last_index >= rep.commit,
             "kill {kill}: reported durable entry {} (term {}) lost; log is [{}, {}] ending in term {last_term}",

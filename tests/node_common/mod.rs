@@ -34,6 +34,11 @@ pub fn spawn(data_root: &Path, env: &[(&str, String)]) -> Proc {
     for (k, v) in env {
         cmd.env(k, v);
     }
+    spawn_command(cmd)
+}
+
+/// Spawns a prepared command (stdin/stdout/stderr must be piped) and collects its stderr.
+pub fn spawn_command(mut cmd: Command) -> Proc {
     let mut child = cmd.spawn().expect("spawn raftkv");
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().map(BufReader::new);
