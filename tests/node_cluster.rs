@@ -270,7 +270,7 @@ fn every_acknowledged_write_survives_a_sigkill_of_the_whole_cluster() {
 
 #[test]
 fn concurrent_clients_share_flushes_group_commit() {
-    let mut c = Cluster::start(5, env(100_000));
+    let c = Cluster::start(5, env(100_000));
     write(&c, 0, 0, 0);
     let leader = c.leader().expect("a leader");
     let c = std::sync::Arc::new(c);
