@@ -60,8 +60,8 @@ pub struct PartitionOutcome {
 }
 
 /// Largest cluster and operation count a request may ask for (keeps the reply well under 10 s).
-pub const MAX_CLUSTER: usize = 15;
-pub const MAX_OPERATIONS: usize = 20_000;
+pub const MAX_CLUSTER: usize = 9;
+pub const MAX_OPERATIONS: usize = 5_000;
 
 fn field_u64(body: &Map<String, Value>, name: &str) -> Result<Option<u64>, (u64, String)> {
     match body.get(name) {
