@@ -33,7 +33,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-use workload::{Kind, Params, Recorder, Workload, F};
+use workload::{Kind, Params, Recorder, Tag, Workload, F};
 
 /// `raftkv test`: Maelstrom's flags, plus `--seed` and a few of the bench's own.
 #[derive(Parser, Debug, Clone)]
@@ -87,6 +87,10 @@ pub struct Opts {
     /// Seconds the final phase waits for the restarted cluster to serve every key again.
     #[arg(long, default_value_t = 30.0)]
     pub recovery_timeout: f64,
+    /// Milliseconds between availability probes (a read of key 0 on every node, with a short
+    /// timeout, recorded and checked like any read); 0 turns them off.
+    #[arg(long, default_value_t = 100)]
+    pub probe_interval: u64,
     /// No progress line.
     #[arg(long)]
     pub quiet: bool,
@@ -137,6 +141,8 @@ struct Plan {
     time_limit: Duration,
     interval: Duration,
     timeout: Duration,
+    probe_every: Duration,
+    probe_timeout: Duration,
 }
 
 fn plan(o: &Opts) -> Result<Plan, String> {
@@ -212,6 +218,8 @@ fn plan(o: &Opts) -> Result<Plan, String> {
             .unwrap_or(0)
     });
     let timeout = Duration::from_millis((10 * o.latency).max(1000));
+    let probe_every = Duration::from_millis(o.probe_interval);
+    let probe_timeout = Duration::from_millis((4 * o.latency + 50).max(100));
     Ok(Plan {
         bin,
         n,
@@ -222,6 +230,8 @@ fn plan(o: &Opts) -> Result<Plan, String> {
         time_limit,
         interval,
         timeout,
+        probe_every,
+        probe_timeout,
     })
 }
 
@@ -363,6 +373,7 @@ fn run_nemesis(
                     start_ns,
                     end_ns: None,
                     serve_again_ms: None,
+                    majority_serves_again_ms: None,
                 }
             }
             FaultKind::Kill => {
@@ -393,6 +404,7 @@ fn run_nemesis(
                     start_ns,
                     end_ns: None,
                     serve_again_ms: None,
+                    majority_serves_again_ms: None,
                 }
             }
         };
@@ -472,6 +484,14 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
             let wl = &wl;
             workers.push(s.spawn(move || wl.run_worker(w, r)));
         }
+        if !plan.probe_every.is_zero() {
+            for i in 0..plan.n {
+                let wl = &wl;
+                let (every, timeout) = (plan.probe_every, plan.probe_timeout);
+                // Probe processes: 500_000_000 + node, stepping by 2^20 per op.
+                s.spawn(move || wl.run_probe(i, 500_000_000 + i as u64, every, timeout));
+            }
+        }
         let nem = if plan.faults.is_empty() {
             None
         } else {
@@ -493,6 +513,7 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
                     start_ns: t,
                     end_ns: Some(t),
                     serve_again_ms: None,
+                    majority_serves_again_ms: None,
                 });
             }
             let every = if tty {
@@ -563,7 +584,17 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
                 let mut client = wl_ref.cluster.client();
                 while Instant::now() < deadline {
                     let p = np.fetch_add(1, Ordering::Relaxed);
-                    if wl_ref.op(&mut client, p, i, F::Read, 0, Value::Null, true) == Kind::Ok {
+                    let k = wl_ref.op(
+                        &mut client,
+                        p,
+                        i,
+                        F::Read,
+                        0,
+                        Value::Null,
+                        Tag::Final,
+                        wl_ref.params.timeout,
+                    );
+                    if k == Kind::Ok {
                         return;
                     }
                     thread::sleep(Duration::from_millis(50));
@@ -586,9 +617,17 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
                     let mut node = (key as usize + t) % plan.n;
                     while Instant::now() < deadline {
                         let p = np.fetch_add(1, Ordering::Relaxed);
-                        if wl_ref.op(&mut client, p, node, F::Read, key, Value::Null, true)
-                            == Kind::Ok
-                        {
+                        let k = wl_ref.op(
+                            &mut client,
+                            p,
+                            node,
+                            F::Read,
+                            key,
+                            Value::Null,
+                            Tag::Final,
+                            wl_ref.params.timeout,
+                        );
+                        if k == Kind::Ok {
                             break;
                         }
                         node = (node + 1) % plan.n;
@@ -608,6 +647,7 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
             start_ns: end_ns,
             end_ns: Some(end_ns),
             serve_again_ms: None,
+            majority_serves_again_ms: None,
         });
     }
     let problems = cluster.problems();
@@ -657,6 +697,7 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
         0
     };
     let results = json!({
+        "command": std::env::args().collect::<Vec<_>>(),
         "workload": opts.workload,
         "bin": plan.bin.display().to_string(),
         "node_count": plan.n,
@@ -803,9 +844,10 @@ fn summary(
         count("crash")
     );
     for f in faults.iter().filter(|f| f.kind != "crash") {
+        let ms = |v: Option<f64>| v.map_or("never".to_string(), |m| format!("{m:.0} ms"));
         let _ = writeln!(
             o,
-            "  {:>7.2}s {:<9} {:<15} {:<14} served again after {}",
+            "  {:>7.2}s {:<9} {:<15} {:<14} majority side served after {:>8}, a client op after {:>8}",
             f.start_ns as f64 / 1e9,
             f.kind,
             f.detail,
@@ -814,8 +856,8 @@ fn summary(
             } else {
                 f.nodes.join(",")
             },
-            f.serve_again_ms
-                .map_or("never".into(), |m| format!("{m:.0} ms"))
+            ms(f.majority_serves_again_ms),
+            ms(f.serve_again_ms)
         );
     }
     for (kind, detail, label) in [
@@ -823,19 +865,32 @@ fn summary(
         ("kill", None, "a kill"),
         ("kill", Some("primary"), "a kill of the primary (leader)"),
     ] {
-        let v: Vec<f64> = faults
-            .iter()
-            .filter(|f| f.kind == kind && detail.is_none_or(|d| f.detail == d))
-            .filter_map(|f| f.serve_again_ms)
-            .collect();
-        if let Some(m) = median_of(v) {
-            let _ = writeln!(o, "  median time to serve again after {label}: {m:.0} ms");
+        let pick = |g: fn(&Fault) -> Option<f64>| -> Vec<f64> {
+            faults
+                .iter()
+                .filter(|f| f.kind == kind && detail.is_none_or(|d| f.detail == d))
+                .filter_map(g)
+                .collect()
+        };
+        if let Some(m) = median_of(pick(|f| f.majority_serves_again_ms)) {
+            let any = median_of(pick(|f| f.serve_again_ms))
+                .map_or(String::new(), |a| format!(" (a client op: {a:.0} ms)"));
+            let _ = writeln!(
+                o,
+                "  median time until the majority side serves again after {label}: {m:.0} ms{any}"
+            );
         }
     }
-    if let Some(m) = median_of(restarts.iter().filter_map(|r| r.serves_again_ms).collect()) {
+    if let Some(m) = median_of(
+        restarts
+            .iter()
+            .filter(|r| !r.final_phase)
+            .filter_map(|r| r.serves_again_ms)
+            .collect(),
+    ) {
         let _ = writeln!(
             o,
-            "  median time from restart to the node's first ok answer: {m:.0} ms"
+            "  median time from restart to the node's first served answer: {m:.0} ms"
         );
     }
     for r in restarts.iter().filter(|r| r.error.is_some()) {

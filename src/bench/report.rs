@@ -5,7 +5,7 @@
 //! percentiles, throughput, time to serve again after each fault), and the two SVG plots.
 //! Must never: alter or invent events; every figure is computed from the recorded history.
 
-use super::workload::{Event, Kind, OpRecord, F};
+use super::workload::{Event, Kind, OpRecord, Tag, F};
 use serde::Serialize;
 use serde_json::Value;
 use std::fmt::Write as _;
@@ -26,7 +26,12 @@ pub struct Fault {
     pub components: Vec<Vec<String>>,
     pub start_ns: u64,
     pub end_ns: Option<u64>,
-    /// Time from the fault's start to the first `ok` of a workload op invoked after it.
+    /// Time from the fault's start to the first op served on a node of a majority component
+    /// (partitions; every node for the ring) or on a node left running (kills), invoked after
+    /// the start. With probes on, this is seen within one probe interval.
+    pub majority_serves_again_ms: Option<f64>,
+    /// Time from the fault's start to the first served workload op (`ok`, or a definite answer
+    /// about the data: 20, 21, 22) invoked after it.
     pub serve_again_ms: Option<f64>,
 }
 
@@ -38,7 +43,7 @@ pub struct Restart {
     /// When it answered `init_ok`.
     pub init_ok_ns: Option<u64>,
     pub error: Option<String>,
-    /// Time from restart to the first `ok` answered through this node.
+    /// Time from restart to the first served op (as for faults) answered through this node.
     pub serves_again_ms: Option<f64>,
     pub final_phase: bool,
 }
@@ -90,7 +95,7 @@ fn pct(sorted: &[f64], p: f64) -> f64 {
 pub fn stats(ops: &[OpRecord], workload_ns: u64) -> Stats {
     let mut s = Stats::default();
     let mut lat = Vec::new();
-    for o in ops.iter().filter(|o| !o.final_read) {
+    for o in ops.iter().filter(|o| o.tag == Tag::Workload) {
         s.ops += 1;
         let e = s.by_f.entry(f_name(o.f).to_string()).or_insert([0; 3]);
         match o.outcome {
@@ -143,7 +148,7 @@ pub fn stats(ops: &[OpRecord], workload_ns: u64) -> Stats {
     }
     s.keys = keys.len();
     let mut final_value: std::collections::BTreeMap<u64, Value> = Default::default();
-    for o in ops.iter().filter(|o| o.final_read) {
+    for o in ops.iter().filter(|o| o.tag == Tag::Final) {
         if o.outcome == Kind::Ok {
             s.final_reads_ok += 1;
             if let Some(v) = &o.read_value {
@@ -163,6 +168,11 @@ pub fn stats(ops: &[OpRecord], workload_ns: u64) -> Stats {
     s
 }
 
+/// The cluster served this op: `ok`, or a definite answer about the data (20, 21, 22).
+fn served(o: &OpRecord) -> bool {
+    o.outcome == Kind::Ok || (o.outcome == Kind::Fail && matches!(o.error, Some(20..=22)))
+}
+
 /// Fills `serve_again_ms` of each fault and `serves_again_ms` of each restart from the ops.
 pub fn serve_again(
     faults: &mut [Fault],
@@ -173,7 +183,30 @@ pub fn serve_again(
     for f in faults.iter_mut() {
         f.serve_again_ms = ops
             .iter()
-            .filter(|o| o.outcome == Kind::Ok && !o.final_read && o.invoke_ns >= f.start_ns)
+            .filter(|o| served(o) && o.tag == Tag::Workload && o.invoke_ns >= f.start_ns)
+            .map(|o| o.complete_ns)
+            .min()
+            .map(|t| (t - f.start_ns) as f64 / 1e6);
+        let n = ids.len();
+        let majority_side: Vec<usize> = match f.kind.as_str() {
+            "partition" if f.detail == "majorities-ring" => (0..n).collect(),
+            "partition" => f
+                .components
+                .iter()
+                .filter(|c| c.len() > n / 2)
+                .flatten()
+                .filter_map(|id| ids.iter().position(|x| x == id))
+                .collect(),
+            _ => (0..n).filter(|i| !f.nodes.contains(&ids[*i])).collect(),
+        };
+        f.majority_serves_again_ms = ops
+            .iter()
+            .filter(|o| {
+                served(o)
+                    && o.tag != Tag::Final
+                    && o.invoke_ns >= f.start_ns
+                    && majority_side.contains(&o.node)
+            })
             .map(|o| o.complete_ns)
             .min()
             .map(|t| (t - f.start_ns) as f64 / 1e6);
@@ -186,10 +219,10 @@ pub fn serve_again(
         r.serves_again_ms = ops
             .iter()
             .filter(|o| {
-                o.outcome == Kind::Ok
+                served(o)
                     && o.node == node
                     && o.invoke_ns >= ready
-                    && (r.final_phase || !o.final_read)
+                    && (r.final_phase || o.tag != Tag::Final)
             })
             .map(|o| o.complete_ns)
             .min()
@@ -424,7 +457,7 @@ pub fn latency_svg(ops: &[OpRecord], faults: &[Fault], t_max: f64, final_s: f64)
     );
     // At most ~20 000 points: keep every k-th op, deterministically.
     let k = (ops.len() / 20_000).max(1);
-    for o in ops.iter().step_by(k) {
+    for o in ops.iter().filter(|o| o.tag != Tag::Probe).step_by(k) {
         let x = ML + pw * (o.invoke_ns as f64 / 1e9 / t_max).min(1.0);
         let _ = writeln!(
             out,
@@ -452,7 +485,7 @@ pub fn rate_svg(ops: &[OpRecord], faults: &[Fault], t_max: f64, final_s: f64) ->
     let bin = nice_step(t_max / 120.0).max(0.1);
     let nbins = (t_max / bin).ceil() as usize + 1;
     let mut counts = vec![[0usize; 3]; nbins];
-    for o in ops {
+    for o in ops.iter().filter(|o| o.tag != Tag::Probe) {
         let b = ((o.complete_ns as f64 / 1e9) / bin) as usize;
         let c = match o.outcome {
             Kind::Ok => 0,
@@ -529,9 +562,46 @@ mod tests {
             error: None,
             timed_out: false,
             acked_write: outcome == Kind::Ok && f != F::Read,
-            final_read: false,
+            tag: Tag::Workload,
             read_value: None,
         }
+    }
+
+    #[test]
+    fn majority_side_serving_ignores_the_minority_and_unserved_ops() {
+        let ms = 1_000_000;
+        let ids: Vec<String> = (0..5).map(|i| format!("n{i}")).collect();
+        let mut faults = vec![Fault {
+            kind: "partition".into(),
+            detail: "majority".into(),
+            nodes: vec!["n0".into(), "n1".into()],
+            components: vec![
+                vec!["n0".into(), "n1".into()],
+                vec!["n2".into(), "n3".into(), "n4".into()],
+            ],
+            start_ns: 100 * ms,
+            end_ns: None,
+            serve_again_ms: None,
+            majority_serves_again_ms: None,
+        }];
+        let mut timed_out = op(F::Write, 1, 110 * ms, 1110 * ms, Kind::Info, 3);
+        timed_out.timed_out = true;
+        let mut busy = op(F::Write, 1, 120 * ms, 130 * ms, Kind::Fail, 2);
+        busy.error = Some(11);
+        let mut mismatch = op(F::Cas, 1, 300 * ms, 350 * ms, Kind::Fail, 4);
+        mismatch.error = Some(22);
+        let mut probe = op(F::Read, 0, 200 * ms, 400 * ms, Kind::Ok, 3);
+        probe.tag = Tag::Probe;
+        let ops = vec![
+            op(F::Read, 1, 101 * ms, 102 * ms, Kind::Ok, 0), // minority side: does not count
+            timed_out,
+            busy,     // error 11 is not service
+            mismatch, // a definite answer about the data is
+            probe,
+        ];
+        serve_again(&mut faults, &mut [], &ops, &ids);
+        assert_eq!(faults[0].majority_serves_again_ms, Some(250.0));
+        assert_eq!(faults[0].serve_again_ms, Some(2.0), "any workload op");
     }
 
     #[test]
@@ -571,6 +641,7 @@ mod tests {
             start_ns: 105 * ms,
             end_ns: None,
             serve_again_ms: None,
+            majority_serves_again_ms: None,
         }];
         // ops invoked at/after 105 ms: i >= 11 (invoke 110 ms, completes 121 ms)
         serve_again(&mut faults, &mut [], &ops, &["n0".into()]);

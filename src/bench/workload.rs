@@ -47,6 +47,18 @@ pub enum F {
     Cas,
 }
 
+/// Who issued an operation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tag {
+    /// Maelstrom's lin-kv clients.
+    Workload,
+    /// The bench's availability probes: one read of key 0 per node every probe interval, with
+    /// a short timeout, so "serving again" is seen within one interval.
+    Probe,
+    /// The final phase: recovery probes and the read-back of every key.
+    Final,
+}
+
 /// One completed operation, with what the history does not carry (node, latency, error).
 #[derive(Clone, Debug)]
 pub struct OpRecord {
@@ -62,8 +74,8 @@ pub struct OpRecord {
     pub timed_out: bool,
     /// A write or cas that was acknowledged.
     pub acked_write: bool,
-    /// Final-phase read (after heal and restart).
-    pub final_read: bool,
+    /// Which part of the run issued it.
+    pub tag: Tag,
     /// What an `ok` read returned (`null` = absent).
     pub read_value: Option<Value>,
 }
@@ -135,7 +147,8 @@ impl Recorder {
     pub fn op_count(&self) -> (u64, u64, u64, u64) {
         let g = self.lock();
         let mut c = (0, 0, 0, 0);
-        for r in &g.1 {
+        for r in g.1.iter().filter(|r| r.tag == Tag::Workload) {
+            c.3 += 1;
             match r.outcome {
                 Kind::Ok => c.0 += 1,
                 Kind::Fail => c.1 += 1,
@@ -143,7 +156,6 @@ impl Recorder {
                 Kind::Invoke => {}
             }
         }
-        c.3 = g.1.len() as u64;
         c
     }
 }
@@ -220,6 +232,32 @@ impl<'a> Workload<'a> {
         !self.stop.load(Ordering::Relaxed)
     }
 
+    /// An availability probe on node `node` until `stop`: a read of key 0 every `every`, timing
+    /// out after `timeout` (a read that times out is recorded `fail`, so probes never weaken
+    /// the check).
+    pub fn run_probe(&self, node: usize, first_process: u64, every: Duration, timeout: Duration) {
+        let mut client = self.cluster.client();
+        let mut process = first_process;
+        while !self.stop.load(Ordering::Relaxed) {
+            let t0 = Instant::now();
+            self.op(
+                &mut client,
+                process,
+                node,
+                F::Read,
+                0,
+                Value::Null,
+                Tag::Probe,
+                timeout,
+            );
+            process += 1 << 20;
+            let spent = t0.elapsed();
+            if spent < every {
+                std::thread::sleep(every - spent);
+            }
+        }
+    }
+
     /// One client thread: worker `w` of `concurrency`, until `stop`.
     pub fn run_worker(&self, w: usize, mut rng: Rng) {
         let n = self.cluster.node_count();
@@ -235,7 +273,16 @@ impl<'a> Workload<'a> {
                 2 => (F::Write, json!(rng.below(5))),
                 _ => (F::Cas, json!([rng.below(5), rng.below(5)])),
             };
-            let outcome = self.op(&mut client, process, node, f, key, value, false);
+            let outcome = self.op(
+                &mut client,
+                process,
+                node,
+                f,
+                key,
+                value,
+                Tag::Workload,
+                self.params.timeout,
+            );
             if outcome == Kind::Info {
                 // Jepsen: a crashed process never returns; a fresh one takes its place.
                 process += self.params.concurrency as u64;
@@ -254,7 +301,8 @@ impl<'a> Workload<'a> {
         f: F,
         key: u64,
         value: Value,
-        final_read: bool,
+        tag: Tag,
+        timeout: Duration,
     ) -> Kind {
         let mut body = Map::new();
         match f {
@@ -275,7 +323,7 @@ impl<'a> Workload<'a> {
             }
         }
         let invoke_ns = self.rec.invoke(process, f, key, value.clone());
-        let reply = client.call(node, body, self.params.timeout);
+        let reply = client.call(node, body, timeout);
         let (outcome, out_value, error, timed_out) = classify(f, &value, reply);
         let rec = OpRecord {
             process,
@@ -288,7 +336,7 @@ impl<'a> Workload<'a> {
             error,
             timed_out,
             acked_write: outcome == Kind::Ok && f != F::Read,
-            final_read,
+            tag,
             read_value: None,
         };
         self.rec.complete(rec, out_value);

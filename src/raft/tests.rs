@@ -1266,6 +1266,40 @@ fn acks_and_votes_leave_only_after_the_persist() {
 }
 
 #[test]
+fn leader_counts_its_own_entry_toward_commit_only_after_advance() {
+    let mut c = Cluster::new(3, 2, |_| {});
+    c.cut.insert((1, 3));
+    c.elect(1);
+    c.run(2);
+    let p = c.write(1, 1, 1);
+    c.deliver_all();
+    // Take the leader's next Ready by hand: it has sent the append but not persisted it.
+    let cmd = Command::Write {
+        key: json!(1),
+        value: json!(2),
+    };
+    let q = c.raft(1).propose(cmd.encode()).unwrap();
+    let rd = c.raft(1).ready();
+    assert_eq!(rd.entries.last().map(|e| e.index), Some(q.index));
+    for m in rd.messages.iter().filter(|m| m.to == 2).cloned() {
+        c.raft(2).step(m);
+    }
+    let rd2 = c.raft(2).ready();
+    c.raft(2).advance(&rd2);
+    for m in rd2.persisted_messages.into_iter().filter(|m| m.to == 1) {
+        c.raft(1).step(m);
+    }
+    // Node 2 holds the entry; node 1's copy is not durable: one durable copy of three.
+    assert!(
+        c.status(1).commit < q.index,
+        "commit counted a non-durable entry"
+    );
+    assert!(c.status(1).commit >= p.index);
+    c.raft(1).advance(&rd);
+    assert_eq!(c.status(1).commit, q.index, "durable now: two of three");
+}
+
+#[test]
 fn leader_counts_its_own_entries_only_once_durable() {
     let mut r = Raft::new(config(1, 1, 1), InitialState::default());
     r.campaign();
