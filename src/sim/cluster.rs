@@ -583,6 +583,12 @@ impl Sim {
             for m in rd.messages.clone() {
                 self.send_raft(i, m);
             }
+            #[cfg(test)]
+            if self.cfg.ack_before_durable {
+                for m in rd.persisted_messages.clone() {
+                    self.send_raft(i, m);
+                }
+            }
             let delay = self.nodes[i].disk_delay;
             if rd.must_persist() && delay > 0 {
                 let inc = self.nodes[i].inc;
@@ -608,8 +614,14 @@ impl Sim {
             );
             return;
         }
-        for m in rd.persisted_messages.clone() {
-            self.send_raft(i, m);
+        #[cfg(test)]
+        let early = self.cfg.ack_before_durable;
+        #[cfg(not(test))]
+        let early = false;
+        if !early {
+            for m in rd.persisted_messages.clone() {
+                self.send_raft(i, m);
+            }
         }
         if let Some(r) = self.nodes[i].raft.as_mut() {
             r.advance(&rd);
