@@ -126,6 +126,44 @@ fn isolated_minority_answers_11_quickly_while_the_majority_serves() {
     }
 }
 
+#[test]
+fn a_request_forwarded_to_a_dead_leader_is_answered_once_the_follower_stops_believing_in_it() {
+    // A request timeout far longer than an election, so only the leader-change path can answer
+    // within the bound below.
+    let env = vec![
+        ("RAFTKV_SNAPSHOT_EVERY", "1000".to_string()),
+        ("RAFTKV_REQUEST_TIMEOUT_MS", "8000".to_string()),
+    ];
+    let mut c = Cluster::start(5, env);
+    write(&c, 0, 1, 1);
+    let leader = c.leader().expect("a leader was elected");
+    let follower = (leader + 1) % 5;
+    c.kill(leader);
+    for body in [
+        json!({"type": "write", "key": 1, "value": 2}),
+        json!({"type": "read", "key": 1}),
+    ] {
+        let t = Instant::now();
+        let a = c
+            .request(follower, body.clone(), SECS(6))
+            .expect("an answer");
+        let took = t.elapsed();
+        // 13 for a write that went to the dead leader (it may have happened), 11 where nothing
+        // was sent anywhere or for a read; never a definite answer about the data.
+        assert!(
+            a["code"] == 13 || a["code"] == 11,
+            "{body} via follower {follower}: {a}"
+        );
+        assert!(
+            took < Duration::from_millis(2500),
+            "{body} via follower {follower} took {took:?} after the leader died"
+        );
+    }
+    // The majority elects a new leader and serves.
+    write(&c, follower, 1, 3);
+    assert_eq!(read(&c, follower, 1)["value"], json!(3));
+}
+
 /// Waits until node `i`'s exit stats report `applied` at least `want`, by stopping the node.
 fn stop_and_stats(c: &mut Cluster, i: usize) -> std::collections::HashMap<String, String> {
     let code = c.stop(i);

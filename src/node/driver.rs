@@ -112,6 +112,10 @@ struct Pending {
 struct Forward {
     client: Client,
     is_read: bool,
+    /// The leader it went to; once this node stops believing in that leader (it died, lost its
+    /// majority, or an election is under way), the answer is given at once instead of after the
+    /// request timeout.
+    leader: NodeId,
     since: Instant,
 }
 
@@ -590,8 +594,8 @@ impl<W: Write> Node<W> {
         // Not the leader: forward once, or answer 11 (nothing was proposed here).
         let leader = not_leader.leader.filter(|l| *l != c.my && *l >= 1);
         let target = leader.and_then(|l| c.ids.get(l as usize - 1).cloned());
-        match target {
-            Some(leader_name) if !forwarded && c.peers_open => {
+        match (leader, target) {
+            (Some(leader), Some(leader_name)) if !forwarded && c.peers_open => {
                 let fwd_id = self.next_msg_id;
                 self.next_msg_id += 1;
                 let mut body = env.body.clone();
@@ -603,18 +607,19 @@ impl<W: Write> Node<W> {
                     Forward {
                         client,
                         is_read: op.is_read(),
+                        leader,
                         since: now,
                     },
                 );
                 self.stats.forwarded += 1;
                 self.send(&me, &leader_name, body)
             }
-            Some(_) => self.reply_error(
+            (_, Some(_)) => self.reply_error(
                 &env,
                 code::TEMPORARILY_UNAVAILABLE,
                 "not the leader (request was already forwarded once)",
             ),
-            None => self.reply_error(&env, code::TEMPORARILY_UNAVAILABLE, "no leader known"),
+            (_, None) => self.reply_error(&env, code::TEMPORARILY_UNAVAILABLE, "no leader known"),
         }
     }
 
@@ -683,10 +688,11 @@ impl<W: Write> Node<W> {
                 ));
             }
         }
+        let leader_now = c.raft.status().leader;
         let expired: Vec<u64> = c
             .forwards
             .iter()
-            .filter(|(_, f)| now.duration_since(f.since) >= timeout)
+            .filter(|(_, f)| now.duration_since(f.since) >= timeout || leader_now != Some(f.leader))
             .map(|(i, _)| *i)
             .collect();
         for i in expired {
@@ -695,13 +701,13 @@ impl<W: Write> Node<W> {
                     answers.push((
                         f.client,
                         code::TEMPORARILY_UNAVAILABLE,
-                        "forwarded read got no answer",
+                        "forwarded read got no answer from the leader it went to",
                     ));
                 } else {
                     answers.push((
                         f.client,
                         code::CRASH,
-                        "forwarded request got no answer; it may have happened",
+                        "forwarded request got no answer from the leader it went to; it may have happened",
                     ));
                 }
             }
