@@ -3,7 +3,9 @@
 //! (a value first produced only after the read returned) are always rejected, on that key.
 //! `RAFTKV_CHECK_PROP_CASES=N` runs N seeds instead of the default 300.
 
-use raftkv::check::gen::{corrupt_read, drop_info_completions, generate, GenConfig, Rng};
+use raftkv::check::gen::{
+    corrupt_read, corrupt_read_to_absent, drop_info_completions, generate, GenConfig, Rng,
+};
 use raftkv::check::{check, parse_jsonl, Options, Verdict};
 
 fn cases() -> u64 {
@@ -30,6 +32,7 @@ fn config(seed: u64) -> GenConfig {
 fn generated_linearizable_histories_are_accepted_and_corrupted_ones_rejected() {
     let n = cases();
     let mut corrupted = 0;
+    let mut lost_writes = 0;
     for seed in 0..n {
         let cfg = config(seed);
         let mut events = generate(&cfg);
@@ -63,11 +66,24 @@ fn generated_linearizable_histories_are_accepted_and_corrupted_ones_rejected() {
             assert_eq!(r.violations.len(), 1, "seed {seed}");
             assert_eq!(r.violations[0].key, bad[pos].key, "seed {seed}");
         }
+        // A lost write late in the history.
+        let mut lost = events.clone();
+        if let Some(pos) = corrupt_read_to_absent(&mut lost, events.len() * 3 / 4) {
+            let r = check(&lost, &opts);
+            assert_eq!(
+                r.verdict,
+                Verdict::NotLinearizable,
+                "seed {seed}: read at {pos} altered to absent"
+            );
+            assert_eq!(r.violations[0].key, lost[pos].key, "seed {seed}");
+            lost_writes += 1;
+        }
     }
     assert!(
         corrupted * 2 > n,
         "only {corrupted} of {n} histories had a read to corrupt"
     );
+    assert!(lost_writes * 2 > n, "only {lost_writes} of {n} lost writes");
 }
 
 #[test]

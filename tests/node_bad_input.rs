@@ -134,10 +134,7 @@ fn a_directory_of_another_node_is_refused_with_a_clear_message() {
         let ids: Vec<String> = ids.iter().map(|s| s.to_string()).collect();
         writeln!(stdin, "{}", node_common::init_line("n1", &ids, 1)).expect("write");
         drop(stdin);
-        let status = p.child.wait().expect("wait");
-        std::thread::sleep(Duration::from_millis(50));
-        let err = p.stderr.lock().expect("stderr").join("\n");
-        (status, err)
+        p.wait_with_stderr()
     };
     let (status, err) = run(&["n1", "n2", "n3"]);
     assert!(status.success(), "first start: {status:?} {err}");
@@ -168,10 +165,8 @@ fn a_directory_held_by_a_running_node_ends_the_second_with_a_clear_message() {
     second_in.flush().expect("flush");
     // The second node cannot survive without its storage: it ends with status 1 and says why,
     // even though its stdin is still open.
-    let status = second.child.wait().expect("wait");
-    assert_eq!(status.code(), Some(1));
-    std::thread::sleep(Duration::from_millis(50));
-    let err = second.stderr.lock().expect("stderr").join("\n");
+    let (status, err) = second.wait_with_stderr();
+    assert_eq!(status.code(), Some(1), "{err}");
     assert!(
         err.contains("another process holds this data directory"),
         "{err}"

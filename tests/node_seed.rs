@@ -70,18 +70,41 @@ fn run_case(name: &str) {
         std::thread::sleep(Duration::from_millis(10));
     };
     assert!(status.success(), "{name}: exit {status:?}");
+    // Collect the rest of stdout (the reader thread ends at the node's end of output).
+    loop {
+        match rx.recv_timeout(limit.saturating_sub(started.elapsed())) {
+            Ok(line) => seen.push(serde_json::from_str(&line).expect("JSON")),
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            Err(mpsc::RecvTimeoutError::Timeout) => panic!("{name}: stdout not closed in time"),
+        }
+    }
     // Every request with a msg_id was answered (partition_test included).
     for l in &input {
         let v: Value = serde_json::from_str(l).expect("input is JSON");
         let id = &v["body"]["msg_id"];
-        while let Ok(line) = rx.try_recv() {
-            seen.push(serde_json::from_str(&line).expect("JSON"));
+        let answer = seen
+            .iter()
+            .find(|s| s["body"]["in_reply_to"] == *id && s["dest"] == v["src"]);
+        let Some(answer) = answer else {
+            panic!("{name}: no answer to {l}; saw {seen:?}");
+        };
+        if v["body"]["type"] == "partition_test" {
+            let (req, b) = (&v["body"], &answer["body"]);
+            assert_eq!(b["type"], "partition_test_ok", "{name}: {answer}");
+            assert_eq!(b["total_ops"], req["operations"], "{name}: {answer}");
+            let during = req["heal_after_op"].as_u64().expect("heal")
+                - req["partition_after_op"].as_u64().expect("partition");
+            assert_eq!(b["ops_during_partition"], during, "{name}: {answer}");
+            let succeeded = b["ops_succeeded"].as_u64().expect("ops_succeeded");
+            let rejected = b["ops_rejected"].as_u64().expect("ops_rejected");
+            assert_eq!(Some(succeeded + rejected), req["operations"].as_u64());
+            assert!(
+                rejected > 0,
+                "{name}: minority ops must be rejected: {answer}"
+            );
+            assert!(succeeded > 0, "{name}: the majority must serve: {answer}");
+            assert_eq!(b["linearizable"], true, "{name}: {answer}");
         }
-        assert!(
-            seen.iter()
-                .any(|s| s["body"]["in_reply_to"] == *id && s["dest"] == v["src"]),
-            "{name}: no answer to {l}; saw {seen:?}"
-        );
     }
 }
 

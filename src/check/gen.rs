@@ -261,3 +261,41 @@ pub fn corrupt_read(events: &mut [Event], rng: &mut Rng) -> Option<usize> {
     events[i].value = v;
     Some(i)
 }
+
+/// Alters the first `ok` read at or after position `from` that follows a completed write of its
+/// key so that it reads the key as absent (a lost write: nothing ever deletes a key, so after an
+/// acknowledged write the key can never be absent again). The value *absent* is possible earlier
+/// in the history, so only the search can reject it, after exploring everything before it.
+/// Returns the position of the altered completion.
+pub fn corrupt_read_to_absent(events: &mut [Event], from: usize) -> Option<usize> {
+    let mut written: HashSet<String> = HashSet::new();
+    let mut target = None;
+    for (i, e) in events.iter().enumerate() {
+        let key = e.key.to_string();
+        if e.kind == EventKind::Ok && e.f == Op::Write {
+            written.insert(key);
+        } else if i >= from
+            && e.kind == EventKind::Ok
+            && e.f == Op::Read
+            && !e.value.is_null()
+            && written.contains(&key)
+        {
+            // The write must have completed before this read was invoked.
+            let invoked = events[..i]
+                .iter()
+                .rposition(|x| x.process == e.process && x.kind == EventKind::Invoke);
+            let acked_before = invoked.is_some_and(|inv| {
+                events[..inv]
+                    .iter()
+                    .any(|x| x.kind == EventKind::Ok && x.f == Op::Write && x.key == e.key)
+            });
+            if acked_before {
+                target = Some(i);
+                break;
+            }
+        }
+    }
+    let i = target?;
+    events[i].value = Value::Null;
+    Some(i)
+}

@@ -55,8 +55,8 @@ pub enum Op {
 
 /// One history event, exactly the canonical JSON line of DESIGN §5:
 /// `{"index":0,"time":1200,"process":3,"type":"invoke","f":"cas","key":7,"value":[1,4]}`.
+/// Extra fields on input (an `error`, a node name) are ignored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct Event {
     pub index: u64,
     /// Nanoseconds since the start of the test (informational; order is the slice order).

@@ -61,7 +61,8 @@ pub struct Violation {
     /// The longest linearizable prefix found, in linearization order.
     pub prefix: Vec<OpSummary>,
     /// A minimal failing window of events: on its own it is not linearizable (from any state
-    /// when `window_from_any_state`, else from the initial state).
+    /// when `window_from_any_state`, and then even if its unknown writes and cas could take
+    /// effect any number of times; else from the initial state).
     pub window: Vec<super::Event>,
     pub window_from_any_state: bool,
     pub explanation: String,
@@ -229,7 +230,7 @@ impl Report {
                 "  minimal failing window ({} events, {}):",
                 v.window.len(),
                 if v.window_from_any_state {
-                    "fails from any starting state"
+                    "fails from any starting state, even with unknown operations repeatable"
                 } else {
                     "fails from the initial state"
                 }
@@ -294,7 +295,7 @@ impl Report {
                 "<h3>Failing window ({} events; {})</h3>",
                 v.window.len(),
                 if v.window_from_any_state {
-                    "not linearizable from any starting state"
+                    "not linearizable from any starting state, even if unknown operations could take effect repeatedly"
                 } else {
                     "not linearizable from the initial state"
                 }

@@ -19,9 +19,14 @@
 //!    value) can be moved to the front of any valid completion, so it is linearized at once and
 //!    never branched on. (A write of the current value is *not* pure: moved earlier, it would
 //!    lose its effect at its later place.)
-//! 3. *Memoisation*: a (linearized set, state) already explored is not explored again. The set
-//!    is a bitset with an incremental Zobrist hash; the full bitset is kept to compare, so a hash
-//!    collision can never give a wrong verdict.
+//! 3. *Memoisation with dominance*: a configuration already explored is not explored again, and
+//!    neither is one that is *dominated* by an explored one. The memo key is the set of completed
+//!    operations linearized (a bitset with an incremental Zobrist hash; the full bitset is kept
+//!    to compare, so a hash collision can never give a wrong verdict) and the state; under it are
+//!    the vectors of how many indeterminate operations of each class were used. Indeterminate
+//!    operations never expire and a class is used in invoke order (rule 1), so a configuration
+//!    that used at least as many of every class as a dead one (same completed set, same state)
+//!    has no option the dead one lacked, and is dead too.
 //! 4. *Pre-check*: a completed read of a value that no write or cas of the key ever produces (and
 //!    that is not the initial value) is a violation found without searching.
 //!
@@ -139,8 +144,9 @@ fn cas_parts(v: &Value) -> (&Value, &Value) {
 /// Builds the search operations for the window of history positions `[s, e]`, as a weakening of
 /// the whole history: operations invoked after `e` are left out; completions after `e` become
 /// unknown (reads dropped, writes and cas indeterminate); operations that completed before `s`
-/// are left out (the window then starts from any state); operations invoked before `s` that
-/// complete at or after it keep only their possible effect (reads dropped, writes and cas become
+/// are left out (the window then starts from any state); indeterminate operations invoked before
+/// `s`, and operations invoked before `s` that complete at or after it, keep only their possible
+/// effect (reads dropped, writes and cas become
 /// indeterminate, invoked at `s`). `s = 0, e = MAX` is the whole history, exactly.
 fn build_ops(
     paired: &[PairedOp],
@@ -165,7 +171,7 @@ fn build_ops(
                     EventKind::Info
                 };
                 ret = None;
-            } else if c < s {
+            } else if c < s && matches!(outcome, EventKind::Ok | EventKind::Fail) {
                 continue;
             }
         }
@@ -227,7 +233,8 @@ struct Deepest {
 enum End {
     Linearizable,
     Violation(Deepest),
-    Unknown(String),
+    /// A bound was hit: the reason, and the deepest configuration reached so far.
+    Unknown(String, Deepest),
 }
 
 #[derive(Default)]
@@ -290,19 +297,26 @@ struct Search<'a> {
     classes: Vec<Vec<u32>>,
     count: Vec<u32>,
     bits: Vec<u64>,
+    /// The completed operations linearized (the memo key's set), and its Zobrist hash.
+    cbits: Vec<u64>,
     z: Vec<u64>,
     hash: u64,
     state: Val,
     undo: Vec<(u32, Val)>,
     completed: usize,
-    memo: HashSet<MemoKey, BuildHasherDefault<IdHasher>>,
+    /// Dead configurations: per (completed set, state), the indeterminate-use vectors seen.
+    memo: HashMap<MemoKey, Vec<Box<[u32]>>, BuildHasherDefault<IdHasher>>,
+    memo_vectors: usize,
     entry_bytes: usize,
+    /// Indeterminate operations may take effect any number of times (a weakening, used only to
+    /// prove violations in windows).
+    unlimited: bool,
     best: Deepest,
     steps: u64,
 }
 
 impl<'a> Search<'a> {
-    fn new(ops: &'a [SOp], init: Val) -> Search<'a> {
+    fn new(ops: &'a [SOp], init: Val, unlimited: bool) -> Search<'a> {
         let n = ops.len();
         let comp: Vec<u32> = (0..n as u32)
             .filter(|&i| ops[i as usize].ret != NEVER)
@@ -331,13 +345,16 @@ impl<'a> Search<'a> {
             count: vec![0; classes.len()],
             classes,
             bits: vec![0; words],
+            cbits: vec![0; words],
             z: (0..n as u64).map(|i| splitmix(i ^ 0x5eed)).collect(),
             hash: 0,
             state: init,
             undo: Vec::new(),
             completed: 0,
-            memo: HashSet::default(),
-            entry_bytes: std::mem::size_of::<MemoKey>() + words * 8 + 24,
+            memo: HashMap::default(),
+            memo_vectors: 0,
+            unlimited,
+            entry_bytes: std::mem::size_of::<MemoKey>() + words * 8 + 48,
             best: Deepest {
                 state: init,
                 ..Deepest::default()
@@ -351,14 +368,22 @@ impl<'a> Search<'a> {
     }
 
     fn memory(&self) -> usize {
-        self.memo.capacity() * (self.entry_bytes + 1) + self.undo.capacity() * 8
+        self.memo.capacity() * (self.entry_bytes + 1)
+            + self.memo_vectors * (self.count.len() * 4 + 16)
+            + self.undo.capacity() * 8
     }
 
     fn apply(&mut self, i: u32, new_state: Val) {
-        self.bits[(i / 64) as usize] |= 1 << (i % 64);
-        self.hash ^= self.z[i as usize];
         let c = self.class_of[i as usize];
+        if c != u32::MAX && self.unlimited {
+            self.undo.push((i, self.state));
+            self.state = new_state;
+            return;
+        }
+        self.bits[(i / 64) as usize] |= 1 << (i % 64);
         if c == u32::MAX {
+            self.cbits[(i / 64) as usize] |= 1 << (i % 64);
+            self.hash ^= self.z[i as usize];
             self.completed += 1;
         } else {
             self.count[c as usize] += 1;
@@ -372,10 +397,15 @@ impl<'a> Search<'a> {
             let Some((i, prev)) = self.undo.pop() else {
                 break;
             };
+            if self.unlimited && self.class_of[i as usize] != u32::MAX {
+                self.state = prev;
+                continue;
+            }
             self.bits[(i / 64) as usize] &= !(1 << (i % 64));
-            self.hash ^= self.z[i as usize];
             let c = self.class_of[i as usize];
             if c == u32::MAX {
+                self.cbits[(i / 64) as usize] &= !(1 << (i % 64));
+                self.hash ^= self.z[i as usize];
                 self.completed -= 1;
             } else {
                 self.count[c as usize] -= 1;
@@ -417,7 +447,9 @@ impl<'a> Search<'a> {
             let mut placed = false;
             for &c in &cands {
                 let m = self.ops[c as usize].m;
-                if m.is_pure() && m.apply(self.state).is_some() && !self.lin(c) {
+                // (An unlimited indeterminate pure operation is a no-op: nothing to place.)
+                let unlimited = self.unlimited && self.class_of[c as usize] != u32::MAX;
+                if m.is_pure() && !unlimited && m.apply(self.state).is_some() && !self.lin(c) {
                     let s = self.state;
                     self.apply(c, s);
                     placed = true;
@@ -440,20 +472,29 @@ impl<'a> Search<'a> {
                     slot.1 = s;
                 }
             }
-            // Rule 3: memoisation.
+            // Rule 3: memoisation with dominance on indeterminate operations.
             let key = MemoKey {
                 hash: self.hash,
                 state: self.state,
-                bits: self.bits.clone().into_boxed_slice(),
+                bits: self.cbits.clone().into_boxed_slice(),
             };
-            if !self.memo.insert(key) {
+            let count = &self.count;
+            let seen = self.memo.entry(key).or_default();
+            if seen
+                .iter()
+                .any(|v| v.iter().zip(count.iter()).all(|(a, b)| a <= b))
+            {
                 return Expand::Dead;
             }
+            let before = seen.len();
+            seen.retain(|v| !v.iter().zip(count.iter()).all(|(a, b)| a >= b));
+            seen.push(count.clone().into_boxed_slice());
+            self.memo_vectors = self.memo_vectors + seen.len() - before;
             // Legal, state-changing candidates; rule 1 keeps one per effect (earliest return).
             let mut chosen: Vec<u32> = Vec::with_capacity(cands.len());
             for &c in &cands {
                 let o = self.ops[c as usize];
-                if o.m.apply(self.state).is_none() {
+                if o.m.is_pure() || o.m.apply(self.state).is_none() {
                     continue;
                 }
                 match chosen.iter_mut().find(|x| self.ops[**x as usize].m == o.m) {
@@ -509,18 +550,24 @@ impl<'a> Search<'a> {
             self.steps += 1;
             if self.steps.is_multiple_of(512) {
                 if Instant::now() > lim.deadline {
-                    return End::Unknown(format!(
-                        "time bound reached after exploring {} states",
-                        self.memo.len()
-                    ));
+                    return End::Unknown(
+                        format!(
+                            "time bound reached after exploring {} states",
+                            self.memo_vectors
+                        ),
+                        std::mem::take(&mut self.best),
+                    );
                 }
                 let mem = self.memory() + frames.len() * 64;
                 if mem > lim.max_memory {
-                    return End::Unknown(format!(
-                        "memory bound of {} MiB reached after exploring {} states",
-                        lim.max_memory >> 20,
-                        self.memo.len()
-                    ));
+                    return End::Unknown(
+                        format!(
+                            "memory bound of {} MiB reached after exploring {} states",
+                            lim.max_memory >> 20,
+                            self.memo_vectors
+                        ),
+                        std::mem::take(&mut self.best),
+                    );
                 }
             }
         }
@@ -528,16 +575,16 @@ impl<'a> Search<'a> {
 }
 
 /// Searches from each of the initial states; linearizable if any works.
-fn search_any(ops: &[SOp], inits: &[Val], lim: &Limits, stats: &mut Stats) -> End {
+fn search_any(ops: &[SOp], inits: &[Val], unlimited: bool, lim: &Limits, stats: &mut Stats) -> End {
     let mut first_violation = None;
     for &init in inits {
-        let mut s = Search::new(ops, init);
+        let mut s = Search::new(ops, init, unlimited);
         let end = s.run(lim);
-        stats.states += s.memo.len() as u64;
+        stats.states += s.memo_vectors as u64;
         stats.peak_memory = stats.peak_memory.max(s.memory());
         match end {
             End::Linearizable => return End::Linearizable,
-            End::Unknown(r) => return End::Unknown(r),
+            End::Unknown(r, d) => return End::Unknown(r, d),
             End::Violation(d) => {
                 if first_violation.is_none() {
                     first_violation = Some(d);
@@ -562,10 +609,7 @@ pub(crate) fn check_key(
 ) -> KeyOutcome {
     let started = Instant::now();
     let key = paired.first().map(|p| p.key.clone()).unwrap_or(Value::Null);
-    let lim = Limits {
-        deadline: started + opts.max_time_per_key,
-        max_memory: opts.max_memory_per_key,
-    };
+    let budget = opts.max_time_per_key;
     let mut interner = Interner::new();
     let init = opts.initial.as_ref().map_or(ABSENT, |v| interner.id(v));
     let ops = build_ops(paired, &mut interner, opts, 0, usize::MAX);
@@ -617,24 +661,105 @@ pub(crate) fn check_key(
         return done(KeyResult::Violation(Box::new(v)), stats);
     }
 
-    match search_any(&ops, &[init], &lim, &mut stats) {
-        End::Linearizable => done(KeyResult::Linearizable, stats),
-        End::Unknown(r) => done(KeyResult::Unknown(r), stats),
-        End::Violation(d) => {
-            let v = explain(
-                history,
-                paired,
-                &ops,
-                &d,
-                &mut interner,
-                opts,
-                init,
-                &mut stats,
-                &key,
-                lim.deadline,
-            );
-            done(KeyResult::Violation(Box::new(v)), stats)
+    // Phases: a short whole-history search; if it cannot decide, local windows around where it
+    // got stuck (violations are usually local, and a failing window is a proof); then the
+    // whole-history search again with most of the bound, and windows once more. The last
+    // eighth of the bound is for shrinking a violation's window.
+    let phases: [(bool, Duration); 4] = [
+        (true, (budget / 16).min(Duration::from_millis(250))),
+        (false, budget / 8),
+        (true, budget * 5 / 8),
+        (false, budget * 7 / 8),
+    ];
+    let mut outcome = None;
+    let mut last_reason = String::new();
+    let mut deepest = Deepest::default();
+    for (whole, until) in phases {
+        let lim = Limits {
+            deadline: started + until,
+            max_memory: opts.max_memory_per_key,
+        };
+        if whole {
+            match search_any(&ops, &[init], false, &lim, &mut stats) {
+                End::Linearizable => return done(KeyResult::Linearizable, stats),
+                End::Violation(d) => {
+                    outcome = Some((d, None));
+                    break;
+                }
+                End::Unknown(reason, d) => {
+                    last_reason = reason;
+                    deepest = d;
+                }
+            }
+        } else if let Some(w) = probe_windows(
+            paired,
+            &ops,
+            &deepest,
+            &mut interner,
+            opts,
+            &lim,
+            &mut stats,
+        ) {
+            outcome = Some((std::mem::take(&mut deepest), Some(w)));
+            break;
         }
+    }
+    let Some((d, known)) = outcome else {
+        return done(KeyResult::Unknown(last_reason), stats);
+    };
+    let v = explain(
+        history,
+        paired,
+        &ops,
+        &d,
+        known,
+        &mut interner,
+        opts,
+        init,
+        &mut stats,
+        &key,
+        started + budget,
+    );
+    done(KeyResult::Violation(Box::new(v)), stats)
+}
+
+/// When the whole-history search cannot decide in time, a violation is usually local: look at
+/// windows ending where the search got stuck (the return of the operation it could not place),
+/// growing backwards, each checked from *any* starting state and with every unknown operation
+/// allowed to take effect any number of times. A window that fails even so is a proof (it is a
+/// weakening of the whole history); one that passes proves nothing.
+fn probe_windows(
+    paired: &[PairedOp],
+    ops: &[SOp],
+    d: &Deepest,
+    interner: &mut Interner,
+    opts: &Options,
+    lim: &Limits,
+    stats: &mut Stats,
+) -> Option<(usize, usize)> {
+    let blocked = ops[d.blocked? as usize];
+    let blocked_op = &paired[blocked.src as usize];
+    let end = blocked_op.complete_pos?;
+    let mut starts: Vec<usize> = paired
+        .iter()
+        .map(|p| p.invoke_pos)
+        .filter(|&p| p <= blocked_op.invoke_pos)
+        .collect();
+    starts.sort_unstable();
+    let mut k = 4usize;
+    loop {
+        let s = starts[starts.len().saturating_sub(k)];
+        let w = build_ops(paired, interner, opts, s, end);
+        let inits: Vec<Val> = (0..interner.vals.len() as Val).collect();
+        match search_any(&w, &inits, true, lim, stats) {
+            End::Violation(_) => return Some((s, end)),
+            End::Unknown(..) => return None,
+            End::Linearizable => {}
+        }
+        if k >= starts.len() {
+            return None;
+        }
+        k *= 4;
     }
 }
 
@@ -669,6 +794,7 @@ fn explain(
     paired: &[PairedOp],
     ops: &[SOp],
     d: &Deepest,
+    known: Option<(usize, usize)>,
     interner: &mut Interner,
     opts: &Options,
     init: Val,
@@ -705,14 +831,18 @@ fn explain(
         } else {
             vec![init]
         };
-        match search_any(&w, &inits, &lim, stats) {
+        match search_any(&w, &inits, any, &lim, stats) {
             End::Violation(_) => Some(true),
             End::Linearizable => Some(false),
-            End::Unknown(_) => None,
+            End::Unknown(..) => None,
         }
     };
     let mut end = usize::MAX;
     let (mut lo, mut hi) = (0usize, ends.len());
+    if let Some((_, e)) = known {
+        end = e;
+        hi = lo;
+    }
     // Invariant: prefix to ends[hi] (or the whole history when hi == len) fails.
     while lo < hi {
         let mid = (lo + hi) / 2;
@@ -722,17 +852,18 @@ fn explain(
             None => break,
         }
     }
-    if hi < ends.len() {
+    if known.is_none() && hi < ends.len() {
         end = ends[hi];
     }
     let mut start = 0usize;
     let mut any_state = false;
-    if fails(0, end, true, interner, stats) == Some(true) {
+    let known_start = known.map(|(s, _)| s);
+    if known_start.is_some() || fails(0, end, true, interner, stats) == Some(true) {
         any_state = true;
         let mut starts: Vec<usize> = paired
             .iter()
             .map(|p| p.invoke_pos)
-            .filter(|&p| p <= end)
+            .filter(|&p| p <= end && p >= known_start.unwrap_or(0))
             .collect();
         starts.sort_unstable();
         // Invariant: the window from starts[lo] fails from any state.
@@ -760,7 +891,8 @@ fn explain(
         {
             continue;
         }
-        if p.complete_pos.is_some_and(|c| c < start) {
+        let determinate = matches!(p.outcome, EventKind::Ok | EventKind::Fail);
+        if determinate && p.complete_pos.is_some_and(|c| c < start) {
             continue;
         }
         window.push(history[p.invoke_pos].clone());

@@ -60,6 +60,9 @@ fn data_text(e: &Entry) -> String {
         EntryKind::Noop if e.data.is_empty() => String::new(),
         _ => match serde_json::from_slice::<Value>(&e.data) {
             Ok(v) => v.to_string(),
+            Err(_) if e.data.len() > 32 => {
+                format!("0x{}... ({} bytes)", hex(&e.data[..32]), e.data.len())
+            }
             Err(_) => format!("0x{}", hex(&e.data)),
         },
     }

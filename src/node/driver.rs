@@ -377,11 +377,16 @@ impl<W: Write> Node<W> {
         let tx = self.tx.clone();
         let (src, dest, body) = (env.dest.clone(), env.src.clone(), env.body.clone());
         let work = move || {
-            let result = if kind == "partition_test" {
-                partition_test(&body)
-            } else {
-                verify_linearizability(&body)
-            };
+            // A panic in the worker must still produce an answer (the loop waits for it at end
+            // of input); it says the request crashed, which is what happened.
+            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if kind == "partition_test" {
+                    partition_test(&body)
+                } else {
+                    verify_linearizability(&body)
+                }
+            }))
+            .unwrap_or_else(|_| Err((code::CRASH, format!("{kind} crashed; see stderr"))));
             let body = match result {
                 Ok(mut b) => {
                     b.insert("in_reply_to".into(), msg_id.into());
@@ -557,7 +562,7 @@ impl<W: Write> Node<W> {
                     .map_err(|e| format!("cannot encode a command: {e}"))?;
                 match c.raft.propose(data) {
                     Ok(p) => {
-                        c.proposals.insert(
+                        let replaced = c.proposals.insert(
                             p.index,
                             Pending {
                                 client,
@@ -566,6 +571,16 @@ impl<W: Write> Node<W> {
                                 since: now,
                             },
                         );
+                        // An older proposal at the same index was cut from this log, but another
+                        // node may still hold it and commit it: its outcome is unknown.
+                        if let Some(old) = replaced {
+                            let body = error_body(
+                                Some(old.client.msg_id),
+                                code::CRASH,
+                                "outcome unknown: the entry was replaced in this node's log",
+                            );
+                            return self.send(&old.client.dest, &old.client.src, body);
+                        }
                         return Ok(());
                     }
                     Err(nl) => nl,
@@ -953,19 +968,8 @@ impl Cluster {
             self.applied_term = e.term;
             stats.applied += 1;
             if let Some(p) = self.proposals.remove(&e.index) {
-                let body = match (&outcome, p.term == e.term) {
-                    (Some(o), true) => p.op.reply(p.client.msg_id, o),
-                    (None, true) => error_body(
-                        Some(p.client.msg_id),
-                        code::CRASH,
-                        "committed entry could not be applied",
-                    ),
-                    (_, false) => error_body(
-                        Some(p.client.msg_id),
-                        code::TEMPORARILY_UNAVAILABLE,
-                        "leadership changed before the write committed; it did not happen",
-                    ),
-                };
+                let body =
+                    proposal_answer(&p.op, p.client.msg_id, p.term, e.term, outcome.as_ref());
                 out.push(reply(&p.client, body));
             }
         }
@@ -1020,6 +1024,31 @@ impl Cluster {
     }
 }
 
+/// The answer to a proposal whose log index `entry_term`'s entry just committed. The proposal
+/// happened exactly when the committed entry carries the proposal's term; another term at that
+/// index means it definitely did not (an index commits one entry, once), so 11 is true.
+fn proposal_answer(
+    op: &Op,
+    msg_id: u64,
+    proposal_term: u64,
+    entry_term: u64,
+    outcome: Option<&Outcome>,
+) -> Map<String, Value> {
+    match (outcome, proposal_term == entry_term) {
+        (Some(o), true) => op.reply(msg_id, o),
+        (None, true) => error_body(
+            Some(msg_id),
+            code::CRASH,
+            "committed entry could not be applied",
+        ),
+        (_, false) => error_body(
+            Some(msg_id),
+            code::TEMPORARILY_UNAVAILABLE,
+            "leadership changed before the write committed; it did not happen",
+        ),
+    }
+}
+
 fn reply(client: &Client, body: Map<String, Value>) -> Envelope {
     Envelope {
         src: client.dest.clone(),
@@ -1028,13 +1057,10 @@ fn reply(client: &Client, body: Map<String, Value>) -> Envelope {
     }
 }
 
-/// `partition_test` (DESIGN §6). Answered with error 10 until the simulator is wired in here.
+/// `partition_test` (DESIGN §6): the simulator runs the scripted partition on the real core and
+/// state machine; the caller adds `in_reply_to`.
 pub fn partition_test(body: &Map<String, Value>) -> Result<Map<String, Value>, (u64, String)> {
-    let _ = body;
-    Err((
-        code::NOT_SUPPORTED,
-        "partition_test is not supported by this build yet".to_string(),
-    ))
+    crate::sim::partition_test_request(body)
 }
 
 /// `verify_linearizability` (DESIGN §5): the checker answers; the caller adds `in_reply_to`.
@@ -1048,6 +1074,31 @@ pub fn verify_linearizability(
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn a_proposal_happened_exactly_when_its_term_committed_at_its_index() {
+        let cas = Op::Cas {
+            key: json!(1),
+            from: json!(1),
+            to: json!(2),
+        };
+        let ok = proposal_answer(&cas, 7, 3, 3, Some(&Outcome::Ok(Value::Null)));
+        assert_eq!(
+            Value::Object(ok),
+            json!({"type": "cas_ok", "in_reply_to": 7})
+        );
+        let mismatch = proposal_answer(&cas, 7, 3, 3, Some(&Outcome::CasMismatch(json!(5))));
+        assert_eq!(mismatch["code"], json!(22));
+        // Another term's entry committed at the index: definitely not done, whatever it did.
+        let other = proposal_answer(&cas, 7, 3, 4, Some(&Outcome::Ok(Value::Null)));
+        assert_eq!(other["code"], json!(11));
+        assert_eq!(other["in_reply_to"], json!(7));
+        let other = proposal_answer(&cas, 7, 3, 2, None);
+        assert_eq!(other["code"], json!(11));
+        // Our entry committed but could not be applied: never claim it did not happen.
+        let odd = proposal_answer(&cas, 7, 3, 3, None);
+        assert_eq!(odd["code"], json!(13));
+    }
 
     /// A node before init, fed lines, with what it wrote.
     fn run_lines(lines: &[&str]) -> (Vec<Value>, Stats) {
@@ -1106,8 +1157,8 @@ mod tests {
         assert_eq!(code_of(7), Some(json!(12)), "init without ids");
         assert_eq!(
             code_of(8),
-            Some(json!(10)),
-            "partition_test answered before init"
+            Some(json!(12)),
+            "partition_test without its fields, answered before init"
         );
         for v in &out {
             assert_eq!(v.as_object().map(|o| o.len()), Some(3), "{v}");

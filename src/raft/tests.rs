@@ -1266,6 +1266,40 @@ fn acks_and_votes_leave_only_after_the_persist() {
 }
 
 #[test]
+fn leader_counts_its_own_entry_toward_commit_only_after_advance() {
+    let mut c = Cluster::new(3, 2, |_| {});
+    c.cut.insert((1, 3));
+    c.elect(1);
+    c.run(2);
+    let p = c.write(1, 1, 1);
+    c.deliver_all();
+    // Take the leader's next Ready by hand: it has sent the append but not persisted it.
+    let cmd = Command::Write {
+        key: json!(1),
+        value: json!(2),
+    };
+    let q = c.raft(1).propose(cmd.encode()).unwrap();
+    let rd = c.raft(1).ready();
+    assert_eq!(rd.entries.last().map(|e| e.index), Some(q.index));
+    for m in rd.messages.iter().filter(|m| m.to == 2).cloned() {
+        c.raft(2).step(m);
+    }
+    let rd2 = c.raft(2).ready();
+    c.raft(2).advance(&rd2);
+    for m in rd2.persisted_messages.into_iter().filter(|m| m.to == 1) {
+        c.raft(1).step(m);
+    }
+    // Node 2 holds the entry; node 1's copy is not durable: one durable copy of three.
+    assert!(
+        c.status(1).commit < q.index,
+        "commit counted a non-durable entry"
+    );
+    assert!(c.status(1).commit >= p.index);
+    c.raft(1).advance(&rd);
+    assert_eq!(c.status(1).commit, q.index, "durable now: two of three");
+}
+
+#[test]
 fn leader_counts_its_own_entries_only_once_durable() {
     let mut r = Raft::new(config(1, 1, 1), InitialState::default());
     r.campaign();
@@ -1474,4 +1508,87 @@ fn randomized_runs_keep_every_invariant() {
         let v = random_run(seed, 1500, Bugs::default());
         assert!(v.is_empty(), "seed {seed}: {v:?}");
     }
+}
+
+#[test]
+fn garbage_messages_never_panic() {
+    let mut c = Cluster::new(3, 29, |_| {});
+    let l = c.wait_leader(100);
+    c.write(l, 1, 1);
+    c.run(2);
+    let mut rng = 99u64;
+    let mut pick = |v: &[u64]| v[(next_rand(&mut rng) % v.len() as u64) as usize];
+    let vals = [0, 1, 2, 3, 50, u64::MAX / 2, u64::MAX - 1, u64::MAX];
+    for i in 0..3000 {
+        let (from, to) = (1 + i % 3, 1 + (i + 1) % 3);
+        let v = |p: &mut dyn FnMut(&[u64]) -> u64| p(&vals);
+        let body = match i % 8 {
+            0 => MessageBody::AppendEntriesResponse {
+                success: i % 16 == 0,
+                index: v(&mut pick),
+                hint_term: Some(v(&mut pick)),
+                rejected: v(&mut pick),
+                read_ctx: v(&mut pick),
+            },
+            1 => MessageBody::InstallSnapshotResponse {
+                offset: v(&mut pick),
+                done: i % 16 == 1,
+                snapshot_index: v(&mut pick),
+            },
+            2 => MessageBody::Heartbeat {
+                commit: v(&mut pick),
+                read_ctx: v(&mut pick),
+            },
+            3 => MessageBody::RequestVote {
+                pre_vote: i % 16 == 3,
+                last_log_index: v(&mut pick),
+                last_log_term: v(&mut pick),
+            },
+            4 => MessageBody::InstallSnapshot {
+                meta: SnapshotMeta {
+                    index: v(&mut pick),
+                    term: v(&mut pick),
+                    voters: vec![],
+                },
+                offset: v(&mut pick),
+                data: KvStore::new().snapshot(),
+                done: i % 16 == 4,
+            },
+            5 => MessageBody::AppendEntries {
+                prev_log_index: v(&mut pick),
+                prev_log_term: v(&mut pick),
+                entries: vec![Entry {
+                    term: v(&mut pick),
+                    index: v(&mut pick),
+                    kind: EntryKind::Noop,
+                    data: vec![],
+                }],
+                leader_commit: v(&mut pick),
+                read_ctx: 0,
+            },
+            6 => MessageBody::HeartbeatResponse {
+                read_ctx: v(&mut pick),
+            },
+            _ => MessageBody::RequestVoteResponse {
+                pre_vote: i % 16 == 7,
+                granted: true,
+            },
+        };
+        // Extreme indexes and terms, with the current term or an extreme one. Raft does not
+        // defend against a lying peer, so only this is checked: nothing panics or overflows.
+        let term = if i % 5 == 0 {
+            v(&mut pick)
+        } else {
+            c.status(to).term
+        };
+        c.raft(to).step(Message {
+            from,
+            to,
+            term,
+            body,
+        });
+        c.process(to);
+    }
+    c.net.clear();
+    c.run(60);
 }

@@ -2,7 +2,8 @@
 //!
 //! Prints, for appends of 100-byte entries with one flush per entry and per batch of 16, 64 and
 //! 256 entries, this crate's `persist` rate next to raw sled insert+flush of the same batches in
-//! the same run; the open+verify (recovery) rate of a directory of 1,000,000 entries; and the
+//! the same process, alternating rounds between the two so both see the same load (the ratio is
+//! the median of the per-run ratios); the open+verify (recovery) rate of a directory of 1,000,000 entries; and the
 //! peak memory (VmHWM) of each case. Each case runs in its own child process so its VmHWM is its
 //! own; every case is repeated `RAFTKV_BENCH_RUNS` times (default 3) and the median is printed.
 //! `RAFTKV_BENCH_ENTRIES` changes the recovery size (default 1000000).
@@ -35,47 +36,52 @@ fn fresh(dir: &Path) {
     let _ = std::fs::remove_dir_all(dir);
 }
 
-/// Entries per second through `Storage::persist`, `batch` entries per call.
-fn ours(dir: &Path, batch: u64, total: u64) -> f64 {
-    fresh(dir);
-    let (mut st, _) = Storage::open(dir).expect("open");
-    let t = Instant::now();
-    let mut next = 1;
-    while next <= total {
-        let entries: Vec<Entry> = (next..next + batch).map(entry).collect();
-        st.persist(&WriteBatch {
-            snapshot: None,
-            entries,
-            hard_state: Some(HardState {
-                term: 1,
-                vote: Some(0),
-                commit: next - 1,
-            }),
-        })
-        .expect("persist");
-        next += batch;
-    }
-    let rate = (next - 1) as f64 / t.elapsed().as_secs_f64();
-    drop(st);
-    rate
-}
-
-/// Entries per second of raw sled: `batch` inserts of 100-byte values, then one flush.
-fn raw(dir: &Path, batch: u64, total: u64) -> f64 {
-    fresh(dir);
-    let db = sled::open(dir).expect("open");
+/// Appends through `Storage::persist` and through raw sled (insert each entry, then one flush),
+/// `batch` entries per durable step, alternating rounds of `round` entries between the two so
+/// both see the same machine load. Returns entries per second for (persist, raw sled).
+fn pair(dir: &Path, batch: u64, total: u64) -> (f64, f64) {
+    let (d_ours, d_raw) = (dir.join("ours"), dir.join("raw"));
+    fresh(&d_ours);
+    fresh(&d_raw);
+    let (mut st, _) = Storage::open(&d_ours).expect("open");
+    let db = sled::open(&d_raw).expect("open raw");
     let tree = db.open_tree("log").expect("tree");
-    let t = Instant::now();
+    let round = (batch * 8).max(256).min(total);
+    let (mut t_ours, mut t_raw) = (0.0f64, 0.0f64);
     let mut next = 1u64;
     while next <= total {
-        for i in next..next + batch {
-            tree.insert(i.to_be_bytes(), vec![b'x'; ENTRY_BYTES])
-                .expect("insert");
+        let end = next + round;
+        let t = Instant::now();
+        let mut i = next;
+        while i < end {
+            st.persist(&WriteBatch {
+                snapshot: None,
+                entries: (i..i + batch).map(entry).collect(),
+                hard_state: Some(HardState {
+                    term: 1,
+                    vote: Some(0),
+                    commit: i - 1,
+                }),
+            })
+            .expect("persist");
+            i += batch;
         }
-        db.flush().expect("flush");
-        next += batch;
+        t_ours += t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        let mut i = next;
+        while i < end {
+            for k in i..i + batch {
+                tree.insert(k.to_be_bytes(), vec![b'x'; ENTRY_BYTES])
+                    .expect("insert");
+            }
+            db.flush().expect("flush");
+            i += batch;
+        }
+        t_raw += t.elapsed().as_secs_f64();
+        next = end;
     }
-    (next - 1) as f64 / t.elapsed().as_secs_f64()
+    let n = (next - 1) as f64;
+    (n / t_ours, n / t_raw)
 }
 
 fn build(dir: &Path, n: u64) {
@@ -110,15 +116,11 @@ fn recover(dir: &Path) -> (f64, u64) {
 /// Runs one case in this process and prints `RESULT key=value ...`.
 fn child(case: &str, dir: &Path) {
     let out = match case.split_once(':') {
-        Some(("ours", b)) => {
+        Some(("pair", b)) => {
             let b: u64 = b.parse().expect("batch");
-            let total = if b == 1 { 3_000 } else { 64 * 1024 };
-            format!("rate={:.0}", ours(dir, b, total))
-        }
-        Some(("raw", b)) => {
-            let b: u64 = b.parse().expect("batch");
-            let total = if b == 1 { 3_000 } else { 64 * 1024 };
-            format!("rate={:.0}", raw(dir, b, total))
+            let total = if b == 1 { 4_096 } else { 64 * 1024 };
+            let (o, r) = pair(dir, b, total);
+            format!("rate={o:.0} raw={r:.0}")
         }
         Some(("build", n)) => {
             build(dir, n.parse().expect("n"));
@@ -133,7 +135,7 @@ fn child(case: &str, dir: &Path) {
     println!("RESULT {out} hwm_kib={}", vm_hwm_kib());
 }
 
-fn run(case: &str, dir: &Path) -> (f64, u64) {
+fn run(case: &str, dir: &Path) -> (f64, f64, u64) {
     let exe = std::env::current_exe().expect("exe");
     let out = Command::new(exe)
         .args(["--case", case, "--dir"])
@@ -156,7 +158,7 @@ fn run(case: &str, dir: &Path) -> (f64, u64) {
             .and_then(|v| v.parse().ok())
             .unwrap_or(0.0)
     };
-    (get("rate"), get("hwm_kib") as u64)
+    (get("rate"), get("raw"), get("hwm_kib") as u64)
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -183,29 +185,25 @@ fn main() {
     let dir = base.join("d");
     println!("raftkv-storage bench: {runs} runs per case, medians; 100-byte entries");
     println!(
-        "{:<10} {:>14} {:>14} {:>7} {:>10} {:>10}",
-        "batch", "persist e/s", "raw sled e/s", "ratio", "hwm ours", "hwm raw"
+        "{:<6} {:>14} {:>14} {:>7} {:>12}",
+        "batch", "persist e/s", "raw sled e/s", "ratio", "peak memory"
     );
     for b in [1u64, 16, 64, 256] {
-        let (mut o, mut r, mut ho, mut hr) = (vec![], vec![], 0, 0);
+        let (mut o, mut r, mut ratio, mut h) = (vec![], vec![], vec![], 0);
         for _ in 0..runs {
-            // Alternate so both see the same machine load.
-            let (x, h) = run(&format!("ours:{b}"), &dir);
+            let (x, y, hw) = run(&format!("pair:{b}"), &dir);
             o.push(x);
-            ho = ho.max(h);
-            let (x, h) = run(&format!("raw:{b}"), &dir);
-            r.push(x);
-            hr = hr.max(h);
+            r.push(y);
+            ratio.push(x / y);
+            h = h.max(hw);
         }
-        let (o, r) = (median(o), median(r));
         println!(
-            "{:<10} {:>14.0} {:>14.0} {:>6.0}% {:>7} MiB {:>6} MiB",
+            "{:<6} {:>14.0} {:>14.0} {:>6.0}% {:>8} MiB",
             b,
-            o,
-            r,
-            100.0 * o / r,
-            ho / 1024,
-            hr / 1024
+            median(o),
+            median(r),
+            100.0 * median(ratio),
+            h / 1024
         );
     }
     let t = Instant::now();
@@ -213,7 +211,7 @@ fn main() {
     println!("built {n} entries in {:.1}s", t.elapsed().as_secs_f64());
     let (mut rates, mut hwm) = (vec![], 0);
     for _ in 0..runs {
-        let (x, h) = run("recover:0", &dir);
+        let (x, _, h) = run("recover:0", &dir);
         rates.push(x);
         hwm = hwm.max(h);
     }

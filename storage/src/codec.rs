@@ -182,6 +182,30 @@ mod tests {
     }
 
     #[test]
+    fn entry_data_keeps_the_layout_of_a_plain_vec() {
+        #[derive(serde::Serialize)]
+        struct Plain {
+            term: u64,
+            index: u64,
+            kind: EntryKind,
+            data: Vec<u8>,
+        }
+        let e = entry();
+        let plain = Plain {
+            term: e.term,
+            index: e.index,
+            kind: e.kind,
+            data: e.data.clone(),
+        };
+        let a = frame("log", b"k", &e);
+        let b = frame("log", b"k", &plain);
+        assert_eq!(a, b);
+        // JSON (used by tools that print entries) round-trips too.
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<Entry>(&json).unwrap(), e);
+    }
+
+    #[test]
     fn wrong_key_or_tree_is_caught() {
         let rec = frame("log", &7u64.to_be_bytes(), &entry());
         assert!(matches!(

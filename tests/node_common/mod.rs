@@ -21,6 +21,20 @@ pub struct Proc {
     pub stdin: Option<ChildStdin>,
     pub stdout: Option<BufReader<std::process::ChildStdout>>,
     pub stderr: Arc<Mutex<Vec<String>>>,
+    stderr_reader: Option<thread::JoinHandle<()>>,
+}
+
+impl Proc {
+    /// Waits for the process to exit and for its stderr to be read to the end.
+    pub fn wait_with_stderr(&mut self) -> (std::process::ExitStatus, String) {
+        self.stdin.take();
+        let status = self.child.wait().expect("wait");
+        if let Some(h) = self.stderr_reader.take() {
+            let _ = h.join();
+        }
+        let err = self.stderr.lock().expect("stderr").join("\n");
+        (status, err)
+    }
 }
 
 /// Spawns `raftkv` with `data_root` as RAFTKV_DATA_DIR and the given extra environment.
@@ -43,19 +57,20 @@ pub fn spawn_command(mut cmd: Command) -> Proc {
     let stdin = child.stdin.take();
     let stdout = child.stdout.take().map(BufReader::new);
     let stderr_lines = Arc::new(Mutex::new(Vec::new()));
-    if let Some(err) = child.stderr.take() {
+    let stderr_reader = child.stderr.take().map(|err| {
         let sink = stderr_lines.clone();
         thread::spawn(move || {
             for line in BufReader::new(err).lines().map_while(Result::ok) {
                 sink.lock().expect("stderr sink").push(line);
             }
-        });
-    }
+        })
+    });
     Proc {
         child,
         stdin,
         stdout,
         stderr: stderr_lines,
+        stderr_reader,
     }
 }
 
