@@ -353,8 +353,17 @@ fn run_nemesis(
         let mut killed = Vec::new();
         let fault = match kind {
             FaultKind::Partition => {
-                let shape = Shape::ALL[rng.below(4) as usize];
-                let (g, comps) = grudge::grudge(shape, n, &mut rng);
+                // Maelstrom's four shapes, plus the primary (the busiest sender) cut off.
+                let pick = rng.below(5) as usize;
+                let (shape, name, g, comps) = if pick == 4 {
+                    let others: Vec<usize> = (0..n).filter(|&i| i != busiest).collect();
+                    let comps = vec![vec![busiest], others];
+                    (Shape::One, "primary", grudge::complete(&comps, n), comps)
+                } else {
+                    let shape = Shape::ALL[pick];
+                    let (g, comps) = grudge::grudge(shape, n, &mut rng);
+                    (shape, shape.name(), g, comps)
+                };
                 cluster.set_grudge(g);
                 let cut = comps
                     .iter()
@@ -363,7 +372,7 @@ fn run_nemesis(
                     .unwrap_or_default();
                 Fault {
                     kind: "partition".into(),
-                    detail: shape.name().into(),
+                    detail: name.into(),
                     nodes: if shape == Shape::MajoritiesRing {
                         Vec::new()
                     } else {
@@ -395,6 +404,8 @@ fn run_nemesis(
                 for &i in &nodes {
                     cluster.kill(i);
                 }
+                // The fault is in effect once the last kill has been reaped.
+                let start_ns = rec.now_ns();
                 killed = nodes.clone();
                 Fault {
                     kind: "kill".into(),

@@ -16,7 +16,8 @@ use std::path::Path;
 pub struct Fault {
     /// `partition`, `kill` or `crash` (a node that exited on its own).
     pub kind: String,
-    /// The partition shape or kill target (`one`, `primary`, `minority`, `majority`, ...).
+    /// The partition shape (`one`, `majority`, `minority-third`, `majorities-ring`, `primary`)
+    /// or kill target (`one`, `primary`, `minority`, `majority`).
     /// `primary` is the node that sent the most node-to-node messages since the previous fault
     /// healed, as a network tap sees it: for a leader-based protocol, the leader.
     pub detail: String,
@@ -24,6 +25,7 @@ pub struct Fault {
     pub nodes: Vec<String>,
     /// For partitions, the components (or each node's view, for the ring).
     pub components: Vec<Vec<String>>,
+    /// When the fault was in full effect (for kills: after the last killed node was reaped).
     pub start_ns: u64,
     pub end_ns: Option<u64>,
     /// Time from the fault's start to the first op served on a node of a majority component
