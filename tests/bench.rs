@@ -289,7 +289,11 @@ fn a_correct_toy_node_passes_partitions_and_kills() {
     assert!(stats["ok"].as_u64().unwrap_or(0) > 100, "{stats}");
     assert_eq!(stats["lost_keys"], serde_json::json!([]));
     assert_eq!(stats["unread_keys"], serde_json::json!([]));
-    assert!(res["problems"].as_array().is_some_and(|p| p.is_empty()));
+    assert!(
+        res["problems"].as_array().is_some_and(|p| p.is_empty()),
+        "problems: {}",
+        res["problems"]
+    );
     assert!(
         res["net"]["dropped_partition"].as_u64().unwrap_or(0) > 0,
         "partitions really dropped messages: {}",
