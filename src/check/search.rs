@@ -656,7 +656,8 @@ pub(crate) fn check_key(
             state_known: false,
             prefix: Vec::new(),
             window,
-            window_from_any_state: true,
+            // Only from the initial state: the read would be fine from a state holding its value.
+            window_from_any_state: false,
         };
         return done(KeyResult::Violation(Box::new(v)), stats);
     }
