@@ -7,7 +7,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     let code = match args.get(1).map(String::as_str) {
         None => node::run_stdio(),
+        Some("inspect") => raftkv::inspect::cli(&args[2..]),
+        Some("sim") => raftkv::sim::cli(&args[2..]),
         Some("check") => raftkv::check::cli(&args[2..]),
+        Some("test") => raftkv::bench::cli(&args[2..]),
         Some("-h") | Some("--help") | Some("help") => {
             println!("{USAGE}");
             0

@@ -99,6 +99,127 @@ pub fn error_body(in_reply_to: Option<u64>, code: u64, text: &str) -> Map<String
     b
 }
 
+impl Envelope {
+    /// Writes the envelope as one line without flushing (the driver flushes once per turn).
+    pub fn write_line_buffered(&self, out: &mut impl Write) -> std::io::Result<()> {
+        serde_json::to_writer(&mut *out, self).map_err(std::io::Error::other)?;
+        out.write_all(b"\n")
+    }
+}
+
+/// A reply body of type `kind` answering `in_reply_to`.
+pub fn reply_body(kind: &str, in_reply_to: Option<u64>) -> Map<String, Value> {
+    let mut b = Map::new();
+    b.insert("type".into(), kind.into());
+    if let Some(id) = in_reply_to {
+        b.insert("in_reply_to".into(), id.into());
+    }
+    b
+}
+
+/// Compact text encoding of binary payloads carried inside JSON bodies (peer messages):
+/// bincode, then base64 (standard alphabet, padded).
+pub mod pack {
+    use super::ParseError;
+    use serde::{de::DeserializeOwned, Serialize};
+
+    /// Largest payload [`unpack`] accepts before decoding (a guard against hostile lengths).
+    pub const MAX_PACKED_BYTES: usize = 64 << 20;
+
+    /// Serializes `value` with bincode and encodes the bytes as base64.
+    pub fn pack<T: Serialize>(value: &T) -> Result<String, ParseError> {
+        let bytes = bincode::serde::encode_to_vec(value, bincode::config::standard())
+            .map_err(|e| ParseError(format!("cannot encode payload: {e}")))?;
+        Ok(base64_encode(&bytes))
+    }
+
+    /// Inverse of [`pack`]; names what is wrong instead of panicking on bad input.
+    pub fn unpack<T: DeserializeOwned>(text: &str) -> Result<T, ParseError> {
+        if text.len() / 4 * 3 > MAX_PACKED_BYTES {
+            return Err(ParseError(format!(
+                "packed payload of {} characters is over the limit",
+                text.len()
+            )));
+        }
+        let bytes = base64_decode(text)?;
+        let config = bincode::config::standard().with_limit::<MAX_PACKED_BYTES>();
+        let (value, used) = bincode::serde::decode_from_slice(&bytes, config)
+            .map_err(|e| ParseError(format!("cannot decode packed payload: {e}")))?;
+        if used != bytes.len() {
+            return Err(ParseError(format!(
+                "packed payload has {} trailing bytes",
+                bytes.len() - used
+            )));
+        }
+        Ok(value)
+    }
+
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+    pub fn base64_encode(bytes: &[u8]) -> String {
+        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+        for chunk in bytes.chunks(3) {
+            let b = [
+                chunk[0],
+                chunk.get(1).copied().unwrap_or(0),
+                chunk.get(2).copied().unwrap_or(0),
+            ];
+            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+            for i in 0..4 {
+                if i <= chunk.len() {
+                    out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
+                } else {
+                    out.push('=');
+                }
+            }
+        }
+        out
+    }
+
+    pub fn base64_decode(text: &str) -> Result<Vec<u8>, ParseError> {
+        let s = text.as_bytes();
+        if !s.len().is_multiple_of(4) {
+            return Err(ParseError(format!(
+                "base64 text length {} is not a multiple of 4",
+                s.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(s.len() / 4 * 3);
+        for (q, quad) in s.chunks(4).enumerate() {
+            let last = q + 1 == s.len() / 4;
+            let mut n = 0u32;
+            let mut pad = 0;
+            for (i, &c) in quad.iter().enumerate() {
+                let v = match c {
+                    b'A'..=b'Z' => c - b'A',
+                    b'a'..=b'z' => c - b'a' + 26,
+                    b'0'..=b'9' => c - b'0' + 52,
+                    b'+' => 62,
+                    b'/' => 63,
+                    b'=' if last && i >= 2 => {
+                        pad += 1;
+                        0
+                    }
+                    _ => {
+                        return Err(ParseError(format!(
+                            "invalid base64 character {:?} at {}",
+                            char::from(c),
+                            q * 4 + i
+                        )))
+                    }
+                };
+                if pad > 0 && c != b'=' {
+                    return Err(ParseError("base64 data after padding".into()));
+                }
+                n = (n << 6) | u32::from(v);
+            }
+            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
+            out.extend_from_slice(&bytes[..3 - pad]);
+        }
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,5 +243,49 @@ mod tests {
         assert!(err.0.contains("`dest`"), "{}", err.0);
         let err = Envelope::parse("hello").expect_err("not json");
         assert!(err.0.contains("not a JSON"), "{}", err.0);
+    }
+
+    #[test]
+    fn base64_round_trips_every_length_and_rejects_garbage() {
+        for len in 0..40usize {
+            let data: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            let text = pack::base64_encode(&data);
+            assert_eq!(
+                pack::base64_decode(&text).expect("own output decodes"),
+                data
+            );
+        }
+        assert_eq!(pack::base64_encode(b"foobar"), "Zm9vYmFy");
+        assert_eq!(pack::base64_encode(b"fo"), "Zm8=");
+        assert!(pack::base64_decode("Zm9").is_err(), "bad length");
+        assert!(pack::base64_decode("Zm*v").is_err(), "bad character");
+        assert!(
+            pack::base64_decode("Z=9v").is_err(),
+            "padding in the middle"
+        );
+        assert!(
+            pack::base64_decode("Zm==Zm9v").is_err(),
+            "padding before the end"
+        );
+    }
+
+    #[test]
+    fn pack_round_trips_and_names_bad_payloads() {
+        let v: (u64, String, Vec<u8>) = (7, "x".into(), vec![1, 2, 3]);
+        let text = pack::pack(&v).expect("encodes");
+        let back: (u64, String, Vec<u8>) = pack::unpack(&text).expect("decodes");
+        assert_eq!(back, v);
+        let mut bytes = pack::base64_decode(&text).expect("own output");
+        bytes.pop();
+        let truncated = pack::base64_encode(&bytes);
+        let err = pack::unpack::<(u64, String, Vec<u8>)>(&truncated).expect_err("truncated");
+        assert!(err.0.contains("decode"), "{}", err.0);
+        bytes.extend_from_slice(&[3, 0]);
+        let long = pack::base64_encode(&bytes);
+        let err = pack::unpack::<(u64, String, Vec<u8>)>(&long).expect_err("trailing");
+        assert!(err.0.contains("trailing"), "{}", err.0);
+        // A hostile length prefix must not allocate gigabytes or panic.
+        let hostile = pack::base64_encode(&[0xfc, 0xff, 0xff, 0xff, 0x7f]);
+        assert!(pack::unpack::<Vec<u8>>(&hostile).is_err());
     }
 }

@@ -128,6 +128,18 @@ pub enum MessageBody {
         index: u64,
         /// On failure: the follower's term at the hint index, for term-hint backtracking.
         hint_term: Option<u64>,
+        /// On failure: the `prev_log_index` that was rejected (lets the leader drop stale
+        /// rejections).
+        rejected: u64,
+        read_ctx: u64,
+    },
+    /// Leader liveness and commit propagation; `commit` never exceeds what the follower is
+    /// known to hold. `read_ctx` confirms leadership for ReadIndex rounds up to that id.
+    Heartbeat {
+        commit: u64,
+        read_ctx: u64,
+    },
+    HeartbeatResponse {
         read_ctx: u64,
     },
     InstallSnapshot {
@@ -215,49 +227,10 @@ impl Ready {
     }
 }
 
-/// One consensus core.
-pub struct Raft {
-    _private: (),
-}
+mod engine;
+mod log;
+mod progress;
+#[cfg(test)]
+mod tests;
 
-#[allow(unused_variables)]
-impl Raft {
-    pub fn new(config: Config, state: InitialState) -> Raft {
-        todo!("consensus core")
-    }
-    pub fn tick(&mut self) {
-        todo!()
-    }
-    pub fn step(&mut self, msg: Message) {
-        todo!()
-    }
-    pub fn propose(&mut self, data: Vec<u8>) -> Result<Proposal, NotLeader> {
-        todo!()
-    }
-    /// Starts a ReadIndex round identified by `id` (chosen by the shell, unique per node).
-    pub fn read_index(&mut self, id: u64) -> Result<(), NotLeader> {
-        todo!()
-    }
-    /// The state machine took a snapshot at `meta.index` (<= applied): compact the log behind it
-    /// and keep `data` to send to followers that lag behind the compacted log.
-    pub fn snapshot_taken(&mut self, meta: SnapshotMeta, data: std::sync::Arc<Vec<u8>>) {
-        todo!()
-    }
-    pub fn has_ready(&self) -> bool {
-        todo!()
-    }
-    pub fn ready(&mut self) -> Ready {
-        todo!()
-    }
-    /// The persist of `rd` is durable.
-    pub fn advance(&mut self, rd: &Ready) {
-        todo!()
-    }
-    pub fn status(&self) -> Status {
-        todo!()
-    }
-    /// The durable-or-pending log held in memory (after the snapshot), for invariant checks.
-    pub fn log(&self) -> &[Entry] {
-        todo!()
-    }
-}
+pub use engine::Raft;

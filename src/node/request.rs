@@ -1,0 +1,152 @@
+//! Client requests of the lin-kv workload, as the driver sees them.
+//!
+//! Owns: validating a request body into an [`Op`] and turning an [`Outcome`] into a reply body.
+//! Must never: touch the core, storage or the network.
+
+use crate::kv::{Command, Outcome};
+use crate::maelstrom::{code, error_body, reply_body};
+use serde_json::{Map, Value};
+
+/// A validated lin-kv request.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    Read { key: Value },
+    Write { key: Value, value: Value },
+    Cas { key: Value, from: Value, to: Value },
+}
+
+impl Op {
+    /// Validates the body of a `read`, `write` or `cas` request. Fields may hold any JSON value,
+    /// `null` included, but must be present. The error names the missing field.
+    pub fn parse(kind: &str, body: &Map<String, Value>) -> Result<Op, String> {
+        let field = |name: &str| -> Result<Value, String> {
+            body.get(name)
+                .cloned()
+                .ok_or_else(|| format!("`{kind}` request has no `{name}` field"))
+        };
+        match kind {
+            "read" => Ok(Op::Read { key: field("key")? }),
+            "write" => Ok(Op::Write {
+                key: field("key")?,
+                value: field("value")?,
+            }),
+            "cas" => Ok(Op::Cas {
+                key: field("key")?,
+                from: field("from")?,
+                to: field("to")?,
+            }),
+            other => Err(format!("`{other}` is not a lin-kv request")),
+        }
+    }
+
+    /// The log command for a write or cas; `None` for a read.
+    pub fn command(&self) -> Option<Command> {
+        match self {
+            Op::Read { .. } => None,
+            Op::Write { key, value } => Some(Command::Write {
+                key: key.clone(),
+                value: value.clone(),
+            }),
+            Op::Cas { key, from, to } => Some(Command::Cas {
+                key: key.clone(),
+                from: from.clone(),
+                to: to.clone(),
+            }),
+        }
+    }
+
+    pub fn is_read(&self) -> bool {
+        matches!(self, Op::Read { .. })
+    }
+
+    /// The reply body for `outcome`, answering `in_reply_to`.
+    pub fn reply(&self, in_reply_to: u64, outcome: &Outcome) -> Map<String, Value> {
+        let id = Some(in_reply_to);
+        match (self, outcome) {
+            (Op::Read { .. }, Outcome::Ok(v)) => {
+                let mut b = reply_body("read_ok", id);
+                b.insert("value".into(), v.clone());
+                b
+            }
+            (Op::Write { .. }, Outcome::Ok(_)) => reply_body("write_ok", id),
+            (Op::Cas { .. }, Outcome::Ok(_)) => reply_body("cas_ok", id),
+            (_, Outcome::KeyMissing) => {
+                error_body(id, code::KEY_DOES_NOT_EXIST, "key does not exist")
+            }
+            (Op::Cas { from, .. }, Outcome::CasMismatch(found)) => error_body(
+                id,
+                code::PRECONDITION_FAILED,
+                &format!("cas expected {from}, found {found}"),
+            ),
+            (_, Outcome::CasMismatch(found)) => error_body(
+                id,
+                code::PRECONDITION_FAILED,
+                &format!("precondition failed, found {found}"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(v: Value) -> Map<String, Value> {
+        v.as_object().cloned().expect("object")
+    }
+
+    #[test]
+    fn parse_accepts_any_json_and_names_missing_fields() {
+        let op = Op::parse(
+            "cas",
+            &body(json!({"key": [1, "a"], "from": null, "to": {"x": 1}})),
+        )
+        .expect("valid cas");
+        assert_eq!(
+            op,
+            Op::Cas {
+                key: json!([1, "a"]),
+                from: Value::Null,
+                to: json!({"x": 1})
+            }
+        );
+        let err = Op::parse("write", &body(json!({"key": 1}))).expect_err("no value");
+        assert!(err.contains("`value`"), "{err}");
+        let err = Op::parse("read", &body(json!({}))).expect_err("no key");
+        assert!(err.contains("`key`"), "{err}");
+        assert!(Op::parse("delete", &body(json!({"key": 1}))).is_err());
+    }
+
+    #[test]
+    fn replies_use_maelstrom_codes() {
+        let read = Op::Read { key: json!(1) };
+        assert_eq!(
+            Value::Object(read.reply(5, &Outcome::Ok(json!(3)))),
+            json!({"type": "read_ok", "in_reply_to": 5, "value": 3})
+        );
+        let r = read.reply(5, &Outcome::KeyMissing);
+        assert_eq!(r.get("code"), Some(&json!(20)));
+        let cas = Op::Cas {
+            key: json!(1),
+            from: json!(2),
+            to: json!(3),
+        };
+        let r = cas.reply(6, &Outcome::CasMismatch(json!(4)));
+        assert_eq!(r.get("code"), Some(&json!(22)));
+        assert_eq!(r.get("in_reply_to"), Some(&json!(6)));
+        assert_eq!(
+            Value::Object(cas.reply(6, &Outcome::Ok(Value::Null))),
+            json!({"type": "cas_ok", "in_reply_to": 6})
+        );
+        assert_eq!(
+            cas.command(),
+            Some(Command::Cas {
+                key: json!(1),
+                from: json!(2),
+                to: json!(3)
+            })
+        );
+        assert_eq!(read.command(), None);
+    }
+}

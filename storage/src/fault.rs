@@ -1,0 +1,122 @@
+//! Fault injection for tests: damages a closed data directory the way disks and bugs do.
+//!
+//! Owns: byte flips, records moved under another key, truncated records, damaged snapshot
+//! chunks, a forged format version. Used by this crate's tests and by the inspector's tests.
+//! Must never: be called by the node or any tool on a real data directory.
+
+use crate::{
+    chunk_key, codec, open_trees, remove_stale_generating, Error, KEY_FORMAT, MARKER_FILE, META,
+};
+use std::path::Path;
+
+fn with_trees<T>(
+    dir: &Path,
+    f: impl FnOnce(&crate::Trees) -> Result<T, sled::Error>,
+) -> Result<T, Error> {
+    remove_stale_generating(dir)?;
+    let t = open_trees(dir)?;
+    let r = f(&t).map_err(|e| Error::Io(e.to_string()))?;
+    t.db.flush().map_err(|e| Error::Io(e.to_string()))?;
+    Ok(r)
+}
+
+fn missing(what: String) -> Error {
+    Error::Invalid(format!("fault injection: {what} not found"))
+}
+
+/// XORs byte `offset` of the log record at `index` with `mask`.
+pub fn flip_log_byte(dir: &Path, index: u64, offset: usize, mask: u8) -> Result<(), Error> {
+    let key = index.to_be_bytes();
+    let ok = with_trees(dir, |t| {
+        let Some(v) = t.log.get(key)? else {
+            return Ok(false);
+        };
+        let mut v = v.to_vec();
+        let at = offset % v.len().max(1);
+        if let Some(b) = v.get_mut(at) {
+            *b ^= mask;
+        }
+        t.log.insert(key, v)?;
+        Ok(true)
+    })?;
+    if ok {
+        Ok(())
+    } else {
+        Err(missing(format!("log record {index}")))
+    }
+}
+
+/// Stores the log record of index `from` under key `to` as well (a record under the wrong key).
+pub fn copy_log_record(dir: &Path, from: u64, to: u64) -> Result<(), Error> {
+    let ok = with_trees(dir, |t| {
+        let Some(v) = t.log.get(from.to_be_bytes())? else {
+            return Ok(false);
+        };
+        t.log.insert(to.to_be_bytes(), v)?;
+        Ok(true)
+    })?;
+    if ok {
+        Ok(())
+    } else {
+        Err(missing(format!("log record {from}")))
+    }
+}
+
+/// Keeps only the first `keep` bytes of the log record at `index` (a torn write).
+pub fn truncate_log_record(dir: &Path, index: u64, keep: usize) -> Result<(), Error> {
+    let key = index.to_be_bytes();
+    let ok = with_trees(dir, |t| {
+        let Some(v) = t.log.get(key)? else {
+            return Ok(false);
+        };
+        t.log.insert(key, &v[..keep.min(v.len())])?;
+        Ok(true)
+    })?;
+    if ok {
+        Ok(())
+    } else {
+        Err(missing(format!("log record {index}")))
+    }
+}
+
+/// Removes the log record at `index` (a hole).
+pub fn remove_log_record(dir: &Path, index: u64) -> Result<(), Error> {
+    with_trees(dir, |t| t.log.remove(index.to_be_bytes()).map(|_| ()))
+}
+
+/// XORs byte `offset` of snapshot chunk `chunk` with `mask`.
+pub fn flip_snapshot_byte(dir: &Path, chunk: u32, offset: usize, mask: u8) -> Result<(), Error> {
+    let key = chunk_key(chunk);
+    let ok = with_trees(dir, |t| {
+        let Some(v) = t.snap.get(&key)? else {
+            return Ok(false);
+        };
+        let mut v = v.to_vec();
+        let at = offset % v.len().max(1);
+        if let Some(b) = v.get_mut(at) {
+            *b ^= mask;
+        }
+        t.snap.insert(&key, v)?;
+        Ok(true)
+    })?;
+    if ok {
+        Ok(())
+    } else {
+        Err(missing(format!("snapshot chunk {chunk}")))
+    }
+}
+
+/// Writes `version` as the format both in the `meta` tree and in the marker file.
+pub fn set_format(dir: &Path, version: u32) -> Result<(), Error> {
+    with_trees(dir, |t| {
+        t.meta
+            .insert(KEY_FORMAT, codec::frame(META, KEY_FORMAT, &version))
+            .map(|_| ())
+    })?;
+    std::fs::write(
+        dir.join(MARKER_FILE),
+        format!("raftkv-storage format {version}\n"),
+    )
+    .map_err(|e| Error::Io(e.to_string()))?;
+    Ok(())
+}

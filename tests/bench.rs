@@ -1,0 +1,409 @@
+//! The bench (`raftkv test`) against real processes: a correct toy node passes, broken toy nodes
+//! are caught, and nodes that fail at start are named without hanging. The toy nodes are the
+//! `toy_node` example (tests/toys/toy_node.rs), which `cargo test` builds.
+
+use serde_json::Value;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+    results: Option<Value>,
+    dir: PathBuf,
+    _store: tempfile::TempDir,
+}
+
+fn toy() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>");
+    let p = profile_dir.join("examples").join("toy_node");
+    assert!(
+        p.exists(),
+        "{} is missing: cargo test builds examples; run `cargo build --example toy_node`",
+        p.display()
+    );
+    p
+}
+
+/// Runs `raftkv test` with a hard wall-clock limit (a hang fails the test, it does not stall CI).
+fn bench(args: &[&str], env: &[(&str, &str)], limit: Duration) -> Run {
+    let store = tempfile::tempdir().expect("temp dir");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_raftkv"));
+    cmd.arg("test")
+        .args(args)
+        .arg("--store")
+        .arg(store.path())
+        .arg("--quiet")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn raftkv test");
+    let mut out = child.stdout.take().expect("stdout");
+    let mut err = child.stderr.take().expect("stderr");
+    let t_out = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = out.read_to_string(&mut s);
+        s
+    });
+    let t_err = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = err.read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("raftkv test {args:?} did not finish within {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let stdout = t_out.join().expect("stdout reader");
+    let stderr = t_err.join().expect("stderr reader");
+    let dir = store.path().join("lin-kv").join("latest");
+    let results = std::fs::read_to_string(dir.join("results.json"))
+        .ok()
+        .map(|t| serde_json::from_str(&t).expect("results.json is JSON"));
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+        results,
+        dir,
+        _store: store,
+    }
+}
+
+fn toy_bin() -> String {
+    toy().display().to_string()
+}
+
+#[test]
+fn a_node_that_dies_at_start_is_named_without_a_hang() {
+    let bin = toy_bin();
+    let r = bench(
+        &["--bin", &bin, "--node-count", "3", "--time-limit", "1"],
+        &[("TOY_MODE", "die")],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 2, "setup failure exits 2\n{}", r.stderr);
+    assert!(
+        r.stderr.contains("node n0 exited before answering init"),
+        "{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("dying at start as asked"),
+        "the node's own stderr is quoted: {}",
+        r.stderr
+    );
+    assert!(
+        r.results.is_none(),
+        "no results for a run that never started"
+    );
+}
+
+#[test]
+fn a_node_that_prints_garbage_is_named() {
+    let bin = toy_bin();
+    let r = bench(
+        &["--bin", &bin, "--node-count", "3", "--time-limit", "1"],
+        &[("TOY_MODE", "garbage"), ("TOY_BAD_NODE", "n2")],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("node n2 wrote a line that is not a Maelstrom message before answering init"),
+        "{}",
+        r.stderr
+    );
+    assert!(r.stderr.contains("this is not JSON"), "{}", r.stderr);
+    assert!(
+        !r.stderr.contains("node n0 "),
+        "only n2 is blamed: {}",
+        r.stderr
+    );
+}
+
+#[test]
+fn a_node_that_never_answers_init_is_named_after_the_init_timeout() {
+    let bin = toy_bin();
+    let start = Instant::now();
+    let r = bench(
+        &[
+            "--bin",
+            &bin,
+            "--node-count",
+            "3",
+            "--time-limit",
+            "1",
+            "--init-timeout",
+            "1.5",
+        ],
+        &[("TOY_MODE", "silent"), ("TOY_BAD_NODE", "n1")],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("node n1 did not answer init within 1.5s"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("node n0 "), "{}", r.stderr);
+    assert!(start.elapsed() < Duration::from_secs(15));
+}
+
+#[test]
+fn a_missing_binary_is_named() {
+    let r = bench(
+        &["--bin", "/nonexistent/raftkv-node", "--time-limit", "1"],
+        &[],
+        Duration::from_secs(30),
+    );
+    assert_eq!(r.code, 2);
+    assert!(
+        r.stderr
+            .contains("node n0: cannot start /nonexistent/raftkv-node"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// A node whose nodes each keep their data to themselves: the checker finds a violation, and the
+/// summary and results name the failing key.
+#[test]
+fn a_node_that_keeps_data_to_itself_is_not_linearizable_and_the_key_is_named() {
+    let bin = toy_bin();
+    let r = bench(
+        &[
+            "--bin",
+            &bin,
+            "--time-limit",
+            "2",
+            "--nemesis",
+            "none",
+            "--seed",
+            "11",
+        ],
+        &[("TOY_MODE", "local")],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let res = r.results.expect("results.json");
+    assert_eq!(res["linearizable"], false);
+    let violations = res["verdict"]["violations"].as_array().expect("violations");
+    assert!(!violations.is_empty());
+    let key = violations[0]["key"].to_string();
+    assert!(
+        r.stdout
+            .contains(&format!("NOT LINEARIZABLE: failing keys {key}")),
+        "the summary names key {key}: {}",
+        r.stdout
+    );
+    assert!(r.dir.join("check.html").exists());
+}
+
+/// A node that forgets everything when restarted: the final phase restarts every node, so the
+/// acknowledged writes are gone and the read-back catches it.
+#[test]
+fn a_node_that_forgets_on_restart_is_caught_losing_acknowledged_writes() {
+    let bin = toy_bin();
+    let r = bench(
+        &[
+            "--bin",
+            &bin,
+            "--time-limit",
+            "2",
+            "--nemesis",
+            "none",
+            "--seed",
+            "7",
+        ],
+        &[("TOY_MODE", "forget")],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, 1, "{}\n{}", r.stdout, r.stderr);
+    let res = r.results.expect("results.json");
+    assert_eq!(
+        res["linearizable"], false,
+        "the checker sees the lost writes too"
+    );
+    let lost = res["stats"]["lost_keys"].as_array().expect("lost_keys");
+    assert!(!lost.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("acknowledged writes lost"),
+        "{}",
+        r.stdout
+    );
+}
+
+/// The positive control: the persisted single-primary toy is linearizable through partitions
+/// and kills, and every acknowledged write is read back at the end.
+#[test]
+fn a_correct_toy_node_passes_partitions_and_kills() {
+    let bin = toy_bin();
+    let r = bench(
+        &[
+            "--bin",
+            &bin,
+            "--time-limit",
+            "4",
+            "--nemesis-interval",
+            "0.6",
+            "--rate",
+            "200",
+            "--per-key-limit",
+            "40",
+            "--seed",
+            "3",
+        ],
+        &[("TOY_MODE", "primary")],
+        Duration::from_secs(60),
+    );
+    let res = r.results.expect("results.json");
+    let faults = res["faults"].as_array().expect("faults");
+    let kinds: Vec<&str> = faults.iter().filter_map(|f| f["kind"].as_str()).collect();
+    assert!(kinds.contains(&"partition"), "{kinds:?}");
+    assert!(kinds.contains(&"kill"), "{kinds:?}");
+    let restarts = res["restarts"].as_array().expect("restarts");
+    assert!(
+        restarts.iter().all(|r| r["error"].is_null()),
+        "{restarts:?}"
+    );
+    assert!(restarts.iter().any(|r| r["final_phase"] == false));
+    let stats = &res["stats"];
+    assert!(stats["ok"].as_u64().unwrap_or(0) > 100, "{stats}");
+    assert_eq!(stats["lost_keys"], serde_json::json!([]));
+    assert_eq!(stats["unread_keys"], serde_json::json!([]));
+    assert!(res["problems"].as_array().is_some_and(|p| p.is_empty()));
+    assert!(
+        res["net"]["dropped_partition"].as_u64().unwrap_or(0) > 0,
+        "partitions really dropped messages: {}",
+        res["net"]
+    );
+    // The history pairs every invoke with one completion, in real-time order.
+    let dir = &r.dir;
+    let hist = std::fs::read_to_string(dir.join("history.jsonl")).expect("history.jsonl");
+    let mut open = std::collections::HashMap::new();
+    let mut last_time = 0;
+    for (i, line) in hist.lines().enumerate() {
+        let e: Value = serde_json::from_str(line).expect("event is JSON");
+        assert_eq!(e["index"].as_u64(), Some(i as u64));
+        let t = e["time"].as_u64().expect("time");
+        assert!(t >= last_time, "times never go back");
+        last_time = t;
+        let p = e["process"].as_u64().expect("process");
+        if e["type"] == "invoke" {
+            assert!(open.insert(p, i).is_none(), "process {p} invoked twice");
+        } else {
+            assert!(open.remove(&p).is_some(), "completion without invoke");
+        }
+    }
+    assert!(open.is_empty(), "every op completed: {open:?}");
+    for f in ["history.edn", "latency.svg", "rate.svg", "node-logs/n0.log"] {
+        assert!(dir.join(f).exists(), "{f} written");
+    }
+    assert_eq!(res["linearizable"], true, "{}", r.stdout);
+    assert!(r.stdout.contains("verdict: linearizable"), "{}", r.stdout);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// The configured latency is applied to every hop: with 40 ms one way, a read through a
+/// non-primary toy node takes four hops (client, forward, reply, relay).
+#[test]
+fn latency_is_applied_to_every_message() {
+    let bin = toy_bin();
+    let r = bench(
+        &[
+            "--bin",
+            &bin,
+            "--node-count",
+            "3",
+            "--time-limit",
+            "1.5",
+            "--nemesis",
+            "none",
+            "--latency",
+            "40",
+            "--rate",
+            "50",
+            "--seed",
+            "2",
+        ],
+        &[("TOY_MODE", "primary")],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let res = r.results.expect("results.json");
+    let lat = &res["stats"]["latency_ok"];
+    let p50 = lat["p50_ms"].as_f64().expect("p50");
+    let p99 = lat["p99_ms"].as_f64().expect("p99");
+    assert!(p50 >= 80.0, "at least two 40 ms hops: {lat}");
+    assert!(p99 >= 160.0, "forwarded ops take four hops: {lat}");
+    assert_eq!(res["client_timeout_ms"], 1000);
+}
+
+/// The main job, short enough for CI: this project's node (the default `--bin`), 5 nodes,
+/// partitions and kills taking turns, then heal, restart everything, and read every key back.
+/// `RAFTKV_BENCH_SECS` makes it longer.
+#[test]
+fn this_node_is_linearizable_through_partitions_and_kills() {
+    let secs = std::env::var("RAFTKV_BENCH_SECS").unwrap_or_else(|_| "10".into());
+    let limit = Duration::from_secs(secs.parse::<u64>().unwrap_or(10) + 90);
+    let r = bench(
+        &[
+            "--time-limit",
+            &secs,
+            "--nemesis-interval",
+            "1.5",
+            "--rate",
+            "100",
+        ],
+        &[],
+        limit,
+    );
+    let res = r
+        .results
+        .unwrap_or_else(|| panic!("no results.json\n{}\n{}", r.stdout, r.stderr));
+    assert_eq!(res["linearizable"], true, "{}", r.stdout);
+    let stats = &res["stats"];
+    assert_eq!(stats["lost_keys"], serde_json::json!([]), "{}", r.stdout);
+    assert_eq!(
+        stats["unread_keys"],
+        serde_json::json!([]),
+        "every key read back: {}",
+        r.stdout
+    );
+    assert!(stats["ok"].as_u64().unwrap_or(0) > 200, "{}", r.stdout);
+    let kinds: Vec<&str> = res["faults"]
+        .as_array()
+        .expect("faults")
+        .iter()
+        .filter_map(|f| f["kind"].as_str())
+        .collect();
+    assert!(
+        kinds.contains(&"partition") && kinds.contains(&"kill"),
+        "{kinds:?}"
+    );
+    let restarts = res["restarts"].as_array().expect("restarts");
+    assert!(
+        restarts.iter().all(|x| x["error"].is_null()),
+        "every restart answered init: {restarts:?}"
+    );
+    assert_eq!(res["problems"], serde_json::json!([]), "{}", r.stdout);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
