@@ -131,3 +131,36 @@ fn random_text_never_panics_the_parsers() {
         let _ = parse_auto(&text, "x");
     }
 }
+
+#[test]
+fn verdicts_do_not_depend_on_the_thread_count() {
+    for seed in 0..30 {
+        let cfg = GenConfig {
+            seed,
+            keys: 6,
+            clients: 8,
+            ops: 400,
+            indeterminate: 0.1,
+            ..GenConfig::default()
+        };
+        let mut events = generate(&cfg);
+        corrupt_read(&mut events, &mut Rng::new(seed));
+        let one = check(
+            &events,
+            &Options {
+                threads: 1,
+                ..Options::default()
+            },
+        );
+        let four = check(
+            &events,
+            &Options {
+                threads: 4,
+                ..Options::default()
+            },
+        );
+        assert_eq!(one.verdict, four.verdict, "seed {seed}");
+        assert_eq!(one.violations, four.violations, "seed {seed}");
+        assert_eq!(one.keys.len(), four.keys.len(), "seed {seed}");
+    }
+}
