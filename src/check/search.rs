@@ -760,7 +760,7 @@ fn probe_windows(
         if k >= starts.len() {
             return None;
         }
-        k *= 4;
+        k *= 2;
     }
 }
 
