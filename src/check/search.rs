@@ -668,7 +668,7 @@ pub(crate) fn check_key(
     // eighth of the bound is for shrinking a violation's window.
     let phases: [(bool, Duration); 4] = [
         (true, (budget / 16).min(Duration::from_millis(250))),
-        (false, budget / 8),
+        (false, budget / 4),
         (true, budget * 5 / 8),
         (false, budget * 7 / 8),
     ];
