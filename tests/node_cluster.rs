@@ -245,3 +245,58 @@ fn node_behind_the_compacted_log_catches_up_by_snapshot_install() {
     }
     converge_then_compare(&mut c, 4, 60);
 }
+
+#[test]
+fn every_acknowledged_write_survives_a_sigkill_of_the_whole_cluster() {
+    let mut c = Cluster::start(5, env(7));
+    for k in 0..20u64 {
+        write(&c, (k % 5) as usize, k, 100 + k);
+    }
+    for i in 0..5 {
+        c.kill(i);
+    }
+    for i in 0..5 {
+        c.boot(i);
+    }
+    for k in 0..20u64 {
+        let a = read(&c, ((k + 2) % 5) as usize, k);
+        assert_eq!(
+            a["value"],
+            json!(100 + k),
+            "acknowledged write of key {k} lost: {a}"
+        );
+    }
+}
+
+#[test]
+fn concurrent_clients_share_flushes_group_commit() {
+    let c = Cluster::start(5, env(100_000));
+    write(&c, 0, 0, 0);
+    let leader = c.leader().expect("a leader");
+    let c = std::sync::Arc::new(c);
+    let threads: Vec<_> = (0..40u64)
+        .map(|t| {
+            let c = c.clone();
+            thread::spawn(move || {
+                for k in 0..10u64 {
+                    write(&c, leader, t * 100 + k, k);
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().expect("client thread");
+    }
+    let mut c = match std::sync::Arc::try_unwrap(c) {
+        Ok(c) => c,
+        Err(_) => panic!("client threads still hold the cluster"),
+    };
+    let s = stop_and_stats(&mut c, leader);
+    let (entries, flushes) = (num(&s, "entries_persisted"), num(&s, "flushes"));
+    assert!(entries >= 401, "{s:?}");
+    eprintln!("group commit: {entries} entries in {flushes} flushes on the leader");
+    assert!(
+        entries as f64 / flushes as f64 > 1.5,
+        "40 concurrent clients: {entries} entries in {flushes} flushes on the leader"
+    );
+}

@@ -82,11 +82,29 @@ fn run_case(name: &str) {
     for l in &input {
         let v: Value = serde_json::from_str(l).expect("input is JSON");
         let id = &v["body"]["msg_id"];
-        assert!(
-            seen.iter()
-                .any(|s| s["body"]["in_reply_to"] == *id && s["dest"] == v["src"]),
-            "{name}: no answer to {l}; saw {seen:?}"
-        );
+        let answer = seen
+            .iter()
+            .find(|s| s["body"]["in_reply_to"] == *id && s["dest"] == v["src"]);
+        let Some(answer) = answer else {
+            panic!("{name}: no answer to {l}; saw {seen:?}");
+        };
+        if v["body"]["type"] == "partition_test" {
+            let (req, b) = (&v["body"], &answer["body"]);
+            assert_eq!(b["type"], "partition_test_ok", "{name}: {answer}");
+            assert_eq!(b["total_ops"], req["operations"], "{name}: {answer}");
+            let during = req["heal_after_op"].as_u64().expect("heal")
+                - req["partition_after_op"].as_u64().expect("partition");
+            assert_eq!(b["ops_during_partition"], during, "{name}: {answer}");
+            let succeeded = b["ops_succeeded"].as_u64().expect("ops_succeeded");
+            let rejected = b["ops_rejected"].as_u64().expect("ops_rejected");
+            assert_eq!(Some(succeeded + rejected), req["operations"].as_u64());
+            assert!(
+                rejected > 0,
+                "{name}: minority ops must be rejected: {answer}"
+            );
+            assert!(succeeded > 0, "{name}: the majority must serve: {answer}");
+            assert_eq!(b["linearizable"], true, "{name}: {answer}");
+        }
     }
 }
 

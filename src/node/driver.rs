@@ -1057,13 +1057,10 @@ fn reply(client: &Client, body: Map<String, Value>) -> Envelope {
     }
 }
 
-/// `partition_test` (DESIGN §6). Answered with error 10 until the simulator is wired in here.
+/// `partition_test` (DESIGN §6): the simulator runs the scripted partition on the real core and
+/// state machine; the caller adds `in_reply_to`.
 pub fn partition_test(body: &Map<String, Value>) -> Result<Map<String, Value>, (u64, String)> {
-    let _ = body;
-    Err((
-        code::NOT_SUPPORTED,
-        "partition_test is not supported by this build yet".to_string(),
-    ))
+    crate::sim::partition_test_request(body)
 }
 
 /// `verify_linearizability` (DESIGN §5): the checker answers; the caller adds `in_reply_to`.
@@ -1160,8 +1157,8 @@ mod tests {
         assert_eq!(code_of(7), Some(json!(12)), "init without ids");
         assert_eq!(
             code_of(8),
-            Some(json!(10)),
-            "partition_test answered before init"
+            Some(json!(12)),
+            "partition_test without its fields, answered before init"
         );
         for v in &out {
             assert_eq!(v.as_object().map(|o| o.len()), Some(3), "{v}");

@@ -95,6 +95,52 @@ fn next_random(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Largest term or index a message may carry.
+const LIMIT: u64 = 1 << 62;
+
+fn plausible(m: &Message) -> bool {
+    let ok = |v: u64| v < LIMIT;
+    ok(m.term)
+        && match &m.body {
+            MessageBody::RequestVote {
+                last_log_index,
+                last_log_term,
+                ..
+            } => ok(*last_log_index) && ok(*last_log_term),
+            MessageBody::RequestVoteResponse { .. } => true,
+            MessageBody::AppendEntries {
+                prev_log_index,
+                prev_log_term,
+                entries,
+                leader_commit,
+                read_ctx,
+            } => {
+                ok(*prev_log_index)
+                    && ok(*prev_log_term)
+                    && ok(*leader_commit)
+                    && ok(*read_ctx)
+                    && entries.iter().all(|e| ok(e.index) && ok(e.term))
+            }
+            MessageBody::AppendEntriesResponse {
+                index,
+                hint_term,
+                rejected,
+                read_ctx,
+                ..
+            } => ok(*index) && hint_term.is_none_or(ok) && ok(*rejected) && ok(*read_ctx),
+            MessageBody::Heartbeat { commit, read_ctx } => ok(*commit) && ok(*read_ctx),
+            MessageBody::HeartbeatResponse { read_ctx } => ok(*read_ctx),
+            MessageBody::InstallSnapshot { meta, offset, .. } => {
+                ok(meta.index) && ok(meta.term) && ok(*offset)
+            }
+            MessageBody::InstallSnapshotResponse {
+                offset,
+                snapshot_index,
+                ..
+            } => ok(*offset) && ok(*snapshot_index),
+        }
+}
+
 impl Raft {
     /// Builds a core from its durable state. The shell restores its state machine from
     /// `state.snapshot` itself; the core then hands out committed entries after the snapshot.
@@ -221,8 +267,14 @@ impl Raft {
         }
     }
 
+    /// Takes a message from a peer. Messages not addressed to this node, from a non-voter, or
+    /// carrying an implausible term or index (2^62 or more: no real cluster gets there, and
+    /// refusing them keeps all index arithmetic free of overflow) are ignored.
     pub fn step(&mut self, m: Message) {
         if m.to != self.cfg.id || m.from == self.cfg.id || !self.peers.contains(&m.from) {
+            return;
+        }
+        if !plausible(&m) {
             return;
         }
         if m.term > self.term {

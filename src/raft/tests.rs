@@ -1509,3 +1509,86 @@ fn randomized_runs_keep_every_invariant() {
         assert!(v.is_empty(), "seed {seed}: {v:?}");
     }
 }
+
+#[test]
+fn garbage_messages_never_panic() {
+    let mut c = Cluster::new(3, 29, |_| {});
+    let l = c.wait_leader(100);
+    c.write(l, 1, 1);
+    c.run(2);
+    let mut rng = 99u64;
+    let mut pick = |v: &[u64]| v[(next_rand(&mut rng) % v.len() as u64) as usize];
+    let vals = [0, 1, 2, 3, 50, u64::MAX / 2, u64::MAX - 1, u64::MAX];
+    for i in 0..3000 {
+        let (from, to) = (1 + i % 3, 1 + (i + 1) % 3);
+        let v = |p: &mut dyn FnMut(&[u64]) -> u64| p(&vals);
+        let body = match i % 8 {
+            0 => MessageBody::AppendEntriesResponse {
+                success: i % 16 == 0,
+                index: v(&mut pick),
+                hint_term: Some(v(&mut pick)),
+                rejected: v(&mut pick),
+                read_ctx: v(&mut pick),
+            },
+            1 => MessageBody::InstallSnapshotResponse {
+                offset: v(&mut pick),
+                done: i % 16 == 1,
+                snapshot_index: v(&mut pick),
+            },
+            2 => MessageBody::Heartbeat {
+                commit: v(&mut pick),
+                read_ctx: v(&mut pick),
+            },
+            3 => MessageBody::RequestVote {
+                pre_vote: i % 16 == 3,
+                last_log_index: v(&mut pick),
+                last_log_term: v(&mut pick),
+            },
+            4 => MessageBody::InstallSnapshot {
+                meta: SnapshotMeta {
+                    index: v(&mut pick),
+                    term: v(&mut pick),
+                    voters: vec![],
+                },
+                offset: v(&mut pick),
+                data: KvStore::new().snapshot(),
+                done: i % 16 == 4,
+            },
+            5 => MessageBody::AppendEntries {
+                prev_log_index: v(&mut pick),
+                prev_log_term: v(&mut pick),
+                entries: vec![Entry {
+                    term: v(&mut pick),
+                    index: v(&mut pick),
+                    kind: EntryKind::Noop,
+                    data: vec![],
+                }],
+                leader_commit: v(&mut pick),
+                read_ctx: 0,
+            },
+            6 => MessageBody::HeartbeatResponse {
+                read_ctx: v(&mut pick),
+            },
+            _ => MessageBody::RequestVoteResponse {
+                pre_vote: i % 16 == 7,
+                granted: true,
+            },
+        };
+        // Extreme indexes and terms, with the current term or an extreme one. Raft does not
+        // defend against a lying peer, so only this is checked: nothing panics or overflows.
+        let term = if i % 5 == 0 {
+            v(&mut pick)
+        } else {
+            c.status(to).term
+        };
+        c.raft(to).step(Message {
+            from,
+            to,
+            term,
+            body,
+        });
+        c.process(to);
+    }
+    c.net.clear();
+    c.run(60);
+}

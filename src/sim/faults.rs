@@ -133,6 +133,10 @@ pub struct SimConfig {
     pub max_sim_ms: u64,
     #[cfg(test)]
     pub bugs: crate::raft::Bugs,
+    /// Test only: the shell sends `persisted_messages` before the batch is durable (a driver
+    /// bug), to show that the simulated disk and crashes catch it.
+    #[cfg(test)]
+    pub ack_before_durable: bool,
 }
 
 impl SimConfig {
@@ -150,6 +154,8 @@ impl SimConfig {
             max_sim_ms: 600_000,
             #[cfg(test)]
             bugs: crate::raft::Bugs::default(),
+            #[cfg(test)]
+            ack_before_durable: false,
         }
     }
 }

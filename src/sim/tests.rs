@@ -202,6 +202,25 @@ fn catches_reads_served_without_read_index() {
     );
 }
 
+#[test]
+fn catches_a_shell_that_acknowledges_before_the_flush() {
+    let reports = run_seeds(HUNT_LIMIT, true, |seed| {
+        let mut c = cfg(seed);
+        c.ack_before_durable = true;
+        c
+    });
+    let r = reports
+        .iter()
+        .find(|r| !r.passed())
+        .expect("acknowledging before the flush is caught");
+    let f = r.failure.as_ref().unwrap();
+    assert_ne!(f.kind, "panic", "{}", f.detail);
+    eprintln!(
+        "shell bug `ack_before_durable` caught at seed {}: {}: {}",
+        r.seed, f.kind, f.detail
+    );
+}
+
 fn body(v: Value) -> Map<String, Value> {
     match v {
         Value::Object(m) => m,

@@ -120,3 +120,16 @@ pub fn set_format(dir: &Path, version: u32) -> Result<(), Error> {
     .map_err(|e| Error::Io(e.to_string()))?;
     Ok(())
 }
+
+/// Writes only the snapshot tree, as a crash right after the first part of a snapshot install
+/// leaves it (the log and the hard state are not yet updated).
+pub fn write_snapshot_only(
+    dir: &Path,
+    meta: &crate::SnapshotMeta,
+    data: &[u8],
+) -> Result<(), Error> {
+    with_trees(dir, |t| {
+        let b = crate::snapshot_batch(&t.snap, meta, data)?;
+        t.snap.apply_batch(b)
+    })
+}

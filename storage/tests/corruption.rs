@@ -273,3 +273,68 @@ fn stale_generating_snapshot_file_is_removed_before_open() {
     assert_eq!(rec.last_index, 5);
     assert!(!stale.exists());
 }
+
+#[test]
+fn a_crash_between_the_parts_of_a_step_is_reconciled() {
+    // Entries of a new term reached the log but the hard state of that step did not.
+    let (_t, dir) = setup(20, 15);
+    {
+        let (mut st, rec) = Storage::open(&dir).unwrap();
+        assert_eq!(rec.hard_state.term, 3);
+        let e = Entry {
+            term: 7,
+            index: 21,
+            kind: EntryKind::Noop,
+            data: vec![],
+        };
+        st.persist(&WriteBatch {
+            snapshot: None,
+            entries: vec![e],
+            hard_state: None,
+        })
+        .unwrap();
+    }
+    let (_, rec) = Storage::open(&dir).unwrap();
+    assert_eq!(rec.hard_state.term, 7, "term raised to the last entry's");
+    assert_eq!(rec.hard_state.vote, None, "no durable vote in that term");
+    assert_eq!(rec.hard_state.commit, 15);
+
+    // A snapshot install that wrote only the snapshot: its index holds an entry of another term,
+    // so the old log after it is dropped, and the commit index rises to the snapshot's.
+    // (Entry 9 has term 1; the entries after it have terms 2 and 3, not below the snapshot's, so
+    // only the term check at the snapshot index tells them apart from a log to keep.)
+    let (_t2, dir) = setup(20, 5);
+    let meta = SnapshotMeta {
+        index: 9,
+        term: 2,
+        voters: vec![1, 2, 3],
+    };
+    fault::write_snapshot_only(&dir, &meta, b"state at 9").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (st, rec) = Storage::open(&dir).unwrap();
+    assert_eq!(
+        (rec.first_index, rec.last_index),
+        (10, 9),
+        "old log dropped"
+    );
+    assert_eq!(rec.hard_state.commit, 9);
+    assert_eq!(
+        st.load_snapshot().unwrap().unwrap().1,
+        b"state at 9".to_vec()
+    );
+    drop(st);
+
+    // The same with a matching term: the log after the snapshot is kept.
+    let (_t3, dir) = setup(20, 15);
+    let meta = SnapshotMeta {
+        index: 12,
+        term: 2,
+        voters: vec![1, 2, 3],
+    };
+    fault::write_snapshot_only(&dir, &meta, b"state at 12").unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let (st, rec) = Storage::open(&dir).unwrap();
+    assert_eq!((rec.first_index, rec.last_index), (13, 20), "suffix kept");
+    assert_eq!(rec.hard_state.commit, 15);
+    assert_eq!(st.entries(13, 21, u64::MAX).unwrap().len(), 8);
+}
