@@ -420,5 +420,44 @@ mod cli {
         let edn_s = edn.to_string_lossy().into_owned();
         assert_eq!(run(&[&edn_s]).0, 1, "absent by default");
         assert_eq!(run(&[&edn_s, "--init", "0"]).0, 0);
+
+        // Maelstrom-style keyed EDN: [key value] tuples, a nemesis, one stale read on key 2.
+        let keyed = dir.path().join("history.edn");
+        std::fs::write(
+            &keyed,
+            "{:type :invoke, :f :write, :value [1 3], :process 0, :time 10, :index 0}\n\
+             {:type :ok, :f :write, :value [1 3], :process 0, :time 20, :index 1}\n\
+             {:type :info, :f :start-partition, :value nil, :process :nemesis, :index 2}\n\
+             {:type :invoke, :f :write, :value [2 4], :process 1, :time 30, :index 3}\n\
+             {:type :ok, :f :write, :value [2 4], :process 1, :time 40, :index 4}\n\
+             {:type :invoke, :f :cas, :value [2 [4 1]], :process 1, :time 50, :index 5}\n\
+             {:type :ok, :f :cas, :value [2 [4 1]], :process 1, :time 60, :index 6}\n\
+             {:type :invoke, :f :read, :value [2 nil], :process 0, :time 70, :index 7}\n\
+             {:type :ok, :f :read, :value [2 4], :process 0, :time 80, :index 8}\n",
+        )
+        .expect("write");
+        let (code, out, err) = run(&[&keyed.to_string_lossy(), "--json"]);
+        assert_eq!(code, 1, "{out}{err}");
+        let j: Value = serde_json::from_str(&out).expect("json");
+        assert_eq!(j["violations"][0]["key"], json!(2));
+        assert_eq!(j["keys"], json!(2));
+
+        // A JSON array of canonical events, from standard input.
+        let array = serde_json::to_string(&good.h.events).expect("serialise");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+            .args(["check", "-"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), array.as_bytes())
+            .expect("feed");
+        let out = child.wait_with_output().expect("wait");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stdout)
+        );
     }
 }

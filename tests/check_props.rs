@@ -94,3 +94,73 @@ fn canonical_lines_round_trip() {
         assert_eq!(parse_jsonl(&text).expect("parses"), events);
     }
 }
+
+#[test]
+fn random_text_never_panics_the_parsers() {
+    use raftkv::check::{parse_auto, parse_edn};
+    let alphabet: Vec<char> =
+        "[](){}#_:;\"\\ ,\n-0123456789.eNMabc:process:type:invoke:ok:f:read:value nil"
+            .chars()
+            .collect();
+    let mut rng = Rng::new(7);
+    let seed_text = "[{:process 0, :type :invoke, :f :cas, :value [1 [2 3]]}\n \
+                     {:process 0, :type :ok, :f :cas, :value [1 [2 3]]}]";
+    for i in 0..3000 {
+        let text: String = if i % 2 == 0 {
+            (0..rng.below(80))
+                .map(|_| alphabet[rng.below(alphabet.len() as u64) as usize])
+                .collect()
+        } else {
+            // Mutate a valid history: delete or replace a few characters.
+            let mut chars: Vec<char> = seed_text.chars().collect();
+            for _ in 0..1 + rng.below(4) {
+                let at = rng.below(chars.len() as u64) as usize;
+                if rng.chance(0.5) {
+                    chars.remove(at);
+                } else {
+                    chars[at] = alphabet[rng.below(alphabet.len() as u64) as usize];
+                }
+            }
+            chars.into_iter().collect()
+        };
+        let parsed = parse_edn(&text);
+        if let Ok(events) = parsed {
+            // Whatever parses can be checked without panicking.
+            let _ = check(&events, &Options::default());
+        }
+        let _ = parse_auto(&text, "x");
+    }
+}
+
+#[test]
+fn verdicts_do_not_depend_on_the_thread_count() {
+    for seed in 0..30 {
+        let cfg = GenConfig {
+            seed,
+            keys: 6,
+            clients: 8,
+            ops: 400,
+            indeterminate: 0.1,
+            ..GenConfig::default()
+        };
+        let mut events = generate(&cfg);
+        corrupt_read(&mut events, &mut Rng::new(seed));
+        let one = check(
+            &events,
+            &Options {
+                threads: 1,
+                ..Options::default()
+            },
+        );
+        let four = check(
+            &events,
+            &Options {
+                threads: 4,
+                ..Options::default()
+            },
+        );
+        assert_eq!(one.verdict, four.verdict, "seed {seed}");
+        assert_eq!(one.violations, four.violations, "seed {seed}");
+        assert_eq!(one.keys.len(), four.keys.len(), "seed {seed}");
+    }
+}

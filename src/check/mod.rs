@@ -402,6 +402,17 @@ pub fn check(history: &[Event], opts: &Options) -> Report {
         });
         results = collected.into_inner().unwrap_or_default();
     }
+    if results.len() != work.len() {
+        // Never turn a lost key into a verdict.
+        return Report::invalid(
+            format!(
+                "internal error: {} of {} keys were checked",
+                results.len(),
+                work.len()
+            ),
+            history.len(),
+        );
+    }
     results.sort_by_key(|(i, _)| *i);
     Report::from_outcomes(
         results.into_iter().map(|(_, o)| o).collect(),

@@ -656,7 +656,8 @@ pub(crate) fn check_key(
             state_known: false,
             prefix: Vec::new(),
             window,
-            window_from_any_state: true,
+            // Only from the initial state: the read would be fine from a state holding its value.
+            window_from_any_state: false,
         };
         return done(KeyResult::Violation(Box::new(v)), stats);
     }
@@ -667,7 +668,7 @@ pub(crate) fn check_key(
     // eighth of the bound is for shrinking a violation's window.
     let phases: [(bool, Duration); 4] = [
         (true, (budget / 16).min(Duration::from_millis(250))),
-        (false, budget / 8),
+        (false, budget / 4),
         (true, budget * 5 / 8),
         (false, budget * 7 / 8),
     ];
@@ -759,7 +760,7 @@ fn probe_windows(
         if k >= starts.len() {
             return None;
         }
-        k *= 4;
+        k *= 2;
     }
 }
 
