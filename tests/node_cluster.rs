@@ -149,9 +149,11 @@ fn a_request_forwarded_to_a_dead_leader_is_answered_once_the_follower_stops_beli
             .expect("an answer");
         let took = t.elapsed();
         // 13 for a write that went to the dead leader (it may have happened), 11 where nothing
-        // was sent anywhere or for a read; never a definite answer about the data.
+        // was sent anywhere or for a read; never a definite answer about the data. A new leader
+        // may already serve the read: then it must see 1, as the write reached no live node.
+        let served_read = a["type"] == "read_ok" && a["value"] == json!(1);
         assert!(
-            a["code"] == 13 || a["code"] == 11,
+            a["code"] == 13 || a["code"] == 11 || served_read,
             "{body} via follower {follower}: {a}"
         );
         assert!(
