@@ -243,8 +243,12 @@ impl Raft {
                     }
                 }
             }
+            self.detect_stalls();
             if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks.max(1) {
                 self.heartbeat_elapsed = 0;
+                for p in self.progress.values_mut() {
+                    p.resend_chunk = p.state == State::Snapshot;
+                }
                 self.bcast_heartbeat();
             }
         } else {
@@ -975,6 +979,30 @@ impl Raft {
 
     // ----- leader side --------------------------------------------------------------------
 
+    /// Recovers lost pipelined appends: a follower in Replicate whose match point has not moved
+    /// for an election timeout while appends are in flight is probed again from its match point.
+    /// (Heartbeat responses never demote: a heartbeat answer routinely overtakes an append
+    /// acknowledgement, which the follower sends only after its flush.)
+    fn detect_stalls(&mut self) {
+        let limit = self.cfg.election_ticks.max(1);
+        let mut stalled = Vec::new();
+        for (&id, pr) in self.progress.iter_mut() {
+            if pr.state != State::Replicate || pr.inflight.is_empty() {
+                pr.stall_ticks = 0;
+                continue;
+            }
+            pr.stall_ticks += 1;
+            if pr.stall_ticks >= limit {
+                pr.next = pr.matched + 1;
+                pr.become_probe();
+                stalled.push(id);
+            }
+        }
+        for id in stalled {
+            self.send_append(id, true);
+        }
+    }
+
     fn bcast_heartbeat(&mut self) {
         for p in self.peers.clone() {
             let commit = self
@@ -1160,6 +1188,7 @@ impl Raft {
             let advanced = index > pr.matched;
             if advanced {
                 pr.matched = index;
+                pr.stall_ticks = 0;
                 pr.next = pr.next.max(index + 1);
                 match pr.state {
                     State::Probe => pr.become_replicate(),
@@ -1200,35 +1229,28 @@ impl Raft {
         self.send_append(from, true);
     }
 
+    /// Never demotes (as etcd): a heartbeat answer says nothing about appends in flight. It
+    /// unpauses a probe, sends entries the follower lacks if the window allows, and resends the
+    /// expected snapshot chunk at most once per tick-driven heartbeat.
     fn handle_heartbeat_response(&mut self, from: NodeId, read_ctx: u64) {
         let last = self.log.last_index();
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
         pr.active = true;
-        let resend_snapshot = match pr.state {
-            State::Snapshot => true,
-            State::Probe => {
-                pr.paused = false;
-                false
-            }
-            State::Replicate => {
-                if pr.matched < last && pr.matched == pr.match_at_heartbeat {
-                    // No progress for a whole heartbeat: appends were lost. Probe again.
-                    pr.next = pr.matched + 1;
-                    pr.become_probe();
-                }
-                false
-            }
-        };
-        pr.match_at_heartbeat = pr.matched;
+        let state = pr.state;
+        let resend_chunk = state == State::Snapshot && pr.resend_chunk;
+        pr.resend_chunk = false;
+        if state == State::Probe {
+            pr.paused = false;
+        }
         let behind = pr.matched < last;
         self.read_ack(from, read_ctx);
-        if resend_snapshot {
+        if resend_chunk {
             // A chunk or its answer may have been lost: resend the expected one.
             self.send_snapshot_chunk(from);
         } else if behind {
-            self.send_append(from, true);
+            self.send_append(from, state == State::Probe);
         }
     }
 
@@ -1266,7 +1288,7 @@ impl Raft {
         let Some(send) = pr.snapshot.as_mut() else {
             return;
         };
-        // Equal offsets are duplicates: the heartbeat resend covers a lost chunk.
+        // Equal offsets are duplicates: the tick-driven heartbeat resend covers a lost chunk.
         if send.meta.index == snapshot_index && offset != send.offset {
             send.offset = offset;
             self.send_snapshot_chunk(from);

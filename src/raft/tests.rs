@@ -273,6 +273,22 @@ impl Cluster {
         }
     }
 
+    /// Delivers, in order, only the messages in flight (and those they cause) that `pick`
+    /// selects; the others stay queued.
+    fn deliver_where(&mut self, pick: impl Fn(&Message) -> bool) {
+        let mut n = 0;
+        while let Some(i) = self.net.iter().position(&pick) {
+            n += 1;
+            assert!(n < 100_000, "message storm");
+            let Some(m) = self.net.remove(i).and_then(|m| self.deliverable(m)) else {
+                continue;
+            };
+            let to = m.to;
+            self.raft(to).step(m);
+            self.process(to);
+        }
+    }
+
     fn tick_all(&mut self) {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for id in ids {
@@ -930,10 +946,81 @@ fn pipelining_respects_max_inflight() {
     for p in (1..=3).filter(|&p| p != l) {
         assert_eq!(appends(p), 3, "follower {p}");
     }
-    // Released, the pipeline drains everything.
+    // Dropped, the appends are recovered by the stall detector (an election timeout) and the
+    // pipeline drains everything.
     c.net.clear();
-    c.run(10);
+    c.run(20);
     assert_eq!(c.status(1).commit, c.status(l).last_index);
+}
+
+/// A follower answers a heartbeat at once but acknowledges an append only after its flush, so
+/// a heartbeat answer overtaking an ack is the normal case (each ReadIndex round sends
+/// heartbeats). It must not demote the follower: later proposals stay pipelined, nothing is
+/// resent.
+#[test]
+fn heartbeat_answer_overtaking_an_ack_keeps_the_pipeline() {
+    let mut c = Cluster::new(3, 5, |_| {});
+    let l = c.wait_leader(100);
+    c.run(3);
+    let f = (1..=3).find(|&p| p != l).unwrap();
+    c.sent.clear();
+    c.write(l, 1, 1);
+    // A read round: its heartbeats and their answers arrive; append acks are held.
+    c.raft(l).read_index(7).unwrap();
+    c.process(l);
+    let beats = |m: &Message| {
+        matches!(
+            m.body,
+            MessageBody::Heartbeat { .. } | MessageBody::HeartbeatResponse { .. }
+        )
+    };
+    c.deliver_where(beats);
+    c.write(l, 2, 2);
+    c.write(l, 3, 3);
+    c.deliver_where(beats);
+    let to_f: Vec<(u64, u64)> = c
+        .sent
+        .iter()
+        .filter_map(|m| match &m.body {
+            MessageBody::AppendEntries {
+                prev_log_index,
+                entries,
+                ..
+            } if m.to == f && m.from == l => Some((*prev_log_index, entries.len() as u64)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        to_f.len(),
+        3,
+        "one append per proposal, pipelined: {to_f:?}"
+    );
+    for w in to_f.windows(2) {
+        assert_eq!(w[1].0, w[0].0 + w[0].1, "no entry resent: {to_f:?}");
+    }
+    // Released, everything commits.
+    c.run(5);
+    assert_eq!(c.status(f).commit, c.status(l).last_index);
+    c.check();
+}
+
+/// Appends lost in Replicate (and no later proposal to reveal the gap) are recovered by the
+/// tick-driven stall detector.
+#[test]
+fn lost_pipelined_appends_are_recovered() {
+    let mut c = Cluster::new(3, 6, |_| {});
+    let l = c.wait_leader(100);
+    c.run(3);
+    let f = (1..=3).find(|&p| p != l).unwrap();
+    c.write(l, 1, 1);
+    c.write(l, 2, 2);
+    // Lose every append to f now in flight.
+    c.net
+        .retain(|m| !(m.to == f && matches!(m.body, MessageBody::AppendEntries { .. })));
+    c.run(25);
+    assert_eq!(c.status(f).last_index, c.status(l).last_index);
+    assert_eq!(c.status(f).commit, c.status(l).commit);
+    c.check();
 }
 
 // ----- ReadIndex ------------------------------------------------------------------------------
