@@ -33,7 +33,10 @@ struct ReadRound {
     acks: BTreeSet<NodeId>,
 }
 
-/// A snapshot being received in chunks.
+/// Upper bound on a snapshot received in chunks; a larger transfer is dropped.
+const MAX_INCOMING_SNAPSHOT_BYTES: usize = 1 << 30;
+
+/// A snapshot being received in chunks (at most one: the newest seen in this term).
 #[derive(Debug)]
 struct Incoming {
     meta: SnapshotMeta,
@@ -638,6 +641,8 @@ impl Raft {
         if term != self.term {
             self.term = term;
             self.vote = None;
+            // A transfer belongs to one leader's term.
+            self.incoming = None;
         }
         self.role = Role::Follower;
         self.leader = leader;
@@ -691,6 +696,7 @@ impl Raft {
 
     fn become_candidate(&mut self) {
         self.term += 1;
+        self.incoming = None;
         self.vote = Some(self.cfg.id);
         self.role = Role::Candidate;
         self.leader = None;
@@ -922,6 +928,14 @@ impl Raft {
             self.persist_then_send(from, done_reply(meta.index));
             return;
         }
+        if self
+            .incoming
+            .as_ref()
+            .is_some_and(|inc| meta.index < inc.meta.index)
+        {
+            // A delayed chunk of an older snapshot: never let it replace a newer transfer.
+            return;
+        }
         let fresh = match &self.incoming {
             Some(inc) => inc.meta != meta,
             None => true,
@@ -947,6 +961,11 @@ impl Raft {
             return;
         };
         if offset == inc.data.len() as u64 {
+            if inc.data.len().saturating_add(chunk.len()) > MAX_INCOMING_SNAPSHOT_BYTES {
+                // Larger than any snapshot this node accepts: drop the transfer.
+                self.incoming = None;
+                return;
+            }
             inc.data.extend_from_slice(&chunk);
             if done {
                 let Some(inc) = self.incoming.take() else {

@@ -1221,6 +1221,74 @@ fn snapshot_install_to_lagging_follower_in_chunks() {
     lagging_follower_gets_snapshot(true);
 }
 
+fn chunk(term: u64, index: u64, offset: u64, len: usize, done: bool) -> Message {
+    Message {
+        from: 1,
+        to: 2,
+        term,
+        body: MessageBody::InstallSnapshot {
+            meta: SnapshotMeta {
+                index,
+                term: 1,
+                voters: vec![1, 2, 3],
+            },
+            offset,
+            data: vec![index as u8; len],
+            done,
+        },
+    }
+}
+
+/// The index of the snapshot a follower installed while stepping `msgs`, if any.
+fn installed(msgs: Vec<Message>) -> Option<u64> {
+    let mut r = Raft::new(config(2, 3, 1), InitialState::default());
+    let mut got = None;
+    for m in msgs {
+        r.step(m);
+        let rd = r.ready();
+        if let Some((meta, data)) = &rd.snapshot {
+            assert_eq!(data.len(), 8, "assembled from both chunks");
+            got = Some(meta.index);
+        }
+        r.advance(&rd);
+    }
+    got
+}
+
+#[test]
+fn a_delayed_chunk_of_an_older_snapshot_is_ignored() {
+    assert_eq!(
+        installed(vec![chunk(1, 20, 0, 4, false), chunk(1, 20, 4, 4, true)]),
+        Some(20)
+    );
+    // The first chunk of an older snapshot (still above commit) arrives late, mid-transfer.
+    assert_eq!(
+        installed(vec![
+            chunk(1, 20, 0, 4, false),
+            chunk(1, 10, 0, 4, false),
+            chunk(1, 20, 4, 4, true),
+        ]),
+        Some(20)
+    );
+}
+
+#[test]
+fn a_term_change_drops_a_partial_snapshot() {
+    // A new leader's transfer must start at offset 0, even of the same snapshot.
+    assert_eq!(
+        installed(vec![chunk(1, 20, 0, 4, false), chunk(2, 20, 4, 4, true)]),
+        None
+    );
+    assert_eq!(
+        installed(vec![
+            chunk(1, 20, 0, 4, false),
+            chunk(2, 20, 0, 4, false),
+            chunk(2, 20, 4, 4, true),
+        ]),
+        Some(20)
+    );
+}
+
 #[test]
 fn restart_from_snapshot_and_log() {
     let mut c = Cluster::new(3, 19, |_| {});
