@@ -486,7 +486,7 @@ impl Raft {
             || self.commit.min(self.log.stable) > self.applied
             || !self.reads_ready.is_empty()
             || !self.failed_reads.is_empty()
-            || (self.role == Role::Leader && self.need_bcast)
+            || (self.role == Role::Leader && (self.need_bcast || self.commit_untold()))
             || (self.role == Role::Leader
                 && !self.read_queue.is_empty()
                 && self.committed_in_term())
@@ -502,6 +502,7 @@ impl Raft {
                 }
             }
         }
+        self.bcast_commit();
         let mut rd = Ready::default();
         if let Some(snap) = self.ready_snapshot.take() {
             rd.snapshot = Some(snap);
@@ -1024,19 +1025,47 @@ impl Raft {
 
     fn bcast_heartbeat(&mut self) {
         for p in self.peers.clone() {
-            let commit = self
-                .progress
-                .get(&p)
-                .map_or(0, |pr| pr.matched)
-                .min(self.commit);
-            self.send(
-                p,
-                MessageBody::Heartbeat {
-                    commit,
-                    read_ctx: self.read_seq,
-                },
-            );
+            self.send_heartbeat(p);
         }
+    }
+
+    /// Does a follower hold committed entries it was not told are committed?
+    fn untold(&self, pr: &Progress) -> bool {
+        pr.state != State::Snapshot && pr.matched.min(self.commit) > pr.commit_sent
+    }
+
+    fn commit_untold(&self) -> bool {
+        self.progress.values().any(|pr| self.untold(pr))
+    }
+
+    /// Tells each follower that holds committed entries it was not told about (as etcd does
+    /// when the commit moves, so followers apply without waiting for the next heartbeat);
+    /// batched: at most one heartbeat per follower per `Ready`, and none to a follower that an
+    /// append of this `Ready` already told.
+    fn bcast_commit(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        for p in self.peers.clone() {
+            if self.progress.get(&p).is_some_and(|pr| self.untold(pr)) {
+                self.send_heartbeat(p);
+            }
+        }
+    }
+
+    fn send_heartbeat(&mut self, to: NodeId) {
+        let Some(pr) = self.progress.get_mut(&to) else {
+            return;
+        };
+        let commit = pr.matched.min(self.commit);
+        pr.commit_sent = pr.commit_sent.max(commit);
+        self.send(
+            to,
+            MessageBody::Heartbeat {
+                commit,
+                read_ctx: self.read_seq,
+            },
+        );
     }
 
     fn start_read_round(&mut self) {
@@ -1141,6 +1170,8 @@ impl Raft {
             read_ctx: self.read_seq,
         };
         if let Some(pr) = self.progress.get_mut(&to) {
+            let holds = last_sent.unwrap_or(prev);
+            pr.commit_sent = pr.commit_sent.max(self.commit.min(holds));
             match pr.state {
                 State::Replicate => {
                     if let Some(l) = last_sent {

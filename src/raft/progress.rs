@@ -46,6 +46,9 @@ pub(crate) struct Progress {
     /// heartbeat response may resend the expected chunk (read-round heartbeats never do).
     pub resend_chunk: bool,
     pub snapshot: Option<SnapshotSend>,
+    /// Highest commit index a message sent to this follower let it learn (the commit it carried,
+    /// capped at what the follower holds once it accepts the message).
+    pub commit_sent: u64,
 }
 
 impl Progress {
@@ -59,6 +62,7 @@ impl Progress {
             active: false,
             stall_ticks: 0,
             resend_chunk: false,
+            commit_sent: 0,
             snapshot: None,
         }
     }

@@ -1004,6 +1004,28 @@ fn heartbeat_answer_overtaking_an_ack_keeps_the_pipeline() {
     c.check();
 }
 
+/// A commit advance reaches caught-up followers at once (no tick needed), with at most one
+/// extra message per follower.
+#[test]
+fn followers_learn_a_new_commit_without_waiting_for_a_heartbeat() {
+    let mut c = Cluster::new(3, 7, |_| {});
+    let l = c.wait_leader(100);
+    c.run(3);
+    c.sent.clear();
+    let w = c.write(l, 1, 1);
+    c.deliver_all();
+    assert!(c.status(l).commit >= w.index);
+    for f in (1..=3).filter(|&p| p != l) {
+        assert_eq!(c.status(f).commit, c.status(l).commit, "follower {f}");
+        let beats = c
+            .sent
+            .iter()
+            .filter(|m| m.to == f && matches!(m.body, MessageBody::Heartbeat { .. }))
+            .count();
+        assert_eq!(beats, 1, "follower {f}: one commit heartbeat");
+    }
+}
+
 /// Appends lost in Replicate (and no later proposal to reveal the gap) are recovered by the
 /// tick-driven stall detector.
 #[test]
