@@ -847,12 +847,10 @@ impl Raft {
             return;
         }
         if self.log.term(prev_index) != Some(prev_term) {
-            let (index, hint_term) = if prev_index > self.log.last_index() {
-                let last = self.log.last_index();
-                (last, self.log.term(last))
-            } else {
-                self.log.find_conflict_by_term(prev_index, prev_term)
-            };
+            // Also when `prev_index` is past our last index: the search starts at the last
+            // index and skips our entries of terms above `prev_term` (which the leader's log at
+            // these indexes cannot hold either), saving a round trip.
+            let (index, hint_term) = self.log.find_conflict_by_term(prev_index, prev_term);
             self.send(
                 from,
                 MessageBody::AppendEntriesResponse {

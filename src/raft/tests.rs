@@ -707,6 +707,45 @@ fn entries_of(terms: &[u64]) -> Vec<Entry> {
         .collect()
 }
 
+/// A follower shorter than the leader's `prev_index`, whose tail is of a term the leader lacks,
+/// hints past that tail at once (one round trip fewer than hinting its last index).
+#[test]
+fn short_follower_hints_past_its_conflicting_tail() {
+    let state = InitialState {
+        hard_state: HardState {
+            term: 3,
+            vote: None,
+            commit: 0,
+        },
+        snapshot: None,
+        entries: entries_of(&[1, 1, 3, 3, 3]),
+    };
+    let mut r = Raft::new(config(2, 3, 1), state);
+    r.step(Message {
+        from: 1,
+        to: 2,
+        term: 4,
+        body: MessageBody::AppendEntries {
+            prev_log_index: 10,
+            prev_log_term: 2,
+            entries: vec![],
+            leader_commit: 0,
+            read_ctx: 0,
+        },
+    });
+    let rd = r.ready();
+    let hint = rd.messages.iter().find_map(|m| match m.body {
+        MessageBody::AppendEntriesResponse {
+            success: false,
+            index,
+            hint_term,
+            ..
+        } => Some((index, hint_term)),
+        _ => None,
+    });
+    assert_eq!(hint, Some((2, Some(1))));
+}
+
 /// Raft Figure 7: the leader's log and six followers' logs (missing, extra and conflicting
 /// entries). After the election every follower's log equals the leader's.
 fn figure7(chaos: bool) -> Cluster {
