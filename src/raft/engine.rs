@@ -147,7 +147,9 @@ fn plausible(m: &Message) -> bool {
 impl Raft {
     /// Builds a core from its durable state. The shell restores its state machine from
     /// `state.snapshot` itself; the core then hands out committed entries after the snapshot.
-    /// A log that is not contiguous after the snapshot is cut at the first gap.
+    /// The shell's storage guarantees `state.entries` is contiguous from the snapshot index + 1.
+    /// A log that is not is a storage bug: debug builds panic; release builds say so on stderr
+    /// (the core's one diagnostic line) and cut the log at the first gap.
     pub fn new(config: Config, state: InitialState) -> Raft {
         let (snap_index, snap_term) = state
             .snapshot
@@ -164,7 +166,17 @@ impl Raft {
             if e.index <= snap_index {
                 continue;
             }
+            let index = e.index;
             if !log.push(e) {
+                let msg = format!(
+                    "node {}: recovered log is not contiguous after the snapshot at {snap_index}: \
+                     entry {index} follows {}; the log is cut at {}",
+                    config.id,
+                    log.last_index(),
+                    log.last_index()
+                );
+                debug_assert!(false, "{msg}");
+                eprintln!("raft: {msg}");
                 break;
             }
         }

@@ -1350,6 +1350,31 @@ fn a_term_change_drops_a_partial_snapshot() {
     );
 }
 
+/// A recovered log with a gap is a storage bug: never silently accepted (debug builds panic;
+/// release builds report it and keep only the contiguous prefix).
+#[test]
+fn a_log_with_a_gap_is_refused_clearly() {
+    let mut entries = entries_of(&[1, 1, 1, 1]);
+    entries.remove(2);
+    let state = InitialState {
+        hard_state: HardState {
+            term: 1,
+            vote: None,
+            commit: 0,
+        },
+        snapshot: None,
+        entries,
+    };
+    let got = std::panic::catch_unwind(|| Raft::new(config(2, 3, 1), state).status());
+    if cfg!(debug_assertions) {
+        let err = got.expect_err("a gap must panic in debug builds");
+        let msg = err.downcast_ref::<String>().cloned().unwrap_or_default();
+        assert!(msg.contains("not contiguous"), "{msg}");
+    } else {
+        assert_eq!(got.expect("release builds cut the log").last_index, 2);
+    }
+}
+
 #[test]
 fn restart_from_snapshot_and_log() {
     let mut c = Cluster::new(3, 19, |_| {});
