@@ -1234,6 +1234,53 @@ fn read_index_confirms_leadership_with_a_quorum() {
 
 // ----- snapshots ------------------------------------------------------------------------------
 
+/// A follower receiving a snapshot answers every ReadIndex round's heartbeat; those answers
+/// must not each resend a chunk (only tick-driven heartbeats do, to recover a lost one).
+#[test]
+fn read_rounds_resend_no_snapshot_chunks() {
+    let mut c = Cluster::new(3, 13, |cfg| cfg.snapshot_chunk_bytes = 64);
+    c.snapshot_every = Some(10);
+    let l = c.wait_leader(100);
+    let lag = if l == 3 { 2 } else { 3 };
+    c.isolate(lag);
+    for i in 0..60 {
+        c.write(l, i % 7, i);
+        c.deliver_all();
+    }
+    c.run(2);
+    c.heal();
+    // Chunks to the lagging follower are lost until it is in Snapshot state.
+    c.filter =
+        drop_if(move |m| m.to == lag && matches!(m.body, MessageBody::InstallSnapshot { .. }));
+    let chunks = |c: &Cluster| {
+        c.sent
+            .iter()
+            .filter(|m| m.to == lag && matches!(m.body, MessageBody::InstallSnapshot { .. }))
+            .count()
+    };
+    c.sent.clear();
+    for _ in 0..10 {
+        c.run(1);
+        if chunks(&c) > 0 {
+            break;
+        }
+    }
+    assert!(chunks(&c) > 0, "the transfer started");
+    c.sent.clear();
+    for id in 0..5 {
+        c.raft(l).read_index(id).unwrap();
+        c.process(l);
+        c.deliver_all();
+    }
+    assert_eq!(chunks(&c), 0, "read rounds resent snapshot chunks");
+    assert_eq!(c.node(l).reads.len(), 5);
+    // The tick-driven heartbeat resends the lost chunk; the transfer completes.
+    c.filter = None;
+    c.run(30);
+    assert_eq!(c.node(lag).kv, c.node(l).kv);
+    c.check();
+}
+
 fn lagging_follower_gets_snapshot(chaos: bool) {
     let mut c = Cluster::new(3, 13, |cfg| cfg.snapshot_chunk_bytes = 64);
     c.snapshot_every = Some(10);
