@@ -860,7 +860,7 @@ impl Cluster {
             snapshot: snapshot.map(|(m, d)| (m, Arc::new(d))),
             entries,
         };
-        let raft = Raft::new(Config::new(my, voters, seed), state);
+        let raft = Raft::try_new(Config::new(my, voters, seed), state)?;
         Ok(Cluster {
             me: me.to_string(),
             ids,

@@ -33,7 +33,10 @@ struct ReadRound {
     acks: BTreeSet<NodeId>,
 }
 
-/// A snapshot being received in chunks.
+/// Upper bound on a snapshot received in chunks; a larger transfer is dropped.
+const MAX_INCOMING_SNAPSHOT_BYTES: usize = 1 << 30;
+
+/// A snapshot being received in chunks (at most one: the newest seen in this term).
 #[derive(Debug)]
 struct Incoming {
     meta: SnapshotMeta,
@@ -142,10 +145,22 @@ fn plausible(m: &Message) -> bool {
 }
 
 impl Raft {
+    /// Builds a core from a state known to be contiguous (a fresh start, tests). Panics if
+    /// `state.entries` has a gap after the snapshot; a shell restoring from storage uses
+    /// [`Raft::try_new`] and reports the error.
+    pub fn new(config: Config, state: InitialState) -> Raft {
+        match Raft::try_new(config, state) {
+            Ok(raft) => raft,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
     /// Builds a core from its durable state. The shell restores its state machine from
     /// `state.snapshot` itself; the core then hands out committed entries after the snapshot.
-    /// A log that is not contiguous after the snapshot is cut at the first gap.
-    pub fn new(config: Config, state: InitialState) -> Raft {
+    /// `state.entries` must be contiguous from the snapshot index + 1 (the storage crate's
+    /// recovery guarantees it); a gap is refused with an error naming it, because cutting the
+    /// log there could drop committed entries.
+    pub fn try_new(config: Config, state: InitialState) -> Result<Raft, String> {
         let (snap_index, snap_term) = state
             .snapshot
             .as_ref()
@@ -161,8 +176,14 @@ impl Raft {
             if e.index <= snap_index {
                 continue;
             }
+            let index = e.index;
             if !log.push(e) {
-                break;
+                return Err(format!(
+                    "node {}: recovered log is not contiguous after the snapshot at {snap_index}: \
+                     entry {index} follows {}",
+                    config.id,
+                    log.last_index()
+                ));
             }
         }
         let last = log.last_index();
@@ -219,7 +240,7 @@ impl Raft {
         };
         raft.prev_hs = raft.hard_state();
         raft.reset_randomized_timeout();
-        raft
+        Ok(raft)
     }
 
     // ----- events -------------------------------------------------------------------------
@@ -243,8 +264,12 @@ impl Raft {
                     }
                 }
             }
+            self.detect_stalls();
             if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks.max(1) {
                 self.heartbeat_elapsed = 0;
+                for p in self.progress.values_mut() {
+                    p.resend_chunk = p.state == State::Snapshot;
+                }
                 self.bcast_heartbeat();
             }
         } else {
@@ -479,7 +504,7 @@ impl Raft {
             || self.commit.min(self.log.stable) > self.applied
             || !self.reads_ready.is_empty()
             || !self.failed_reads.is_empty()
-            || (self.role == Role::Leader && self.need_bcast)
+            || (self.role == Role::Leader && (self.need_bcast || self.commit_untold()))
             || (self.role == Role::Leader
                 && !self.read_queue.is_empty()
                 && self.committed_in_term())
@@ -495,6 +520,7 @@ impl Raft {
                 }
             }
         }
+        self.bcast_commit();
         let mut rd = Ready::default();
         if let Some(snap) = self.ready_snapshot.take() {
             rd.snapshot = Some(snap);
@@ -634,6 +660,8 @@ impl Raft {
         if term != self.term {
             self.term = term;
             self.vote = None;
+            // A transfer belongs to one leader's term.
+            self.incoming = None;
         }
         self.role = Role::Follower;
         self.leader = leader;
@@ -687,6 +715,7 @@ impl Raft {
 
     fn become_candidate(&mut self) {
         self.term += 1;
+        self.incoming = None;
         self.vote = Some(self.cfg.id);
         self.role = Role::Candidate;
         self.leader = None;
@@ -836,12 +865,10 @@ impl Raft {
             return;
         }
         if self.log.term(prev_index) != Some(prev_term) {
-            let (index, hint_term) = if prev_index > self.log.last_index() {
-                let last = self.log.last_index();
-                (last, self.log.term(last))
-            } else {
-                self.log.find_conflict_by_term(prev_index, prev_term)
-            };
+            // Also when `prev_index` is past our last index: the search starts at the last
+            // index and skips our entries of terms above `prev_term` (which the leader's log at
+            // these indexes cannot hold either), saving a round trip.
+            let (index, hint_term) = self.log.find_conflict_by_term(prev_index, prev_term);
             self.send(
                 from,
                 MessageBody::AppendEntriesResponse {
@@ -918,6 +945,14 @@ impl Raft {
             self.persist_then_send(from, done_reply(meta.index));
             return;
         }
+        if self
+            .incoming
+            .as_ref()
+            .is_some_and(|inc| meta.index < inc.meta.index)
+        {
+            // A delayed chunk of an older snapshot: never let it replace a newer transfer.
+            return;
+        }
         let fresh = match &self.incoming {
             Some(inc) => inc.meta != meta,
             None => true,
@@ -943,6 +978,11 @@ impl Raft {
             return;
         };
         if offset == inc.data.len() as u64 {
+            if inc.data.len().saturating_add(chunk.len()) > MAX_INCOMING_SNAPSHOT_BYTES {
+                // Larger than any snapshot this node accepts: drop the transfer.
+                self.incoming = None;
+                return;
+            }
             inc.data.extend_from_slice(&chunk);
             if done {
                 let Some(inc) = self.incoming.take() else {
@@ -975,21 +1015,73 @@ impl Raft {
 
     // ----- leader side --------------------------------------------------------------------
 
+    /// Recovers lost pipelined appends: a follower in Replicate whose match point has not moved
+    /// for an election timeout while appends are in flight is probed again from its match point.
+    /// (Heartbeat responses never demote: a heartbeat answer routinely overtakes an append
+    /// acknowledgement, which the follower sends only after its flush.)
+    fn detect_stalls(&mut self) {
+        let limit = self.cfg.election_ticks.max(1);
+        let mut stalled = Vec::new();
+        for (&id, pr) in self.progress.iter_mut() {
+            if pr.state != State::Replicate || pr.inflight.is_empty() {
+                pr.stall_ticks = 0;
+                continue;
+            }
+            pr.stall_ticks += 1;
+            if pr.stall_ticks >= limit {
+                pr.next = pr.matched + 1;
+                pr.become_probe();
+                stalled.push(id);
+            }
+        }
+        for id in stalled {
+            self.send_append(id, true);
+        }
+    }
+
     fn bcast_heartbeat(&mut self) {
         for p in self.peers.clone() {
-            let commit = self
-                .progress
-                .get(&p)
-                .map_or(0, |pr| pr.matched)
-                .min(self.commit);
-            self.send(
-                p,
-                MessageBody::Heartbeat {
-                    commit,
-                    read_ctx: self.read_seq,
-                },
-            );
+            self.send_heartbeat(p);
         }
+    }
+
+    /// Does a follower hold committed entries it was not told are committed?
+    fn untold(&self, pr: &Progress) -> bool {
+        pr.state != State::Snapshot && pr.matched.min(self.commit) > pr.commit_sent
+    }
+
+    fn commit_untold(&self) -> bool {
+        self.progress.values().any(|pr| self.untold(pr))
+    }
+
+    /// Tells each follower that holds committed entries it was not told about (as etcd does
+    /// when the commit moves, so followers apply without waiting for the next heartbeat);
+    /// batched: at most one heartbeat per follower per `Ready`, and none to a follower that an
+    /// append of this `Ready` already told.
+    fn bcast_commit(&mut self) {
+        if self.role != Role::Leader {
+            return;
+        }
+        for p in self.peers.clone() {
+            if self.progress.get(&p).is_some_and(|pr| self.untold(pr)) {
+                self.send_heartbeat(p);
+            }
+        }
+    }
+
+    fn send_heartbeat(&mut self, to: NodeId) {
+        let Some(pr) = self.progress.get_mut(&to) else {
+            return;
+        };
+        let commit = pr.matched.min(self.commit);
+        pr.commit_sent = pr.commit_sent.max(commit);
+        self.send(
+            to,
+            MessageBody::Heartbeat {
+                commit,
+                read_ctx: self.read_seq,
+            },
+        );
     }
 
     fn start_read_round(&mut self) {
@@ -1094,6 +1186,8 @@ impl Raft {
             read_ctx: self.read_seq,
         };
         if let Some(pr) = self.progress.get_mut(&to) {
+            let holds = last_sent.unwrap_or(prev);
+            pr.commit_sent = pr.commit_sent.max(self.commit.min(holds));
             match pr.state {
                 State::Replicate => {
                     if let Some(l) = last_sent {
@@ -1160,6 +1254,7 @@ impl Raft {
             let advanced = index > pr.matched;
             if advanced {
                 pr.matched = index;
+                pr.stall_ticks = 0;
                 pr.next = pr.next.max(index + 1);
                 match pr.state {
                     State::Probe => pr.become_replicate(),
@@ -1200,35 +1295,28 @@ impl Raft {
         self.send_append(from, true);
     }
 
+    /// Never demotes (as etcd): a heartbeat answer says nothing about appends in flight. It
+    /// unpauses a probe, sends entries the follower lacks if the window allows, and resends the
+    /// expected snapshot chunk at most once per tick-driven heartbeat.
     fn handle_heartbeat_response(&mut self, from: NodeId, read_ctx: u64) {
         let last = self.log.last_index();
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
         pr.active = true;
-        let resend_snapshot = match pr.state {
-            State::Snapshot => true,
-            State::Probe => {
-                pr.paused = false;
-                false
-            }
-            State::Replicate => {
-                if pr.matched < last && pr.matched == pr.match_at_heartbeat {
-                    // No progress for a whole heartbeat: appends were lost. Probe again.
-                    pr.next = pr.matched + 1;
-                    pr.become_probe();
-                }
-                false
-            }
-        };
-        pr.match_at_heartbeat = pr.matched;
+        let state = pr.state;
+        let resend_chunk = state == State::Snapshot && pr.resend_chunk;
+        pr.resend_chunk = false;
+        if state == State::Probe {
+            pr.paused = false;
+        }
         let behind = pr.matched < last;
         self.read_ack(from, read_ctx);
-        if resend_snapshot {
+        if resend_chunk {
             // A chunk or its answer may have been lost: resend the expected one.
             self.send_snapshot_chunk(from);
         } else if behind {
-            self.send_append(from, true);
+            self.send_append(from, state == State::Probe);
         }
     }
 
@@ -1266,7 +1354,7 @@ impl Raft {
         let Some(send) = pr.snapshot.as_mut() else {
             return;
         };
-        // Equal offsets are duplicates: the heartbeat resend covers a lost chunk.
+        // Equal offsets are duplicates: the tick-driven heartbeat resend covers a lost chunk.
         if send.meta.index == snapshot_index && offset != send.offset {
             send.offset = offset;
             self.send_snapshot_chunk(from);

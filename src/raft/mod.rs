@@ -17,6 +17,13 @@
 //! 5. `raft.advance(&rd)`: tells the core step 3 is durable;
 //! 6. apply `rd.committed` in order (after restoring `rd.snapshot` into the state machine if set),
 //!    then serve each of `rd.reads` once the applied index reaches its `index`.
+//!
+//! Readys are strictly ordered: persist and advance them one at a time, in the order they were
+//! taken, and take the next `ready()` only after `advance` of the previous one. A Ready's
+//! `persisted_messages` may acknowledge entries handed out in an EARLIER Ready (a duplicate
+//! append can arrive before the first copy is durable: the acknowledgement names the whole
+//! matching prefix), so they may leave only once this Ready AND every earlier one are durable.
+//! The strict loop above guarantees that; a shell that pipelines persists must keep it too.
 
 use serde::{Deserialize, Serialize};
 

@@ -19,7 +19,7 @@ pub(crate) enum State {
 }
 
 /// A snapshot being sent in chunks (stop-and-wait: the next chunk goes when the previous one
-/// is acknowledged; lost chunks are resent on heartbeat responses).
+/// is acknowledged; a lost chunk is resent on the answer to a tick-driven heartbeat).
 #[derive(Clone, Debug)]
 pub(crate) struct SnapshotSend {
     pub meta: SnapshotMeta,
@@ -39,9 +39,16 @@ pub(crate) struct Progress {
     pub inflight: VecDeque<u64>,
     /// Heard from since the last check-quorum round.
     pub active: bool,
-    /// `matched` at the previous heartbeat response (to detect a stalled pipeline).
-    pub match_at_heartbeat: u64,
+    /// Replicate: ticks since `matched` last moved while appends were in flight. Reaching an
+    /// election timeout means appends or their acks were lost: the engine probes again.
+    pub stall_ticks: u32,
+    /// Snapshot: a tick-driven heartbeat went out since the last chunk resend, so the next
+    /// heartbeat response may resend the expected chunk (read-round heartbeats never do).
+    pub resend_chunk: bool,
     pub snapshot: Option<SnapshotSend>,
+    /// Highest commit index a message sent to this follower let it learn (the commit it carried,
+    /// capped at what the follower holds once it accepts the message).
+    pub commit_sent: u64,
 }
 
 impl Progress {
@@ -53,7 +60,9 @@ impl Progress {
             paused: false,
             inflight: VecDeque::new(),
             active: false,
-            match_at_heartbeat: 0,
+            stall_ticks: 0,
+            resend_chunk: false,
+            commit_sent: 0,
             snapshot: None,
         }
     }
@@ -63,6 +72,7 @@ impl Progress {
         self.paused = false;
         self.inflight.clear();
         self.snapshot = None;
+        self.stall_ticks = 0;
         self.next = self.next.max(self.matched + 1);
     }
 
@@ -71,6 +81,7 @@ impl Progress {
         self.paused = false;
         self.inflight.clear();
         self.snapshot = None;
+        self.stall_ticks = 0;
         self.next = self.matched + 1;
     }
 

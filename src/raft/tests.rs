@@ -273,6 +273,22 @@ impl Cluster {
         }
     }
 
+    /// Delivers, in order, only the messages in flight (and those they cause) that `pick`
+    /// selects; the others stay queued.
+    fn deliver_where(&mut self, pick: impl Fn(&Message) -> bool) {
+        let mut n = 0;
+        while let Some(i) = self.net.iter().position(&pick) {
+            n += 1;
+            assert!(n < 100_000, "message storm");
+            let Some(m) = self.net.remove(i).and_then(|m| self.deliverable(m)) else {
+                continue;
+            };
+            let to = m.to;
+            self.raft(to).step(m);
+            self.process(to);
+        }
+    }
+
     fn tick_all(&mut self) {
         let ids: Vec<NodeId> = self.nodes.keys().copied().collect();
         for id in ids {
@@ -691,6 +707,45 @@ fn entries_of(terms: &[u64]) -> Vec<Entry> {
         .collect()
 }
 
+/// A follower shorter than the leader's `prev_index`, whose tail is of a term the leader lacks,
+/// hints past that tail at once (one round trip fewer than hinting its last index).
+#[test]
+fn short_follower_hints_past_its_conflicting_tail() {
+    let state = InitialState {
+        hard_state: HardState {
+            term: 3,
+            vote: None,
+            commit: 0,
+        },
+        snapshot: None,
+        entries: entries_of(&[1, 1, 3, 3, 3]),
+    };
+    let mut r = Raft::new(config(2, 3, 1), state);
+    r.step(Message {
+        from: 1,
+        to: 2,
+        term: 4,
+        body: MessageBody::AppendEntries {
+            prev_log_index: 10,
+            prev_log_term: 2,
+            entries: vec![],
+            leader_commit: 0,
+            read_ctx: 0,
+        },
+    });
+    let rd = r.ready();
+    let hint = rd.messages.iter().find_map(|m| match m.body {
+        MessageBody::AppendEntriesResponse {
+            success: false,
+            index,
+            hint_term,
+            ..
+        } => Some((index, hint_term)),
+        _ => None,
+    });
+    assert_eq!(hint, Some((2, Some(1))));
+}
+
 /// Raft Figure 7: the leader's log and six followers' logs (missing, extra and conflicting
 /// entries). After the election every follower's log equals the leader's.
 fn figure7(chaos: bool) -> Cluster {
@@ -930,10 +985,103 @@ fn pipelining_respects_max_inflight() {
     for p in (1..=3).filter(|&p| p != l) {
         assert_eq!(appends(p), 3, "follower {p}");
     }
-    // Released, the pipeline drains everything.
+    // Dropped, the appends are recovered by the stall detector (an election timeout) and the
+    // pipeline drains everything.
     c.net.clear();
-    c.run(10);
+    c.run(20);
     assert_eq!(c.status(1).commit, c.status(l).last_index);
+}
+
+/// A follower answers a heartbeat at once but acknowledges an append only after its flush, so
+/// a heartbeat answer overtaking an ack is the normal case (each ReadIndex round sends
+/// heartbeats). It must not demote the follower: later proposals stay pipelined, nothing is
+/// resent.
+#[test]
+fn heartbeat_answer_overtaking_an_ack_keeps_the_pipeline() {
+    let mut c = Cluster::new(3, 5, |_| {});
+    let l = c.wait_leader(100);
+    c.run(3);
+    let f = (1..=3).find(|&p| p != l).unwrap();
+    c.sent.clear();
+    c.write(l, 1, 1);
+    // A read round: its heartbeats and their answers arrive; append acks are held.
+    c.raft(l).read_index(7).unwrap();
+    c.process(l);
+    let beats = |m: &Message| {
+        matches!(
+            m.body,
+            MessageBody::Heartbeat { .. } | MessageBody::HeartbeatResponse { .. }
+        )
+    };
+    c.deliver_where(beats);
+    c.write(l, 2, 2);
+    c.write(l, 3, 3);
+    c.deliver_where(beats);
+    let to_f: Vec<(u64, u64)> = c
+        .sent
+        .iter()
+        .filter_map(|m| match &m.body {
+            MessageBody::AppendEntries {
+                prev_log_index,
+                entries,
+                ..
+            } if m.to == f && m.from == l => Some((*prev_log_index, entries.len() as u64)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        to_f.len(),
+        3,
+        "one append per proposal, pipelined: {to_f:?}"
+    );
+    for w in to_f.windows(2) {
+        assert_eq!(w[1].0, w[0].0 + w[0].1, "no entry resent: {to_f:?}");
+    }
+    // Released, everything commits.
+    c.run(5);
+    assert_eq!(c.status(f).commit, c.status(l).last_index);
+    c.check();
+}
+
+/// A commit advance reaches caught-up followers at once (no tick needed), with at most one
+/// extra message per follower.
+#[test]
+fn followers_learn_a_new_commit_without_waiting_for_a_heartbeat() {
+    let mut c = Cluster::new(3, 7, |_| {});
+    let l = c.wait_leader(100);
+    c.run(3);
+    c.sent.clear();
+    let w = c.write(l, 1, 1);
+    c.deliver_all();
+    assert!(c.status(l).commit >= w.index);
+    for f in (1..=3).filter(|&p| p != l) {
+        assert_eq!(c.status(f).commit, c.status(l).commit, "follower {f}");
+        let beats = c
+            .sent
+            .iter()
+            .filter(|m| m.to == f && matches!(m.body, MessageBody::Heartbeat { .. }))
+            .count();
+        assert_eq!(beats, 1, "follower {f}: one commit heartbeat");
+    }
+}
+
+/// Appends lost in Replicate (and no later proposal to reveal the gap) are recovered by the
+/// tick-driven stall detector.
+#[test]
+fn lost_pipelined_appends_are_recovered() {
+    let mut c = Cluster::new(3, 6, |_| {});
+    let l = c.wait_leader(100);
+    c.run(3);
+    let f = (1..=3).find(|&p| p != l).unwrap();
+    c.write(l, 1, 1);
+    c.write(l, 2, 2);
+    // Lose every append to f now in flight.
+    c.net
+        .retain(|m| !(m.to == f && matches!(m.body, MessageBody::AppendEntries { .. })));
+    c.run(25);
+    assert_eq!(c.status(f).last_index, c.status(l).last_index);
+    assert_eq!(c.status(f).commit, c.status(l).commit);
+    c.check();
 }
 
 // ----- ReadIndex ------------------------------------------------------------------------------
@@ -1086,6 +1234,53 @@ fn read_index_confirms_leadership_with_a_quorum() {
 
 // ----- snapshots ------------------------------------------------------------------------------
 
+/// A follower receiving a snapshot answers every ReadIndex round's heartbeat; those answers
+/// must not each resend a chunk (only tick-driven heartbeats do, to recover a lost one).
+#[test]
+fn read_rounds_resend_no_snapshot_chunks() {
+    let mut c = Cluster::new(3, 13, |cfg| cfg.snapshot_chunk_bytes = 64);
+    c.snapshot_every = Some(10);
+    let l = c.wait_leader(100);
+    let lag = if l == 3 { 2 } else { 3 };
+    c.isolate(lag);
+    for i in 0..60 {
+        c.write(l, i % 7, i);
+        c.deliver_all();
+    }
+    c.run(2);
+    c.heal();
+    // Chunks to the lagging follower are lost until it is in Snapshot state.
+    c.filter =
+        drop_if(move |m| m.to == lag && matches!(m.body, MessageBody::InstallSnapshot { .. }));
+    let chunks = |c: &Cluster| {
+        c.sent
+            .iter()
+            .filter(|m| m.to == lag && matches!(m.body, MessageBody::InstallSnapshot { .. }))
+            .count()
+    };
+    c.sent.clear();
+    for _ in 0..10 {
+        c.run(1);
+        if chunks(&c) > 0 {
+            break;
+        }
+    }
+    assert!(chunks(&c) > 0, "the transfer started");
+    c.sent.clear();
+    for id in 0..5 {
+        c.raft(l).read_index(id).unwrap();
+        c.process(l);
+        c.deliver_all();
+    }
+    assert_eq!(chunks(&c), 0, "read rounds resent snapshot chunks");
+    assert_eq!(c.node(l).reads.len(), 5);
+    // The tick-driven heartbeat resends the lost chunk; the transfer completes.
+    c.filter = None;
+    c.run(30);
+    assert_eq!(c.node(lag).kv, c.node(l).kv);
+    c.check();
+}
+
 fn lagging_follower_gets_snapshot(chaos: bool) {
     let mut c = Cluster::new(3, 13, |cfg| cfg.snapshot_chunk_bytes = 64);
     c.snapshot_every = Some(10);
@@ -1132,6 +1327,103 @@ fn lagging_follower_gets_snapshot(chaos: bool) {
 fn snapshot_install_to_lagging_follower_in_chunks() {
     lagging_follower_gets_snapshot(false);
     lagging_follower_gets_snapshot(true);
+}
+
+fn chunk(term: u64, index: u64, offset: u64, len: usize, done: bool) -> Message {
+    Message {
+        from: 1,
+        to: 2,
+        term,
+        body: MessageBody::InstallSnapshot {
+            meta: SnapshotMeta {
+                index,
+                term: 1,
+                voters: vec![1, 2, 3],
+            },
+            offset,
+            data: vec![index as u8; len],
+            done,
+        },
+    }
+}
+
+/// The index of the snapshot a follower installed while stepping `msgs`, if any.
+fn installed(msgs: Vec<Message>) -> Option<u64> {
+    let mut r = Raft::new(config(2, 3, 1), InitialState::default());
+    let mut got = None;
+    for m in msgs {
+        r.step(m);
+        let rd = r.ready();
+        if let Some((meta, data)) = &rd.snapshot {
+            assert_eq!(data.len(), 8, "assembled from both chunks");
+            got = Some(meta.index);
+        }
+        r.advance(&rd);
+    }
+    got
+}
+
+#[test]
+fn a_delayed_chunk_of_an_older_snapshot_is_ignored() {
+    assert_eq!(
+        installed(vec![chunk(1, 20, 0, 4, false), chunk(1, 20, 4, 4, true)]),
+        Some(20)
+    );
+    // The first chunk of an older snapshot (still above commit) arrives late, mid-transfer.
+    assert_eq!(
+        installed(vec![
+            chunk(1, 20, 0, 4, false),
+            chunk(1, 10, 0, 4, false),
+            chunk(1, 20, 4, 4, true),
+        ]),
+        Some(20)
+    );
+}
+
+#[test]
+fn a_term_change_drops_a_partial_snapshot() {
+    // A new leader's transfer must start at offset 0, even of the same snapshot.
+    assert_eq!(
+        installed(vec![chunk(1, 20, 0, 4, false), chunk(2, 20, 4, 4, true)]),
+        None
+    );
+    assert_eq!(
+        installed(vec![
+            chunk(1, 20, 0, 4, false),
+            chunk(2, 20, 0, 4, false),
+            chunk(2, 20, 4, 4, true),
+        ]),
+        Some(20)
+    );
+}
+
+/// A recovered log with a gap is a storage bug: never silently accepted (debug builds panic;
+/// release builds report it and keep only the contiguous prefix).
+#[test]
+fn a_log_with_a_gap_is_refused_clearly() {
+    let mut entries = entries_of(&[1, 1, 1, 1]);
+    entries.remove(2);
+    let state = InitialState {
+        hard_state: HardState {
+            term: 1,
+            vote: None,
+            commit: 0,
+        },
+        snapshot: None,
+        entries,
+    };
+    let err = Raft::try_new(config(2, 3, 1), state.clone())
+        .err()
+        .expect("a gap is refused");
+    assert!(
+        err.contains("not contiguous") && err.contains("entry 4 follows 2"),
+        "{err}"
+    );
+    let panicked = std::panic::catch_unwind(|| Raft::new(config(2, 3, 1), state).status());
+    assert!(
+        panicked.is_err(),
+        "Raft::new panics on a gap, never cuts the log"
+    );
 }
 
 #[test]

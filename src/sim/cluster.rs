@@ -436,7 +436,13 @@ impl Sim {
             .snapshot
             .as_ref()
             .map(|(m, d)| (m.index, m.term, d.clone()));
-        let raft = Raft::new(config, init);
+        let raft = match Raft::try_new(config, init) {
+            Ok(raft) => raft,
+            Err(e) => {
+                self.fail("recovery", format!("node {i}: {e}"));
+                return;
+            }
+        };
         let node = &mut self.nodes[i];
         node.machine = Machine::default();
         node.applied = 0;
