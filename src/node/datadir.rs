@@ -36,7 +36,7 @@ pub fn data_dir(node_id: &str) -> Result<PathBuf, String> {
 }
 
 /// A node id becomes a path component: it must not escape the data root.
-fn check_node_id(node_id: &str) -> Result<(), String> {
+pub fn check_node_id(node_id: &str) -> Result<(), String> {
     if node_id.is_empty()
         || node_id == "."
         || node_id == ".."

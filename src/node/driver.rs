@@ -114,8 +114,10 @@ struct Forward {
     is_read: bool,
     /// The leader it went to; once this node stops believing in that leader (it died, lost its
     /// majority, or an election is under way), the answer is given at once instead of after the
-    /// request timeout.
+    /// request timeout. Only that leader's answer is relayed.
     leader: NodeId,
+    /// The reply type a success must have (`read_ok`, `write_ok`, `cas_ok`).
+    ok_type: &'static str,
     since: Instant,
 }
 
@@ -153,10 +155,23 @@ pub struct Node<W: Write> {
     /// Worker threads answer through this.
     tx: mpsc::Sender<Event>,
     next_msg_id: u64,
+    /// Ids of forwarded requests: their own sequence, starting at a per-process value, so an
+    /// answer to a forward made before a restart cannot match one made after it.
+    next_forward_id: u64,
     cluster: Option<Cluster>,
     workers_in_flight: usize,
     pub stats: Stats,
     last_stats: Instant,
+}
+
+/// First forward id of this process: the wall clock in ms (mod 2^32) shifted left by 20 bits, so
+/// each process starts in its own range and ids stay below 2^52 (exact in any JSON reader).
+fn forward_id_base() -> u64 {
+    let ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    (ms & 0xFFFF_FFFF) << 20
 }
 
 /// Core id of the node at `position` in `node_ids` (0 is kept free for "nobody").
@@ -180,6 +195,7 @@ impl<W: Write> Node<W> {
             out,
             tx,
             next_msg_id: 0,
+            next_forward_id: forward_id_base(),
             cluster: None,
             workers_in_flight: 0,
             stats: Stats::default(),
@@ -454,6 +470,12 @@ impl<W: Write> Node<W> {
                 return self.reply_error(env, code::MALFORMED_REQUEST, &text);
             }
         } else {
+            // A node id that cannot name a data directory is bad input, not a reason to stop.
+            if let Err(text) = datadir::check_node_id(node_id) {
+                let text = format!("init: {text}");
+                eprintln!("raftkv: {text}");
+                return self.reply_error(env, code::MALFORMED_REQUEST, &text);
+            }
             let cluster = Cluster::open(node_id, ids, position)?;
             self.cluster = Some(cluster);
         }
@@ -596,8 +618,8 @@ impl<W: Write> Node<W> {
         let target = leader.and_then(|l| c.ids.get(l as usize - 1).cloned());
         match (leader, target) {
             (Some(leader), Some(leader_name)) if !forwarded && c.peers_open => {
-                let fwd_id = self.next_msg_id;
-                self.next_msg_id += 1;
+                let fwd_id = self.next_forward_id;
+                self.next_forward_id += 1;
                 let mut body = env.body.clone();
                 body.insert("msg_id".into(), fwd_id.into());
                 body.insert("forwarded".into(), Value::Bool(true));
@@ -608,6 +630,7 @@ impl<W: Write> Node<W> {
                         client,
                         is_read: op.is_read(),
                         leader,
+                        ok_type: op.ok_type(),
                         since: now,
                     },
                 );
@@ -627,7 +650,19 @@ impl<W: Write> Node<W> {
     fn handle_relay(&mut self, env: Envelope) -> Result<(), String> {
         let in_reply_to = env.body.get("in_reply_to").and_then(Value::as_u64);
         let fwd = match (self.cluster.as_mut(), in_reply_to) {
-            (Some(c), Some(id)) => c.forwards.remove(&id),
+            (Some(c), Some(id)) => {
+                // Relay only the answer of the leader the request went to, of the right kind.
+                let matches = c.forwards.get(&id).is_some_and(|f| {
+                    let from_leader = c.ids.get(f.leader as usize - 1) == Some(&env.src);
+                    let kind = env.kind().unwrap_or("");
+                    from_leader && (kind == f.ok_type || kind == "error")
+                });
+                if matches {
+                    c.forwards.remove(&id)
+                } else {
+                    None
+                }
+            }
             _ => None,
         };
         let Some(fwd) = fwd else {
@@ -1148,6 +1183,7 @@ mod tests {
                 {"index":2,"time":3,"process":1,"type":"invoke","f":"read","key":1,"value":null},
                 {"index":3,"time":4,"process":1,"type":"ok","f":"read","key":1,"value":2}]}}"#,
             r#"{"src":"c1","dest":"n1","body":{"type":"verify_linearizability","msg_id":10,"history":[{"f":"read"}]}}"#,
+            r#"{"src":"c0","dest":"n1","body":{"type":"init","msg_id":11,"node_id":"..","node_ids":[".."]}}"#,
         ]);
         let code_of = |id: u64| {
             out.iter()
@@ -1161,6 +1197,11 @@ mod tests {
         assert_eq!(code_of(5), Some(json!(12)), "write without value");
         assert_eq!(code_of(6), Some(json!(12)), "node_id not in node_ids");
         assert_eq!(code_of(7), Some(json!(12)), "init without ids");
+        assert_eq!(
+            code_of(11),
+            Some(json!(12)),
+            "init with a node id that cannot name a directory"
+        );
         assert_eq!(
             code_of(8),
             Some(json!(12)),
@@ -1178,7 +1219,7 @@ mod tests {
         assert_eq!(reply["dest"], json!("c1"));
         assert_eq!(
             out.len(),
-            10,
+            11,
             "one answer per request with a msg_id: {out:?}"
         );
         assert!(stats.bad_input >= 8, "{stats:?}");

@@ -7,6 +7,49 @@ use crate::kv::{Command, Outcome};
 use crate::maelstrom::{code, error_body, reply_body};
 use serde_json::{Map, Value};
 
+/// Deepest nesting of a key or value the node accepts. The kv snapshot nests a value two levels
+/// deeper than the request did, and serde_json refuses to read past 128 levels: a deeper value
+/// would be applied, then make every later snapshot restore (every restart) fail.
+pub const MAX_DEPTH: usize = 100;
+
+/// Largest key or value (as JSON text) the node accepts. An entry must fit, with its neighbours,
+/// in one peer message (64 MiB); a bigger one would be appended and never replicated.
+pub const MAX_VALUE_BYTES: usize = 1 << 20;
+
+/// Nesting depth of a JSON value (a scalar is 0), without recursion.
+fn depth(v: &Value) -> usize {
+    let mut deepest = 0;
+    let mut stack = vec![(v, 0usize)];
+    while let Some((v, d)) = stack.pop() {
+        deepest = deepest.max(d);
+        match v {
+            Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
+            Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
+            _ => {}
+        }
+    }
+    deepest
+}
+
+/// Refuses a key or value the node could apply but not snapshot, restore or replicate.
+fn check_bounds(kind: &str, name: &str, v: &Value) -> Result<(), String> {
+    let d = depth(v);
+    if d > MAX_DEPTH {
+        return Err(format!(
+            "`{kind}` request's `{name}` is nested {d} levels deep; at most {MAX_DEPTH} are accepted"
+        ));
+    }
+    let len = serde_json::to_string(v)
+        .map(|s| s.len())
+        .unwrap_or(usize::MAX);
+    if len > MAX_VALUE_BYTES {
+        return Err(format!(
+            "`{kind}` request's `{name}` is {len} bytes of JSON; at most {MAX_VALUE_BYTES} are accepted"
+        ));
+    }
+    Ok(())
+}
+
 /// A validated lin-kv request.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Op {
@@ -20,9 +63,11 @@ impl Op {
     /// `null` included, but must be present. The error names the missing field.
     pub fn parse(kind: &str, body: &Map<String, Value>) -> Result<Op, String> {
         let field = |name: &str| -> Result<Value, String> {
-            body.get(name)
-                .cloned()
-                .ok_or_else(|| format!("`{kind}` request has no `{name}` field"))
+            let v = body
+                .get(name)
+                .ok_or_else(|| format!("`{kind}` request has no `{name}` field"))?;
+            check_bounds(kind, name, v)?;
+            Ok(v.clone())
         };
         match kind {
             "read" => Ok(Op::Read { key: field("key")? }),
@@ -57,6 +102,15 @@ impl Op {
 
     pub fn is_read(&self) -> bool {
         matches!(self, Op::Read { .. })
+    }
+
+    /// The type of a successful reply.
+    pub fn ok_type(&self) -> &'static str {
+        match self {
+            Op::Read { .. } => "read_ok",
+            Op::Write { .. } => "write_ok",
+            Op::Cas { .. } => "cas_ok",
+        }
     }
 
     /// The reply body for `outcome`, answering `in_reply_to`.
@@ -148,5 +202,38 @@ mod tests {
             })
         );
         assert_eq!(read.command(), None);
+    }
+
+    #[test]
+    fn values_too_deep_or_too_big_to_snapshot_or_replicate_are_refused() {
+        let nest = |d: usize| {
+            let mut v = json!(1);
+            for _ in 0..d {
+                v = json!([v]);
+            }
+            v
+        };
+        let body = |v: Value| {
+            json!({"type": "write", "key": 1, "value": v})
+                .as_object()
+                .cloned()
+                .expect("object")
+        };
+        assert!(Op::parse("write", &body(nest(MAX_DEPTH))).is_ok());
+        let err = Op::parse("write", &body(nest(MAX_DEPTH + 1))).expect_err("too deep");
+        assert!(err.contains("`value`") && err.contains("nested"), "{err}");
+        let big = Value::String("x".repeat(MAX_VALUE_BYTES));
+        let err = Op::parse("write", &body(big)).expect_err("too big");
+        assert!(err.contains("bytes"), "{err}");
+        // The bound is what keeps a snapshot of the map restorable.
+        let mut kv = crate::kv::KvStore::default();
+        let cmd = Op::parse("write", &body(nest(MAX_DEPTH)))
+            .expect("accepted")
+            .command()
+            .expect("a write");
+        kv.apply(&cmd);
+        let mut back = crate::kv::KvStore::default();
+        back.restore(&kv.snapshot())
+            .expect("a snapshot of accepted values restores");
     }
 }
