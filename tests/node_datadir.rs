@@ -9,8 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Runs one node (as `n1` of a one-node cluster) through `cmd`: waits for a leader by retrying a
-/// request, then performs `body` and returns its answer. The node exits 0 at end of input.
-fn session(mut cmd: Command, tmp: &std::path::Path, body: Value) -> Value {
+/// request, then performs `body` and returns its answer and the node's stderr. The node exits 0 at
+/// end of input.
+fn session(mut cmd: Command, tmp: &std::path::Path, body: Value) -> (Value, String) {
     cmd.env_remove("RAFTKV_DATA_DIR")
         .env("TMPDIR", tmp)
         .env("RAFTKV_STATS_MS", "0")
@@ -52,31 +53,38 @@ fn session(mut cmd: Command, tmp: &std::path::Path, body: Value) -> Value {
         std::thread::sleep(Duration::from_millis(20));
     };
     drop(stdin);
-    assert!(p.child.wait().expect("wait").success());
-    answer
+    let (status, stderr) = p.wait_with_stderr();
+    assert!(status.success(), "{stderr}");
+    (answer, stderr)
 }
 
 #[test]
 fn restart_by_the_same_parent_finds_the_directory_and_a_new_parent_does_not() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let direct = || Command::new(node_common::BIN);
-    let a = session(
+    let (a, stderr) = session(
         direct(),
         tmp.path(),
         json!({"type": "write", "key": 5, "value": 7}),
     );
     assert_eq!(a["type"], "write_ok", "{a}");
+    assert!(!stderr.contains("is a shell"), "{stderr}");
     // Same parent (this test process): the node finds its state again.
-    let a = session(direct(), tmp.path(), json!({"type": "read", "key": 5}));
+    let (a, _) = session(direct(), tmp.path(), json!({"type": "read", "key": 5}));
     assert_eq!(a["value"], json!(7), "restart by the same parent: {a}");
     // A different parent (a shell that stays alive around the node): a fresh directory.
     let mut via_shell = Command::new("sh");
     via_shell.args(["-c", "\"$0\"; true", node_common::BIN]);
-    let a = session(via_shell, tmp.path(), json!({"type": "read", "key": 5}));
+    let (a, stderr) = session(via_shell, tmp.path(), json!({"type": "read", "key": 5}));
     assert_eq!(
         a["code"],
         json!(20),
         "a new parent must not see the old state: {a}"
+    );
+    // A shell parent changes on every start through it: the node says so, loudly.
+    assert!(
+        stderr.contains("is a shell") && stderr.contains("RAFTKV_DATA_DIR"),
+        "no warning about the shell parent: {stderr}"
     );
     let dirs: Vec<String> = std::fs::read_dir(tmp.path())
         .expect("tmp readable")

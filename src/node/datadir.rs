@@ -16,6 +16,32 @@ use std::path::{Path, PathBuf};
 /// The environment variable that overrides the data root.
 pub const ENV_DATA_DIR: &str = "RAFTKV_DATA_DIR";
 
+/// When the data directory is keyed by the parent process and that parent is a shell (a wrapper
+/// script that does not `exec` the node), every start has a new parent, so a restarted node
+/// would silently start empty. Returns a warning to print in that case.
+pub fn shell_parent_warning() -> Option<String> {
+    if std::env::var_os(ENV_DATA_DIR).is_some_and(|v| !v.is_empty()) {
+        return None;
+    }
+    let ppid = std::os::unix::process::parent_id();
+    let comm = std::fs::read_to_string(format!("/proc/{ppid}/comm")).ok()?;
+    let comm = comm.trim();
+    is_shell(comm).then(|| {
+        format!(
+            "the parent process ({comm}, pid {ppid}) is a shell, so a restart through it finds a \
+             new data directory and starts empty; `exec` the node in the wrapper, or set \
+             {ENV_DATA_DIR}"
+        )
+    })
+}
+
+fn is_shell(comm: &str) -> bool {
+    matches!(
+        comm,
+        "sh" | "bash" | "dash" | "zsh" | "ksh" | "ash" | "busybox"
+    )
+}
+
 /// The data directory of `node_id` under the current environment.
 pub fn data_dir(node_id: &str) -> Result<PathBuf, String> {
     check_node_id(node_id)?;

@@ -817,6 +817,9 @@ impl Cluster {
     /// Opens (or recovers) the node's storage and builds the core from what is durable.
     fn open(me: &str, ids: Vec<String>, position: usize) -> Result<Cluster, String> {
         let dir = datadir::data_dir(me)?;
+        if let Some(warning) = datadir::shell_parent_warning() {
+            eprintln!("raftkv: warning: {warning}");
+        }
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
                 format!(
