@@ -798,40 +798,26 @@ impl Sim {
                 }
                 Err(e) => Err(e),
             },
-            Op::Write { key, value } => {
-                let cmd = Command::Write {
-                    key: json!(key),
-                    value: json!(value),
+            Op::Write { .. } | Op::Cas { .. } => {
+                let cmd = match &op {
+                    Op::Write { key, value } => Command::Write {
+                        key: json!(key),
+                        value: json!(value),
+                    },
+                    Op::Cas { key, from, to } => Command::Cas {
+                        key: json!(key),
+                        from: json!(from),
+                        to: json!(to),
+                    },
+                    Op::Read { .. } => unreachable!("reads take the ReadIndex path above"),
                 };
-                match raft.propose(encode(&cmd)) {
-                    Ok(p) => {
-                        self.nodes[i].proposals.entry(p.index).or_default().push((
-                            p.term,
-                            origin.clone(),
-                            op.clone(),
-                        ));
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
-            }
-            Op::Cas { key, from, to } => {
-                let cmd = Command::Cas {
-                    key: json!(key),
-                    from: json!(from),
-                    to: json!(to),
-                };
-                match raft.propose(encode(&cmd)) {
-                    Ok(p) => {
-                        self.nodes[i].proposals.entry(p.index).or_default().push((
-                            p.term,
-                            origin.clone(),
-                            op.clone(),
-                        ));
-                        Ok(())
-                    }
-                    Err(e) => Err(e),
-                }
+                raft.propose(encode(&cmd)).map(|p| {
+                    self.nodes[i].proposals.entry(p.index).or_default().push((
+                        p.term,
+                        origin.clone(),
+                        op.clone(),
+                    ));
+                })
             }
         };
         if let Err(NotLeader { leader }) = res {
