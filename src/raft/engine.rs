@@ -698,19 +698,26 @@ impl Raft {
             self.become_candidate();
             return;
         }
+        let asks = self.vote_requests(self.term + 1, true);
+        self.msgs.extend(asks);
+    }
+
+    /// One vote (or pre-vote) request per peer for `term`, carrying this node's last log position.
+    fn vote_requests(&self, term: u64, pre_vote: bool) -> Vec<Message> {
         let (li, lt) = (self.log.last_index(), self.log.last_term());
-        for p in self.peers.clone() {
-            self.msgs.push(Message {
+        self.peers
+            .iter()
+            .map(|&p| Message {
                 from: self.cfg.id,
                 to: p,
-                term: self.term + 1,
+                term,
                 body: MessageBody::RequestVote {
-                    pre_vote: true,
+                    pre_vote,
                     last_log_index: li,
                     last_log_term: lt,
                 },
-            });
-        }
+            })
+            .collect()
     }
 
     fn become_candidate(&mut self) {
@@ -727,20 +734,9 @@ impl Raft {
             self.become_leader();
             return;
         }
-        let (li, lt) = (self.log.last_index(), self.log.last_term());
-        for p in self.peers.clone() {
-            // Our own vote must be durable before we ask for others'.
-            self.persisted_msgs.push(Message {
-                from: self.cfg.id,
-                to: p,
-                term: self.term,
-                body: MessageBody::RequestVote {
-                    pre_vote: false,
-                    last_log_index: li,
-                    last_log_term: lt,
-                },
-            });
-        }
+        // Our own vote must be durable before we ask for others'.
+        let asks = self.vote_requests(self.term, false);
+        self.persisted_msgs.extend(asks);
     }
 
     fn become_leader(&mut self) {
