@@ -1,7 +1,7 @@
 //! raftkv-storage: the durable home of a node's Raft state.
 //!
 //! Owns: the on-disk format (one sled `Db` per node directory, trees `log`, `meta`, `snapshot`),
-//! the checksummed record codec, and the recovery rules of DESIGN §3.
+//! the checksummed record codec, and the recovery rules (see [`Storage::open`]).
 //! Must never: report anything durable before `flush()` has returned, panic on bytes read from
 //! disk, or change a byte of a directory it was asked only to inspect.
 //!
@@ -113,6 +113,25 @@ pub struct WriteBatch {
     /// Entries to append; a conflicting suffix from `entries[0].index` on is truncated first.
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
+}
+
+/// A [`WriteBatch`] borrowed from whoever holds the entries and snapshot data, so a caller
+/// that owns them already (the node's shell) hands them to disk without a copy.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BatchRef<'a> {
+    pub snapshot: Option<(&'a SnapshotMeta, &'a [u8])>,
+    pub entries: &'a [Entry],
+    pub hard_state: Option<HardState>,
+}
+
+impl WriteBatch {
+    pub fn borrow(&self) -> BatchRef<'_> {
+        BatchRef {
+            snapshot: self.snapshot.as_ref().map(|(m, d)| (m, d.as_slice())),
+            entries: &self.entries,
+            hard_state: self.hard_state,
+        }
+    }
 }
 
 /// Storage errors. Each names what is wrong and where.
@@ -708,6 +727,11 @@ impl Storage {
     /// truncation of the suffix from `entries[0].index`, appends), then hard state, then one flush.
     /// Recovery reconciles a crash between the parts (see `open`).
     pub fn persist(&mut self, batch: &WriteBatch) -> Result<(), Error> {
+        self.persist_borrowed(batch.borrow())
+    }
+
+    /// [`Storage::persist`] of a borrowed batch.
+    pub fn persist_borrowed(&mut self, batch: BatchRef<'_>) -> Result<(), Error> {
         self.check()?;
         // Validate everything before writing anything.
         let mut snap_index = self.snapshot.as_ref().map_or(0, |s| s.index);
@@ -784,7 +808,7 @@ impl Storage {
             for i in removes {
                 b.remove(&i.to_be_bytes());
             }
-            for e in &batch.entries {
+            for e in batch.entries {
                 let key = e.index.to_be_bytes();
                 b.insert(&key, codec::frame(LOG, &key, e));
             }
@@ -812,11 +836,11 @@ impl Storage {
             } else {
                 self.terms = Terms::default();
             }
-            self.snapshot = Some(meta.clone());
+            self.snapshot = Some((*meta).clone());
         }
         if let Some(e0) = batch.entries.first() {
             self.terms.truncate_from(e0.index);
-            for e in &batch.entries {
+            for e in batch.entries {
                 self.terms.push(e.index, e.term);
             }
         }
