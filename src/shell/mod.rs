@@ -80,8 +80,8 @@ pub trait Outbox<T, O> {
     fn answer(&mut self, token: T, answer: Answer<O>);
     /// Sees each `Ready` before it is performed (the simulator checks its invariants here).
     fn observe_ready(&mut self, _raft: &Raft, _ready: &Ready) {}
-    /// Sees each committed entry right before it is applied.
-    fn observe_apply(&mut self, _entry: &Entry) {}
+    /// Sees each committed entry right before it is applied after index `applied`.
+    fn observe_apply(&mut self, _applied: u64, _entry: &Entry) {}
 }
 
 /// The replicated state machine.
@@ -509,7 +509,7 @@ impl<M: StateMachine, T> Shell<M, T> {
             entry.index <= self.raft.status().commit,
             "applied <= commit"
         );
-        io.observe_apply(entry);
+        io.observe_apply(self.applied, entry);
         let outcome = match entry.kind {
             EntryKind::Noop => None,
             EntryKind::Normal => Some(self.machine.apply(&entry.data)),

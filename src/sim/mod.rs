@@ -1,6 +1,6 @@
-//! Deterministic cluster simulator (DESIGN §6): the real consensus core (`crate::raft`) and state
-//! machine (`crate::kv`) of every node in one process, on virtual time, with one seeded random
-//! source, so a seed replays exactly.
+//! Deterministic cluster simulator: the real consensus core (`crate::raft`), shell
+//! (`crate::shell`, the node's own) and state machine (`crate::kv`) of every node in one
+//! process, on virtual time, with one seeded random source, so a seed replays exactly.
 //!
 //! Owns: the simulated network (delay, loss, duplication, reordering, symmetric and one-way
 //! partitions), simulated storage with a durable and a volatile part (crash, torn tail, slow
@@ -14,7 +14,6 @@ mod cli;
 pub mod cluster;
 pub mod disk;
 pub mod faults;
-pub mod machine;
 pub mod partition;
 pub mod rng;
 pub mod run;

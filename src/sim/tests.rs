@@ -1,5 +1,6 @@
-//! The simulator's own tests: many seeds with every fault against the real core, exact replay,
-//! the three injected Raft bugs caught, and the `partition_test` properties.
+//! The simulator's own tests: many seeds with every fault against the real core and the node's
+//! own shell, exact replay, the three injected Raft bugs and one shell bug caught, and the
+//! `partition_test` properties.
 //!
 //! `RAFTKV_SIM_SEEDS=N` runs N seeds instead of CI's 300 (and lets the bug hunts search N seeds).
 
@@ -202,6 +203,9 @@ fn catches_reads_served_without_read_index() {
     );
 }
 
+/// The switch is in the shared shell (`crate::shell::ShellBugs`), the one the node runs: a
+/// shell that lets acknowledgements leave before its flush is caught by the simulator's crashes
+/// and delayed disks.
 #[test]
 fn catches_a_shell_that_acknowledges_before_the_flush() {
     let reports = run_seeds(HUNT_LIMIT, true, |seed| {
@@ -228,7 +232,8 @@ fn body(v: Value) -> Map<String, Value> {
     }
 }
 
-/// The partition_test properties of DESIGN §6 on one run.
+/// The partition_test properties on one run: ops sent to the minority during the partition are
+/// refused, ops on the majority side are served once it has a new leader.
 fn check_partition_properties(spec: &PartitionSpec) {
     let started = std::time::Instant::now();
     let out = partition_test(spec);
