@@ -7,11 +7,14 @@
 //! Time arrives as [`Raft::tick`], randomness from [`Config::seed`], and everything the shell must
 //! do leaves through [`Raft::ready`].
 //!
-//! The shell's loop (node driver and simulator alike):
+//! The shell's loop (`crate::shell` performs it, for the node, the simulator and the core's
+//! tests alike):
 //! 1. feed events: [`Raft::step`], [`Raft::tick`], [`Raft::propose`], [`Raft::read_index`];
 //! 2. `let rd = raft.ready();`
 //! 3. persist `rd.snapshot`, `rd.entries` (truncating any conflicting suffix first) and
-//!    `rd.hard_state` as ONE durable step (one flush for the whole turn);
+//!    `rd.hard_state` as ONE durable step (one flush for the whole turn); a hard state that
+//!    differs from the last one written only in its commit index may instead be written with
+//!    the next step that flushes anyway (the commit index can always be learned again);
 //! 4. send `rd.messages` (they may be sent before step 3 completes) and, only after step 3 is
 //!    durable, `rd.persisted_messages` (vote grants and append acknowledgements);
 //! 5. `raft.advance(&rd)`: tells the core step 3 is durable;
