@@ -1742,68 +1742,7 @@ fn random_run(seed: u64, steps: usize, b: Bugs) -> Vec<String> {
     let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut read_id = 0;
     for step in 0..steps {
-        let r = next_rand(&mut rng) % 100;
-        match r {
-            0..=39 => c.tick_all(),
-            40..=59 => {
-                if let Some(l) = c.leader() {
-                    let cmd = Command::Write {
-                        key: json!(next_rand(&mut rng) % 4),
-                        value: json!(step),
-                    };
-                    let _ = c.raft(l).propose(cmd.encode());
-                    c.process(l);
-                }
-            }
-            60..=69 => {
-                // Any node that believes it leads, stale leaders included.
-                let leaders: Vec<NodeId> = c
-                    .nodes
-                    .iter()
-                    .filter(|(_, n)| n.up && n.raft().status().role == Role::Leader)
-                    .map(|(&i, _)| i)
-                    .collect();
-                if !leaders.is_empty() {
-                    let id = leaders[(next_rand(&mut rng) % leaders.len() as u64) as usize];
-                    read_id += 1;
-                    let floor = c.max_commit();
-                    c.read_floor.insert((id, read_id), floor);
-                    let _ = c.raft(id).read_index(read_id);
-                    c.process(id);
-                }
-            }
-            70..=73 => {
-                let id = 1 + next_rand(&mut rng) % 5;
-                if c.nodes.values().filter(|n| !n.up).count() < 2 {
-                    if next_rand(&mut rng).is_multiple_of(2) {
-                        c.crash(id);
-                    } else {
-                        c.crash_mid_turn = Some(id);
-                    }
-                }
-            }
-            74..=79 => {
-                let down: Vec<NodeId> = c
-                    .nodes
-                    .iter()
-                    .filter(|(_, n)| !n.up)
-                    .map(|(&i, _)| i)
-                    .collect();
-                if let Some(&id) = down.first() {
-                    c.restart(id);
-                }
-            }
-            80..=82 => {
-                let a = 1 + next_rand(&mut rng) % 5;
-                let b = 1 + next_rand(&mut rng) % 5;
-                c.cut.insert((a, b));
-                if next_rand(&mut rng).is_multiple_of(2) {
-                    c.cut.insert((b, a));
-                }
-            }
-            83..=85 => c.heal(),
-            _ => c.deliver_chaos(30),
-        }
+        random_step(&mut c, &mut rng, step, &mut read_id);
         if c.crash_mid_turn.is_some_and(|id| !c.node(id).up) {
             c.crash_mid_turn = None;
         }
@@ -1813,7 +1752,71 @@ fn random_run(seed: u64, steps: usize, b: Bugs) -> Vec<String> {
             return c.violations.clone();
         }
     }
-    // Heal everything: the cluster must converge and serve again.
+    heal_and_converge(&mut c, seed)
+}
+
+/// One random action of a randomized run.
+fn random_step(c: &mut Cluster, rng: &mut u64, step: usize, read_id: &mut u64) {
+    match next_rand(rng) % 100 {
+        0..=39 => c.tick_all(),
+        40..=59 => {
+            if let Some(l) = c.leader() {
+                let cmd = Command::Write {
+                    key: json!(next_rand(rng) % 4),
+                    value: json!(step),
+                };
+                let _ = c.raft(l).propose(cmd.encode());
+                c.process(l);
+            }
+        }
+        60..=69 => {
+            // Any node that believes it leads, stale leaders included.
+            let leaders: Vec<NodeId> = c
+                .nodes
+                .iter()
+                .filter(|(_, n)| n.up && n.raft().status().role == Role::Leader)
+                .map(|(&i, _)| i)
+                .collect();
+            if !leaders.is_empty() {
+                let id = leaders[(next_rand(rng) % leaders.len() as u64) as usize];
+                *read_id += 1;
+                let floor = c.max_commit();
+                c.read_floor.insert((id, *read_id), floor);
+                let _ = c.raft(id).read_index(*read_id);
+                c.process(id);
+            }
+        }
+        70..=73 => {
+            let id = 1 + next_rand(rng) % 5;
+            if c.nodes.values().filter(|n| !n.up).count() < 2 {
+                if next_rand(rng).is_multiple_of(2) {
+                    c.crash(id);
+                } else {
+                    c.crash_mid_turn = Some(id);
+                }
+            }
+        }
+        74..=79 => {
+            let down = c.nodes.iter().find(|(_, n)| !n.up).map(|(&i, _)| i);
+            if let Some(id) = down {
+                c.restart(id);
+            }
+        }
+        80..=82 => {
+            let a = 1 + next_rand(rng) % 5;
+            let b = 1 + next_rand(rng) % 5;
+            c.cut.insert((a, b));
+            if next_rand(rng).is_multiple_of(2) {
+                c.cut.insert((b, a));
+            }
+        }
+        83..=85 => c.heal(),
+        _ => c.deliver_chaos(30),
+    }
+}
+
+/// Heals everything: the cluster must converge and serve again. Returns the violations.
+fn heal_and_converge(c: &mut Cluster, seed: u64) -> Vec<String> {
     c.heal();
     c.crash_mid_turn = None;
     for id in 1..=5 {
