@@ -1,8 +1,9 @@
-//! The node's event loop and its state (see the module doc of `crate::node`).
+//! The node's event loop (see the module doc of `crate::node`).
 //!
-//! Owns: one node's loop, its core, storage and state machine, and every client request in flight.
-//! Must never: block the loop on anything but the one persist per turn (long requests run on
-//! worker threads), or send a message from `Ready::persisted_messages` before that persist returned.
+//! Owns: one node's loop, the parsing of every input line, handing client requests to the
+//! replica's shell (or forwarding them to the leader), request timeouts, and the counters.
+//! Must never: block the loop on anything but the shell's persists (long requests run on worker
+//! threads), or perform a `Ready` itself (the shell in `replica.rs` does).
 
 use super::replica::{core_id, Client, Forward, Replica, Waiting};
 use super::request::Op;

@@ -14,11 +14,14 @@
 //! The loop, for every `Ready`, in this order:
 //! 1. `Ready::messages` (a leader's appends and heartbeats, which acknowledge nothing) go out
 //!    first, so followers write while this node writes (Raft thesis §10.2.1);
-//! 2. the snapshot, entries and hard state are persisted as one durable step;
-//! 3. once durable, `Ready::persisted_messages` (vote grants and acknowledgements) go out and
+//! 2. committed entries are applied and proposals and reads answered (they were durable before
+//!    this `Ready`, so they need not wait for its persist), unless the `Ready` carries a received
+//!    snapshot, in which case this happens after step 4;
+//! 3. the snapshot, entries and hard state are persisted as one durable step;
+//! 4. once durable, `Ready::persisted_messages` (vote grants and acknowledgements) go out and
 //!    the core is told (`advance`): only then does a leader count its own entries toward commit;
-//! 4. a received snapshot is restored, committed entries are applied, proposals and reads are
-//!    answered, and every `snapshot_every` applied entries the state machine takes a snapshot.
+//!    a received snapshot is restored; every `snapshot_every` applied entries the state machine
+//!    takes a snapshot.
 //!
 //! One `Ready` is in flight at a time: the next is taken only after the previous one finished,
 //! so a `Ready`'s acknowledgements, which may cover entries handed out earlier, never leave
@@ -370,6 +373,13 @@ impl<M: StateMachine, T> Shell<M, T> {
                 io.send(message);
             }
         }
+        if ready.snapshot.is_none() {
+            // `Ready::committed` holds only entries durable before this Ready (here and on a
+            // majority), so applying them and answering their clients need not wait for this
+            // Ready's persist. A received snapshot must be durable before the state machine is
+            // restored from it, and the entries after it wait for that.
+            self.apply_and_answer(&mut ready, io);
+        }
         if !self.needs_flush(&mut ready) {
             return self.complete(ready, io);
         }
@@ -426,34 +436,30 @@ impl<M: StateMachine, T> Shell<M, T> {
     where
         P: LogStorage + Outbox<T, M::Outcome>,
     {
-        let Ready {
-            snapshot,
-            entries,
-            hard_state,
-            messages,
-            persisted_messages,
-            committed,
-            reads,
-            failed_reads,
-        } = ready;
-        debug_assert!(messages.is_empty(), "sent in `begin`");
-        for message in persisted_messages {
+        let mut ready = ready;
+        debug_assert!(ready.messages.is_empty(), "sent in `begin`");
+        for message in std::mem::take(&mut ready.persisted_messages) {
             io.send(message);
         }
-        let durable = Ready {
-            snapshot,
-            entries,
-            hard_state,
-            ..Ready::default()
-        };
-        self.raft.advance(&durable);
-        if let Some((meta, data)) = &durable.snapshot {
+        self.raft.advance(&ready);
+        if let Some((meta, data)) = &ready.snapshot {
             self.install_snapshot(meta, data, io)?;
         }
-        for entry in &committed {
-            self.apply(entry, io);
+        self.apply_and_answer(&mut ready, io);
+        self.maybe_take_snapshot(io)
+    }
+
+    /// Applies the committed entries of `ready` (answering their proposals), fails the reads
+    /// that can no longer be confirmed and serves the confirmed ones that are applied. Takes
+    /// them out of `ready`, so a second call does nothing.
+    fn apply_and_answer<P>(&mut self, ready: &mut Ready, io: &mut P)
+    where
+        P: Outbox<T, M::Outcome>,
+    {
+        for entry in std::mem::take(&mut ready.committed) {
+            self.apply(&entry, io);
         }
-        for id in failed_reads {
+        for id in std::mem::take(&mut ready.failed_reads) {
             if let Some(token) = self.pending.take_read(id) {
                 io.answer(
                     token,
@@ -461,9 +467,9 @@ impl<M: StateMachine, T> Shell<M, T> {
                 );
             }
         }
-        self.pending.confirm_reads(&reads);
+        self.pending
+            .confirm_reads(&std::mem::take(&mut ready.reads));
         self.serve_reads(io);
-        self.maybe_take_snapshot(io)
     }
 
     /// Restores a snapshot received from the leader, now durable.

@@ -309,3 +309,39 @@ fn reads_are_answered_once_applied_reaches_their_index() {
     let follower = &mut shell(2, 3);
     assert!(follower.read(json!(3), 3).is_err(), "only a leader reads");
 }
+
+#[test]
+fn answers_for_committed_entries_do_not_wait_for_the_next_flush() {
+    let mut io = Recorder {
+        delayed: true,
+        ..Recorder::default()
+    };
+    let mut s = shell(1, 1);
+    s.raft_mut().campaign();
+    while s.raft().has_ready() || s.persist_in_flight() {
+        s.drive(&mut io).unwrap();
+        s.finish(&mut io).unwrap();
+    }
+    s.propose(write(1, 1), 1).unwrap();
+    assert_eq!(s.drive(&mut io).unwrap(), Progress::PersistInFlight);
+    s.finish(&mut io).unwrap();
+    // Entry 2 is durable and committed; entry 3 is proposed before the next Ready is taken.
+    s.propose(write(1, 2), 2).unwrap();
+    io.did.clear();
+    assert_eq!(s.drive(&mut io).unwrap(), Progress::PersistInFlight);
+    assert_eq!(
+        io.did.first(),
+        Some(&Did::Answer(1, Answer::Applied(Outcome::Ok(json!(null))))),
+        "answered before the flush of entry 3: {:?}",
+        io.did
+    );
+    assert!(matches!(
+        io.did.last(),
+        Some(Did::Persist { entries: 1, .. })
+    ));
+    s.finish(&mut io).unwrap();
+    s.drive(&mut io).unwrap();
+    assert!(io
+        .did
+        .contains(&Did::Answer(2, Answer::Applied(Outcome::Ok(json!(null))))));
+}
