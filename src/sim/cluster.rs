@@ -305,6 +305,8 @@ pub struct Sim {
     pub failure: Option<Failure>,
     pub stats: Stats,
     trace: VecDeque<(Time, String)>,
+    /// What the last shell call sent and answered (kept to reuse its allocation).
+    outputs: Vec<Output>,
     // invariant state
     leaders: HashMap<u64, usize>,
     ledger: Ledger,
@@ -371,6 +373,7 @@ impl Sim {
             failure: None,
             stats: Stats::default(),
             trace: VecDeque::new(),
+            outputs: Vec::new(),
             leaders: HashMap::new(),
             ledger: Ledger::default(),
             route: None,
@@ -622,24 +625,27 @@ impl Sim {
             disk_delay: node.disk_delay,
             ledger: &mut self.ledger,
             seen_commit: node.seen_commit,
-            outputs: Vec::new(),
+            outputs: std::mem::take(&mut self.outputs),
             failure: None,
         };
         let result = call(shell, &mut io);
         let after = shell.stats;
         let SimIo {
-            outputs, failure, ..
+            mut outputs,
+            failure,
+            ..
         } = io;
         self.count_snapshots(before, after);
         if let Some((kind, detail)) = failure {
             self.fail(kind, detail);
         }
-        for output in outputs {
+        for output in outputs.drain(..) {
             match output {
                 Output::Send(m) => self.send_raft(i, m),
                 Output::Answer(request, answer) => self.answer(i, request, answer),
             }
         }
+        self.outputs = outputs;
         match result {
             Ok(progress) => Some(progress),
             Err(e) => {
