@@ -5,29 +5,16 @@
 //! bad input with one line, compares logs of several nodes, works on a directory a live node
 //! holds, and never changes a byte of what it inspects (every file is compared before and after).
 
+mod inspect_common;
+
+use inspect_common::{files, inspect_with};
 use raftkv_storage::{
     fault, Entry, EntryKind, HardState, Identity, SnapshotMeta, Storage, WriteBatch,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
 
 fn cmd(k: u64, v: u64) -> Vec<u8> {
     format!("{{\"op\":\"write\",\"key\":{k},\"value\":{v}}}").into_bytes()
@@ -77,21 +64,6 @@ fn node(dir: &Path, name: &str, n: u64, split: u64, term2: u64, commit: u64, sna
     drop(st);
     // Let sled's background threads finish so the "before" picture is final.
     std::thread::sleep(std::time::Duration::from_millis(150));
-}
-
-/// `raftkv inspect FLAGS DIRS`: exit code, stdout, stderr.
-fn inspect_with(flags: &[&str], dirs: &[&Path]) -> (i32, String, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_raftkv"))
-        .arg("inspect")
-        .args(flags)
-        .args(dirs)
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
 }
 
 /// `inspect_with` for a JSON document (the exit code must be `code`).
