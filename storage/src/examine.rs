@@ -319,6 +319,46 @@ fn read_snapshot_tree(
     (info, data)
 }
 
+/// What recovery would do about the log: refuse (a bad record or a missing entry at or below the
+/// commit index) or drop a torn tail above it.
+fn log_problems(s: &scan::Scan, commit: u64, snap_index: u64) -> Vec<Problem> {
+    let mut out = vec![];
+    if let Some(b) = &s.fatal {
+        out.push(Problem {
+            tree: LOG,
+            index: Some(b.index),
+            detail: format!(
+                "{} (at or below the commit index {commit}: the node refuses to start)",
+                b.detail
+            ),
+            fatal: true,
+        });
+    }
+    if let Some(b) = &s.torn {
+        out.push(Problem {
+            tree: LOG,
+            index: Some(b.index),
+            detail: format!(
+                "torn tail: {} ({} record(s) from here on, above the commit index {commit}, are dropped on open)",
+                b.detail, s.torn_dropped
+            ),
+            fatal: false,
+        });
+    }
+    if s.fatal.is_none() && commit > s.last.max(snap_index) {
+        out.push(Problem {
+            tree: LOG,
+            index: Some(s.last + 1),
+            detail: format!(
+                "committed entry missing (commit index {commit}, log ends at {})",
+                s.last
+            ),
+            fatal: true,
+        });
+    }
+    out
+}
+
 fn read_image(dir: &Path, trees: &Trees, options: Options) -> Result<Image, Error> {
     let mut problems = vec![];
     let (format, hard_state, identity) = read_meta_tree(dir, trees, &mut problems)?;
@@ -336,40 +376,8 @@ fn read_image(dir: &Path, trees: &Trees, options: Options) -> Result<Image, Erro
     } else {
         vec![]
     };
-    if let Some(b) = &s.fatal {
-        problems.push(Problem {
-            tree: LOG,
-            index: Some(b.index),
-            detail: format!(
-                "{} (at or below the commit index {commit}: the node refuses to start)",
-                b.detail
-            ),
-            fatal: true,
-        });
-    }
-    if let Some(b) = &s.torn {
-        problems.push(Problem {
-            tree: LOG,
-            index: Some(b.index),
-            detail: format!(
-                "torn tail: {} ({} record(s) from here on, above the commit index {commit}, are dropped on open)",
-                b.detail, s.torn_dropped
-            ),
-            fatal: false,
-        });
-    }
     let snap_index = snapshot.as_ref().map_or(0, |s| s.meta.index);
-    if s.fatal.is_none() && commit > s.last.max(snap_index) {
-        problems.push(Problem {
-            tree: LOG,
-            index: Some(s.last + 1),
-            detail: format!(
-                "committed entry missing (commit index {commit}, log ends at {})",
-                s.last
-            ),
-            fatal: true,
-        });
-    }
+    problems.extend(log_problems(&s, commit, snap_index));
     if format.is_none() && (!trees.log.is_empty() || !trees.snap.is_empty()) {
         problems.push(Problem {
             tree: META,
