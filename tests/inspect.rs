@@ -447,8 +447,10 @@ fn damage_names_every_bad_index_and_the_peers_with_an_intact_copy() {
 #[test]
 fn a_directory_sled_cannot_open_is_reported_with_sleds_message() {
     let tmp = tempfile::tempdir().unwrap();
-    let (good, bad) = (tmp.path().join("good"), tmp.path().join("bad"));
+    let (good, good2) = (tmp.path().join("good"), tmp.path().join("good2"));
+    let bad = tmp.path().join("bad");
     node(&good, "n1", 5, 5, 1, 5, None);
+    node(&good2, "n3", 5, 5, 1, 5, None);
     node(&bad, "n2", 5, 5, 1, 5, None);
     // sled's `conf` file carries a checksum; a changed byte makes every open fail.
     let conf = bad.join("conf");
@@ -469,6 +471,18 @@ fn a_directory_sled_cannot_open_is_reported_with_sleds_message() {
         !out.contains("raftkv-inspect-"),
         "names the copy, not the directory: {out}"
     );
+    // The other directories are still compared, the unopenable one is named in the states.
+    let v = inspect_json(&[], &[&good, &good2, &bad], 1);
+    assert_eq!(
+        v["comparisons"].as_array().unwrap().len(),
+        1,
+        "{}",
+        v["comparisons"]
+    );
+    assert_eq!(v["states"]["index"], 5);
+    assert_eq!(v["states"]["verdict"], "equal");
+    let problem = v["states"]["replicas"][2]["problem"].as_str().unwrap();
+    assert!(problem.contains("sled cannot open"), "{problem}");
     let v = inspect_json(&[], &[&bad], 1);
     let d = &v["dirs"][0];
     assert_eq!(d["ok"], false);

@@ -228,8 +228,12 @@ fn show_states(images: &[Image], a: &Args) -> i32 {
 /// The directory reports and, with several, the log and state comparisons.
 fn show_directories(images: &[Image], a: &Args) -> i32 {
     let mut divergences = vec![];
-    for i in 0..images.len() {
-        for j in i + 1..images.len() {
+    // A directory sled cannot open has no log to compare.
+    let opened: Vec<usize> = (0..images.len())
+        .filter(|&i| images[i].sled_error.is_none())
+        .collect();
+    for (n, &i) in opened.iter().enumerate() {
+        for &j in &opened[n + 1..] {
             divergences.push(compare(i, &images[i], j, &images[j]));
         }
     }

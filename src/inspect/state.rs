@@ -122,12 +122,35 @@ pub struct StateComparison {
 /// How many differing keys a comparison names.
 pub const MAX_DIFFERENCES: usize = 5;
 
-/// Rebuilds every replica at the lowest commit index among them and compares the states.
+/// Why a replica has no commit index to compare at: sled cannot open it, or its hard state is
+/// missing or damaged.
+fn without_commit(img: &Image) -> Option<String> {
+    match (&img.sled_error, img.hard_state) {
+        (Some(e), _) => Some(e.clone()),
+        (None, None) => Some("it has no intact hard state, so no commit index".into()),
+        (None, Some(_)) => None,
+    }
+}
+
+/// Rebuilds every replica at the lowest commit index among them (those that have one) and
+/// compares the states.
 pub fn compare_states(images: &[Image]) -> StateComparison {
-    let index = images.iter().map(Image::commit).min().unwrap_or(0);
+    let index = images
+        .iter()
+        .filter(|img| without_commit(img).is_none())
+        .map(Image::commit)
+        .min()
+        .unwrap_or(0);
     let mut built: Vec<(usize, KvStore)> = vec![];
     let mut replicas = vec![];
     for (i, img) in images.iter().enumerate() {
+        if let Some(why) = without_commit(img) {
+            replicas.push(Replica {
+                image: i,
+                state: Err(why),
+            });
+            continue;
+        }
         let state = match rebuild(img, index) {
             Ok(r) => match r.stopped {
                 Some(why) => Err(why),
