@@ -151,7 +151,7 @@ pub fn print_raw(img: &Image, filter: &Filter) {
             .as_ref()
             .map_or(String::new(), |p| format!("  BAD: {p}"));
         println!(
-            "    {:<9} {:>20} {:>8}  checksum {sum}{what}",
+            "    {:<9} {:<12} {:>8}  checksum {sum}{what}",
             r.tree, r.key_text, r.len
         );
     }

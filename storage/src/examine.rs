@@ -476,9 +476,9 @@ fn missing(from: u64, through: u64, what: &str) -> Damage {
         through: Some(through),
         key: vec![],
         detail: if from == through {
-            format!("{} (index {from})", what.replace("entries", "entry"))
+            what.replace("entries", "entry")
         } else {
-            format!("{what} (indices {from} to {through})")
+            what.to_string()
         },
     }
 }
