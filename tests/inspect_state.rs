@@ -257,3 +257,52 @@ fn every_node_state_after_a_bench_run_is_what_the_final_read_back_saw() {
         assert!(*b == files(dir), "inspect changed {}", dir.display());
     }
 }
+
+#[test]
+fn a_snapshot_past_the_stored_commit_index_is_served_as_recovery_raises_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("n1");
+    let (mut st, _) = Storage::open(&dir).unwrap();
+    let cmds: Vec<KvCommand> = (1..=4).map(|i| write(json!(i), json!(i * 10))).collect();
+    let entries = cmds
+        .iter()
+        .enumerate()
+        .map(|(i, c)| Entry {
+            term: 1,
+            index: i as u64 + 1,
+            kind: EntryKind::Normal,
+            data: c.encode(),
+        })
+        .collect();
+    let hard_state = Some(HardState {
+        term: 1,
+        vote: None,
+        commit: 1,
+    });
+    st.persist(&WriteBatch {
+        snapshot: None,
+        entries,
+        hard_state,
+    })
+    .unwrap();
+    let mut kv = KvStore::new();
+    cmds[..3].iter().for_each(|c| {
+        kv.apply(c);
+    });
+    let meta = SnapshotMeta {
+        index: 3,
+        term: 1,
+        voters: vec![1],
+    };
+    st.save_snapshot(&meta, &kv.snapshot()).unwrap();
+    drop(st);
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let before = files(&dir);
+    let (doc, state) = state_of(&dir, &[]);
+    assert_eq!(
+        (doc["index"].clone(), doc["commit"].clone()),
+        (json!(3), json!(1))
+    );
+    assert_eq!(state.len(), 3, "{state:?}");
+    assert!(before == files(&dir), "inspect changed the directory");
+}

@@ -214,7 +214,7 @@ pub fn cli(args: &[String]) -> i32 {
 fn show_states(images: &[Image], a: &Args) -> i32 {
     let mut incomplete = false;
     for img in images {
-        let rebuilt = state::rebuild(img, img.commit());
+        let rebuilt = state::rebuild(img, state::served_index(img));
         incomplete |= rebuilt.as_ref().map_or(true, |r| r.stopped.is_some());
         if a.json {
             println!("{}", json::state_value(img, &rebuilt, a.key.as_ref()));

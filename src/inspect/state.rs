@@ -23,6 +23,13 @@ pub struct Rebuilt {
     pub notes: Vec<String>,
 }
 
+/// The index whose state the node serves after recovery: its commit index, raised to the
+/// snapshot's index (a snapshot holds only committed entries, and recovery raises it so).
+pub fn served_index(img: &Image) -> u64 {
+    let snap_index = img.snapshot.as_ref().map_or(0, |s| s.meta.index);
+    img.commit().max(snap_index)
+}
+
 /// Rebuilds the state of `img` at `upto`: its snapshot, then its intact log up to `upto`.
 /// Fails when nothing at `upto` can be built: sled cannot open the directory, the snapshot is
 /// damaged, or the snapshot lies past `upto`.
@@ -138,7 +145,7 @@ pub fn compare_states(images: &[Image]) -> StateComparison {
     let index = images
         .iter()
         .filter(|img| without_commit(img).is_none())
-        .map(Image::commit)
+        .map(served_index)
         .min()
         .unwrap_or(0);
     let mut built: Vec<(usize, KvStore)> = vec![];
