@@ -9,4 +9,5 @@ pub mod kv;
 pub mod maelstrom;
 pub mod node;
 pub mod raft;
+pub mod rng;
 pub mod sim;

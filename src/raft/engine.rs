@@ -19,6 +19,7 @@ use super::{
     Config, Entry, EntryKind, HardState, InitialState, Message, MessageBody, NodeId, NotLeader,
     Proposal, ReadReady, Ready, Role, SnapshotMeta, Status,
 };
+use crate::rng::Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -61,7 +62,8 @@ pub struct Raft {
     election_elapsed: u32,
     heartbeat_elapsed: u32,
     randomized_timeout: u32,
-    rng: u64,
+    /// Election timeout jitter.
+    rng: Rng,
 
     votes: BTreeMap<NodeId, bool>,
     progress: BTreeMap<NodeId, Progress>,
@@ -87,15 +89,6 @@ pub struct Raft {
     failed_reads: Vec<u64>,
     /// The hard state last handed out in a `Ready`.
     prev_hs: HardState,
-}
-
-/// splitmix64: a tiny deterministic generator for election jitter.
-fn next_random(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 /// Largest term or index a message may carry.
@@ -196,8 +189,8 @@ impl Raft {
             .copied()
             .filter(|&v| v != config.id)
             .collect();
-        let mut rng = config.seed ^ config.id.wrapping_mul(0xA24B_AED4_963E_E407);
-        next_random(&mut rng);
+        let mut rng = Rng::new(config.seed ^ config.id.wrapping_mul(0xA24B_AED4_963E_E407));
+        rng.next_u64();
         // A crash can leave entries durable without the hard state written in the same step
         // (a torn write keeps a prefix). Holding an entry of term T means a leader of T
         // existed, so the current term is at least T; and no vote was granted in T, since a
@@ -627,7 +620,7 @@ impl Raft {
 
     fn reset_randomized_timeout(&mut self) {
         let base = self.cfg.election_ticks.max(1);
-        self.randomized_timeout = base + (next_random(&mut self.rng) % base as u64) as u32;
+        self.randomized_timeout = base + (self.rng.next_u64() % u64::from(base)) as u32;
     }
 
     /// Reads not confirmed within an election timeout fail: the leader is most likely cut off

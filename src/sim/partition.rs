@@ -17,9 +17,9 @@ use serde_json::{json, Map, Value};
 
 use super::cluster::{OpRecord, Sim, Time};
 use super::faults::{Faults, SimConfig};
-use super::rng::Rng;
 use super::run::{converge_and_read, report, sim_fail};
 use super::verdict::Verdict;
+use crate::rng::Rng;
 
 /// A validated `partition_test` request.
 #[derive(Clone, Debug, PartialEq, Eq)]
