@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::disk::{Batch, Disk};
 use super::faults::SimConfig;
 use super::machine::{encode, Machine};
-use super::rng::Rng;
+use crate::rng::Rng;
 use crate::kv::{Command, Outcome};
 use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Role};
 

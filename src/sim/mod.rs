@@ -1,4 +1,4 @@
-//! Deterministic cluster simulator (DESIGN §6): the real consensus core (`crate::raft`) and state
+//! Deterministic cluster simulator: the real consensus core (`crate::raft`) and state
 //! machine (`crate::kv`) of every node in one process, on virtual time, with one seeded random
 //! source, so a seed replays exactly.
 //!
@@ -16,7 +16,6 @@ pub mod disk;
 pub mod faults;
 pub mod machine;
 pub mod partition;
-pub mod rng;
 pub mod run;
 pub mod verdict;
 
