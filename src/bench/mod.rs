@@ -1,4 +1,4 @@
-//! Maelstrom-compatible test bench (DESIGN §7): `raftkv test`.
+//! Maelstrom-compatible test bench: `raftkv test`.
 //!
 //! Owns: running any Maelstrom node binary (by default this project's own node) as a cluster of
 //! processes, the simulated network between them (latency, partitions as grudges), the nemesis
@@ -18,14 +18,13 @@
 mod cluster;
 mod grudge;
 mod report;
-mod rng;
 mod workload;
 
+use crate::rng::Rng;
 use clap::Parser;
 use cluster::{Cluster, NodeSpec};
 use grudge::Shape;
 use report::{Fault, Restart, Stats};
-use rng::Rng;
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};

@@ -9,8 +9,8 @@
 //! Must never: record anything the node did not really answer, or a time other than the real one.
 
 use super::cluster::{Client, Cluster, Reply};
-use super::rng::Rng;
 use crate::maelstrom::code;
+use crate::rng::Rng;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

@@ -16,9 +16,9 @@ use serde_json::{json, Value};
 use super::disk::{Batch, Disk};
 use super::faults::SimConfig;
 use super::machine::{encode, Machine};
-use crate::rng::Rng;
 use crate::kv::{Command, Outcome};
 use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Role};
+use crate::rng::Rng;
 
 /// Simulated milliseconds.
 pub type Time = u64;
