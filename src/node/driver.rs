@@ -5,6 +5,7 @@
 //! worker threads), or send a message from `Ready::persisted_messages` before that persist returned.
 
 use super::request::Op;
+use super::tools::{partition_test, verify_linearizability};
 use super::{datadir, Event};
 use crate::kv::{KvStore, Outcome};
 use crate::maelstrom::{code, error_body, pack, reply_body, Envelope};
@@ -1099,19 +1100,6 @@ fn reply(client: &Client, body: Map<String, Value>) -> Envelope {
         dest: client.src.clone(),
         body,
     }
-}
-
-/// `partition_test` (DESIGN §6): the simulator runs the scripted partition on the real core and
-/// state machine; the caller adds `in_reply_to`.
-pub fn partition_test(body: &Map<String, Value>) -> Result<Map<String, Value>, (u64, String)> {
-    crate::sim::partition_test_request(body)
-}
-
-/// `verify_linearizability` (DESIGN §5): the checker answers; the caller adds `in_reply_to`.
-pub fn verify_linearizability(
-    body: &Map<String, Value>,
-) -> Result<Map<String, Value>, (u64, String)> {
-    crate::check::verify_request(body)
 }
 
 #[cfg(test)]

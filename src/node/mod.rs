@@ -14,6 +14,7 @@
 pub mod datadir;
 mod driver;
 pub mod request;
+pub mod tools;
 
 pub use driver::{Node, Settings};
 
