@@ -13,6 +13,7 @@
 
 pub mod datadir;
 mod driver;
+mod records;
 pub mod request;
 pub mod tools;
 
