@@ -39,7 +39,7 @@ const MAX_INCOMING_SNAPSHOT_BYTES: usize = 1 << 30;
 
 /// A snapshot being received in chunks (at most one: the newest seen in this term).
 #[derive(Debug)]
-struct Incoming {
+struct IncomingSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,
 }
@@ -68,7 +68,7 @@ pub struct Raft {
     votes: BTreeMap<NodeId, bool>,
     progress: BTreeMap<NodeId, Progress>,
     /// Leader: new entries were appended since the last broadcast.
-    need_bcast: bool,
+    entries_to_broadcast: bool,
 
     read_seq: u64,
     /// Read ids waiting for the next round (leader).
@@ -79,16 +79,16 @@ pub struct Raft {
     ticks: u64,
     read_rounds: VecDeque<ReadRound>,
 
-    incoming: Option<Incoming>,
+    incoming: Option<IncomingSnapshot>,
 
     // Outputs, drained by `ready`.
-    msgs: Vec<Message>,
-    persisted_msgs: Vec<Message>,
+    messages: Vec<Message>,
+    messages_after_persist: Vec<Message>,
     ready_snapshot: Option<(SnapshotMeta, Arc<Vec<u8>>)>,
     reads_ready: Vec<ReadReady>,
     failed_reads: Vec<u64>,
     /// The hard state last handed out in a `Ready`.
-    prev_hs: HardState,
+    hard_state_handed_out: HardState,
 }
 
 /// The acknowledgement that a snapshot up to `index` is installed (or already covered).
@@ -101,17 +101,17 @@ fn snapshot_installed_reply(index: u64) -> MessageBody {
 }
 
 /// Largest term or index a message may carry.
-const LIMIT: u64 = 1 << 62;
+const PLAUSIBLE_LIMIT: u64 = 1 << 62;
 
 fn plausible(m: &Message) -> bool {
-    let ok = |v: u64| v < LIMIT;
-    ok(m.term)
+    let fits = |v: u64| v < PLAUSIBLE_LIMIT;
+    fits(m.term)
         && match &m.body {
             MessageBody::RequestVote {
                 last_log_index,
                 last_log_term,
                 ..
-            } => ok(*last_log_index) && ok(*last_log_term),
+            } => fits(*last_log_index) && fits(*last_log_term),
             MessageBody::RequestVoteResponse { .. } => true,
             MessageBody::AppendEntries {
                 prev_log_index,
@@ -120,11 +120,11 @@ fn plausible(m: &Message) -> bool {
                 leader_commit,
                 read_ctx,
             } => {
-                ok(*prev_log_index)
-                    && ok(*prev_log_term)
-                    && ok(*leader_commit)
-                    && ok(*read_ctx)
-                    && entries.iter().all(|e| ok(e.index) && ok(e.term))
+                fits(*prev_log_index)
+                    && fits(*prev_log_term)
+                    && fits(*leader_commit)
+                    && fits(*read_ctx)
+                    && entries.iter().all(|e| fits(e.index) && fits(e.term))
             }
             MessageBody::AppendEntriesResponse {
                 index,
@@ -132,17 +132,17 @@ fn plausible(m: &Message) -> bool {
                 rejected,
                 read_ctx,
                 ..
-            } => ok(*index) && hint_term.is_none_or(ok) && ok(*rejected) && ok(*read_ctx),
-            MessageBody::Heartbeat { commit, read_ctx } => ok(*commit) && ok(*read_ctx),
-            MessageBody::HeartbeatResponse { read_ctx } => ok(*read_ctx),
+            } => fits(*index) && hint_term.is_none_or(fits) && fits(*rejected) && fits(*read_ctx),
+            MessageBody::Heartbeat { commit, read_ctx } => fits(*commit) && fits(*read_ctx),
+            MessageBody::HeartbeatResponse { read_ctx } => fits(*read_ctx),
             MessageBody::InstallSnapshot { meta, offset, .. } => {
-                ok(meta.index) && ok(meta.term) && ok(*offset)
+                fits(meta.index) && fits(meta.term) && fits(*offset)
             }
             MessageBody::InstallSnapshotResponse {
                 offset,
                 snapshot_index,
                 ..
-            } => ok(*offset) && ok(*snapshot_index),
+            } => fits(*offset) && fits(*snapshot_index),
         }
 }
 
@@ -209,22 +209,22 @@ impl Raft {
             rng,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
-            need_bcast: false,
+            entries_to_broadcast: false,
             read_seq: 0,
             read_queue: Vec::new(),
             read_queue_since: 0,
             ticks: 0,
             read_rounds: VecDeque::new(),
             incoming: None,
-            msgs: Vec::new(),
-            persisted_msgs: Vec::new(),
+            messages: Vec::new(),
+            messages_after_persist: Vec::new(),
             ready_snapshot: None,
             reads_ready: Vec::new(),
             failed_reads: Vec::new(),
-            prev_hs: HardState::default(),
+            hard_state_handed_out: HardState::default(),
             cfg: config,
         };
-        raft.prev_hs = raft.hard_state();
+        raft.hard_state_handed_out = raft.hard_state();
         raft.reset_randomized_timeout();
         Ok(raft)
     }
@@ -271,7 +271,7 @@ impl Raft {
             for p in self.progress.values_mut() {
                 p.resend_chunk = p.state == State::Snapshot;
             }
-            self.bcast_heartbeat();
+            self.broadcast_heartbeat();
         }
     }
 
@@ -472,7 +472,7 @@ impl Raft {
             kind: EntryKind::Normal,
             data,
         });
-        self.need_bcast = true;
+        self.entries_to_broadcast = true;
         self.debug_check_invariants();
         Ok(Proposal {
             index,
@@ -524,16 +524,16 @@ impl Raft {
     // ----- output -------------------------------------------------------------------------
 
     pub fn has_ready(&self) -> bool {
-        !self.msgs.is_empty()
-            || !self.persisted_msgs.is_empty()
+        !self.messages.is_empty()
+            || !self.messages_after_persist.is_empty()
             || self.ready_snapshot.is_some()
             || self.log.unstable_from <= self.log.last_index()
-            || self.hard_state() != self.prev_hs
+            || self.hard_state() != self.hard_state_handed_out
             || self.commit.min(self.log.stable) > self.applied
             || !self.reads_ready.is_empty()
             || !self.failed_reads.is_empty()
             || (self.role == Role::Leader
-                && (self.need_bcast || self.followers_need_commit_update()))
+                && (self.entries_to_broadcast || self.followers_need_commit_update()))
             || (self.role == Role::Leader
                 && !self.read_queue.is_empty()
                 && self.committed_in_term())
@@ -541,15 +541,15 @@ impl Raft {
 
     pub fn ready(&mut self) -> Ready {
         self.start_read_round();
-        if self.need_bcast {
-            self.need_bcast = false;
+        if self.entries_to_broadcast {
+            self.entries_to_broadcast = false;
             if self.role == Role::Leader {
                 for p in self.peers.clone() {
                     self.send_append(p, false);
                 }
             }
         }
-        self.bcast_commit();
+        self.broadcast_commit();
         let mut rd = Ready::default();
         if let Some(snap) = self.ready_snapshot.take() {
             rd.snapshot = Some(snap);
@@ -560,12 +560,12 @@ impl Raft {
             self.log.unstable_from = last + 1;
         }
         let hs = self.hard_state();
-        if hs != self.prev_hs {
+        if hs != self.hard_state_handed_out {
             rd.hard_state = Some(hs);
-            self.prev_hs = hs;
+            self.hard_state_handed_out = hs;
         }
-        rd.messages = std::mem::take(&mut self.msgs);
-        rd.persisted_messages = std::mem::take(&mut self.persisted_msgs);
+        rd.messages = std::mem::take(&mut self.messages);
+        rd.persisted_messages = std::mem::take(&mut self.messages_after_persist);
         let upto = self.commit.min(self.log.stable);
         if upto > self.applied {
             rd.committed = self.log.slice(self.applied + 1, upto, usize::MAX);
@@ -727,7 +727,7 @@ impl Raft {
         self.reset_randomized_timeout();
         self.votes.clear();
         self.progress.clear();
-        self.need_bcast = false;
+        self.entries_to_broadcast = false;
         self.fail_reads();
     }
 
@@ -754,12 +754,12 @@ impl Raft {
             return;
         }
         let asks = self.vote_requests(self.term + 1, true);
-        self.msgs.extend(asks);
+        self.messages.extend(asks);
     }
 
     /// One vote (or pre-vote) request per peer for `term`, carrying this node's last log position.
     fn vote_requests(&self, term: u64, pre_vote: bool) -> Vec<Message> {
-        let (li, lt) = (self.log.last_index(), self.log.last_term());
+        let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
         self.peers
             .iter()
             .map(|&p| Message {
@@ -768,8 +768,8 @@ impl Raft {
                 term,
                 body: MessageBody::RequestVote {
                     pre_vote,
-                    last_log_index: li,
-                    last_log_term: lt,
+                    last_log_index: last_index,
+                    last_log_term: last_term,
                 },
             })
             .collect()
@@ -791,7 +791,7 @@ impl Raft {
         }
         // Our own vote must be durable before we ask for others'.
         let asks = self.vote_requests(self.term, false);
-        self.persisted_msgs.extend(asks);
+        self.messages_after_persist.extend(asks);
     }
 
     fn become_leader(&mut self) {
@@ -813,7 +813,7 @@ impl Raft {
             kind: EntryKind::Noop,
             data: Vec::new(),
         });
-        self.need_bcast = true;
+        self.entries_to_broadcast = true;
     }
 
     fn handle_vote_request(
@@ -830,7 +830,7 @@ impl Raft {
         let grant = can_vote && self.log.is_up_to_date(last_index, last_term);
         if pre_vote {
             let reply_term = if grant { term } else { self.term };
-            self.msgs.push(Message {
+            self.messages.push(Message {
                 from: self.cfg.id,
                 to: from,
                 term: reply_term,
@@ -859,10 +859,10 @@ impl Raft {
         };
         #[cfg(test)]
         if self.cfg.bugs.vote_without_persist {
-            self.msgs.push(msg);
+            self.messages.push(msg);
             return;
         }
-        self.persisted_msgs.push(msg);
+        self.messages_after_persist.push(msg);
     }
 
     fn handle_vote_response(&mut self, from: NodeId, term: u64, pre_vote: bool, granted: bool) {
@@ -937,9 +937,9 @@ impl Raft {
             return;
         }
         let last_new = self.append_after(prev_index, entries);
-        let c = leader_commit.min(last_new);
-        if c > self.commit {
-            self.commit = c;
+        let learned_commit = leader_commit.min(last_new);
+        if learned_commit > self.commit {
+            self.commit = learned_commit;
         }
         self.persist_then_send(
             from,
@@ -1036,13 +1036,13 @@ impl Raft {
         if self
             .incoming
             .as_ref()
-            .is_some_and(|inc| meta.index < inc.meta.index)
+            .is_some_and(|transfer| meta.index < transfer.meta.index)
         {
             // A delayed chunk of an older snapshot: never let it replace a newer transfer.
             return;
         }
         let fresh = match &self.incoming {
-            Some(inc) => inc.meta != meta,
+            Some(transfer) => transfer.meta != meta,
             None => true,
         };
         if fresh {
@@ -1057,26 +1057,26 @@ impl Raft {
                 );
                 return;
             }
-            self.incoming = Some(Incoming {
+            self.incoming = Some(IncomingSnapshot {
                 meta: meta.clone(),
                 data: Vec::new(),
             });
         }
-        let Some(inc) = self.incoming.as_mut() else {
+        let Some(transfer) = self.incoming.as_mut() else {
             return;
         };
-        if offset == inc.data.len() as u64 {
-            if inc.data.len().saturating_add(chunk.len()) > MAX_INCOMING_SNAPSHOT_BYTES {
+        if offset == transfer.data.len() as u64 {
+            if transfer.data.len().saturating_add(chunk.len()) > MAX_INCOMING_SNAPSHOT_BYTES {
                 // Larger than any snapshot this node accepts: drop the transfer.
                 self.incoming = None;
                 return;
             }
-            inc.data.extend_from_slice(&chunk);
+            transfer.data.extend_from_slice(&chunk);
             if done {
-                let Some(inc) = self.incoming.take() else {
+                let Some(transfer) = self.incoming.take() else {
                     return;
                 };
-                self.install_snapshot(inc.meta, inc.data);
+                self.install_snapshot(transfer.meta, transfer.data);
                 self.persist_then_send(from, snapshot_installed_reply(meta.index));
                 return;
             }
@@ -1120,7 +1120,7 @@ impl Raft {
         }
     }
 
-    fn bcast_heartbeat(&mut self) {
+    fn broadcast_heartbeat(&mut self) {
         for p in self.peers.clone() {
             self.send_heartbeat(p);
         }
@@ -1137,7 +1137,7 @@ impl Raft {
     /// when the commit moves, so followers apply without waiting for the next heartbeat);
     /// batched: at most one heartbeat per follower per `Ready`, and none to a follower that an
     /// append of this `Ready` already told.
-    fn bcast_commit(&mut self) {
+    fn broadcast_commit(&mut self) {
         if self.role != Role::Leader {
             return;
         }
@@ -1188,7 +1188,7 @@ impl Raft {
             ids,
             acks,
         });
-        self.bcast_heartbeat();
+        self.broadcast_heartbeat();
     }
 
     fn read_ack(&mut self, from: NodeId, ctx: u64) {
@@ -1206,9 +1206,9 @@ impl Raft {
                 last_ready = Some(i);
             }
         }
-        if let Some(k) = last_ready {
-            // A quorum acknowledged us after round k started, hence after every earlier one.
-            for r in self.read_rounds.drain(..=k) {
+        if let Some(last) = last_ready {
+            // A quorum acknowledged us after that round started, hence after every earlier one.
+            for r in self.read_rounds.drain(..=last) {
                 let index = r.index;
                 self.reads_ready
                     .extend(r.ids.into_iter().map(|id| ReadReady { id, index }));
@@ -1220,8 +1220,8 @@ impl Raft {
         let mut matched: Vec<u64> = self.progress.values().map(|p| p.matched).collect();
         matched.push(self.log.stable);
         matched.sort_unstable_by(|a, b| b.cmp(a));
-        let n = matched[self.quorum() - 1];
-        if n <= self.commit {
+        let quorum_match = matched[self.quorum() - 1];
+        if quorum_match <= self.commit {
             return;
         }
         #[allow(unused_mut)]
@@ -1230,8 +1230,8 @@ impl Raft {
         if self.cfg.bugs.commit_old_term_by_counting {
             own_term_only = false;
         }
-        if !own_term_only || self.log.term(n) == Some(self.term) {
-            self.commit = n;
+        if !own_term_only || self.log.term(quorum_match) == Some(self.term) {
+            self.commit = quorum_match;
         }
     }
 
@@ -1377,7 +1377,7 @@ impl Raft {
     }
 
     fn send(&mut self, to: NodeId, body: MessageBody) {
-        self.msgs.push(Message {
+        self.messages.push(Message {
             from: self.cfg.id,
             to,
             term: self.term,
@@ -1387,7 +1387,7 @@ impl Raft {
 
     /// Sends after this turn's persist is durable (acknowledgements of entries or snapshots).
     fn persist_then_send(&mut self, to: NodeId, body: MessageBody) {
-        self.persisted_msgs.push(Message {
+        self.messages_after_persist.push(Message {
             from: self.cfg.id,
             to,
             term: self.term,
