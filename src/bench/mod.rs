@@ -753,28 +753,11 @@ pub struct Verdict {
     pub json: Value,
 }
 
-/// Runs the checker (`crate::check`, default semantics of DESIGN §5) over the history, and
-/// writes its HTML report next to the history.
+/// Runs the checker (`crate::check`, its default options) over the history, and writes its HTML
+/// report next to the history.
 fn check_history(events: &[workload::Event], dir: &Path) -> Verdict {
-    use crate::check::{self, EventKind, Op};
-    let history: Vec<check::Event> = events
-        .iter()
-        .map(|e| {
-            let kind = match e.kind {
-                Kind::Invoke => EventKind::Invoke,
-                Kind::Ok => EventKind::Ok,
-                Kind::Fail => EventKind::Fail,
-                Kind::Info => EventKind::Info,
-            };
-            let f = match e.f {
-                F::Read => Op::Read,
-                F::Write => Op::Write,
-                F::Cas => Op::Cas,
-            };
-            check::Event::new(e.index, e.time, e.process, kind, f, e.key, e.value.clone())
-        })
-        .collect();
-    let report = check::check(&history, &check::Options::default());
+    use crate::check;
+    let report = check::check(events, &check::Options::default());
     let _ = std::fs::write(dir.join("check.html"), report.to_html());
     let linearizable = match report.verdict {
         check::Verdict::Linearizable => Some(true),
