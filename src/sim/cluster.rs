@@ -1,9 +1,9 @@
 //! The simulated cluster: nodes (real core + state machine + simulated disk), the network, the
 //! clients and the nemesis, all driven by one event queue on virtual time.
 //!
-//! Owns: the shell loop of DESIGN §2 for every simulated node (the same order as the node driver:
-//! feed events, `ready`, persist, send, `advance`, apply, serve reads), routing, fault injection,
-//! the history of client operations, and the invariant checks after every step.
+//! Owns: the core's shell loop (see `crate::raft`) for every simulated node (the same order as
+//! the node driver: feed events, `ready`, persist, send, `advance`, apply, serve reads), routing,
+//! fault injection, the history of client operations, and the invariant checks after every step.
 //! Must never: read the wall clock or any randomness other than the run's [`Rng`]; patch over a
 //! core's mistake (every check reports, none repairs).
 
