@@ -188,8 +188,7 @@ pub struct Message {
     pub body: MessageBody,
 }
 
-/// The kinds of message the core exchanges. The core helper may refine these; the shell treats
-/// them as opaque values to route.
+/// The kinds of message the core exchanges. The shell treats them as opaque values to route.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MessageBody {
     RequestVote {
