@@ -7,6 +7,7 @@
 
 use super::replica::{core_id, Client, Forward, Replica, Waiting};
 use super::request::Op;
+use super::tools::{partition_test, verify_linearizability};
 use super::{datadir, Event};
 use crate::maelstrom::{code, error_body, pack, reply_body, Envelope};
 use crate::raft::{Message, NotLeader};
@@ -689,19 +690,6 @@ fn expire_requests(
         }
     }
     answers
-}
-
-/// `partition_test`: the simulator runs the scripted partition on the real core and
-/// state machine; the caller adds `in_reply_to`.
-pub fn partition_test(body: &Map<String, Value>) -> Result<Map<String, Value>, (u64, String)> {
-    crate::sim::partition_test_request(body)
-}
-
-/// `verify_linearizability`: the checker answers; the caller adds `in_reply_to`.
-pub fn verify_linearizability(
-    body: &Map<String, Value>,
-) -> Result<Map<String, Value>, (u64, String)> {
-    crate::check::verify_request(body)
 }
 
 #[cfg(test)]

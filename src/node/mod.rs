@@ -13,8 +13,10 @@
 
 pub mod datadir;
 mod driver;
+mod records;
 mod replica;
 pub mod request;
+pub mod tools;
 
 pub use driver::{Node, Settings};
 

@@ -7,15 +7,15 @@
 //! Must never: perform a `Ready` itself (that is `crate::shell`), or send a peer anything before
 //! the peer delay has passed unless that peer spoke first (it may not be running yet).
 
-use super::datadir;
 use super::request::Op;
+use super::{datadir, records};
 use crate::kv::{KvStore, Outcome};
 use crate::maelstrom::{code, error_body, pack, Envelope};
-use crate::raft::{Config, InitialState, Message, NodeId, Role, SnapshotMeta};
+use crate::raft::{Config, Entry, InitialState, Message, NodeId, Role, SnapshotMeta};
 use crate::shell::{
     Answer, Batch, Durability, LogStorage, Outbox, Progress, Shell, ShellSettings, ShellStats,
 };
-use raftkv_storage::{BatchRef, Identity, Storage};
+use raftkv_storage::{Identity, Storage};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -224,7 +224,7 @@ fn open_storage(
             ));
         };
         next = last.index + 1;
-        entries.extend(batch);
+        entries.extend(batch.into_iter().map(Entry::from));
     }
     eprintln!(
         "raftkv: {me} opened {}: term {} commit {} snapshot {:?} log [{}, {}]",
@@ -236,8 +236,8 @@ fn open_storage(
         rec.last_index
     );
     let state = InitialState {
-        hard_state: rec.hard_state,
-        snapshot: snapshot.map(|(m, d)| (m, Arc::new(d))),
+        hard_state: rec.hard_state.into(),
+        snapshot: snapshot.map(|(m, d)| (m.into(), Arc::new(d))),
         entries,
     };
     Ok((storage, state))
@@ -278,14 +278,7 @@ impl<W: Write> NodeIo<'_, W> {
 
 impl<W: Write> LogStorage for NodeIo<'_, W> {
     fn begin_persist(&mut self, batch: &Batch<'_>) -> Result<Durability, String> {
-        let borrowed = BatchRef {
-            snapshot: batch.snapshot.map(|(meta, data)| (meta, data.as_slice())),
-            entries: batch.entries,
-            hard_state: batch.hard_state,
-        };
-        self.storage
-            .persist_borrowed(borrowed)
-            .map_err(|e| format!("cannot persist: {e}"))?;
+        records::persist(self.storage, batch).map_err(|e| format!("cannot persist: {e}"))?;
         Ok(Durability::Durable)
     }
 
@@ -296,7 +289,7 @@ impl<W: Write> LogStorage for NodeIo<'_, W> {
 
     fn save_snapshot(&mut self, meta: &SnapshotMeta, data: &Arc<Vec<u8>>) -> Result<(), String> {
         self.storage
-            .save_snapshot(meta, data)
+            .save_snapshot(&meta.into(), data)
             .map_err(|e| e.to_string())
     }
 }

@@ -9,6 +9,7 @@
 
 use super::*;
 use crate::kv::{Command, KvStore, Outcome};
+use crate::rng::Rng;
 use crate::shell::{Batch, Durability, LogStorage, Outbox, Shell, ShellSettings};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -176,7 +177,7 @@ struct Cluster {
     violations: Vec<String>,
     snapshot_every: Option<u64>,
     sent: Vec<Message>,
-    rng: u64,
+    rng: Rng,
     /// The next turn of this node sends its immediate messages, then the node crashes before
     /// the persist completes.
     crash_mid_turn: Option<NodeId>,
@@ -209,7 +210,7 @@ impl Cluster {
             violations: Vec::new(),
             snapshot_every: None,
             sent: Vec::new(),
-            rng: seed | 1,
+            rng: Rng::new(seed),
             crash_mid_turn: None,
             read_floor: BTreeMap::new(),
         }
@@ -294,9 +295,9 @@ impl Cluster {
             if self.net.is_empty() {
                 return;
             }
-            let i = (next_rand(&mut self.rng) % self.net.len() as u64) as usize;
+            let i = self.rng.below(self.net.len() as u64) as usize;
             let Some(m) = self.net.remove(i) else { return };
-            let r = next_rand(&mut self.rng) % 80;
+            let r = self.rng.below(80);
             if r < 8 {
                 continue;
             }
@@ -421,13 +422,6 @@ impl Cluster {
             .collect();
         logs.windows(2).all(|w| w[0] == w[1])
     }
-}
-
-fn next_rand(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
 }
 
 impl Node {
@@ -1739,7 +1733,7 @@ fn random_run(seed: u64, steps: usize, b: Bugs) -> Vec<String> {
         cfg.bugs = b.clone();
     });
     c.set_snapshot_every(7);
-    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = Rng::new(seed);
     let mut read_id = 0;
     for step in 0..steps {
         random_step(&mut c, &mut rng, step, &mut read_id);
@@ -1756,13 +1750,13 @@ fn random_run(seed: u64, steps: usize, b: Bugs) -> Vec<String> {
 }
 
 /// One random action of a randomized run.
-fn random_step(c: &mut Cluster, rng: &mut u64, step: usize, read_id: &mut u64) {
-    match next_rand(rng) % 100 {
+fn random_step(c: &mut Cluster, rng: &mut Rng, step: usize, read_id: &mut u64) {
+    match rng.below(100) {
         0..=39 => c.tick_all(),
         40..=59 => {
             if let Some(l) = c.leader() {
                 let cmd = Command::Write {
-                    key: json!(next_rand(rng) % 4),
+                    key: json!(rng.below(4)),
                     value: json!(step),
                 };
                 let _ = c.raft(l).propose(cmd.encode());
@@ -1778,7 +1772,7 @@ fn random_step(c: &mut Cluster, rng: &mut u64, step: usize, read_id: &mut u64) {
                 .map(|(&i, _)| i)
                 .collect();
             if !leaders.is_empty() {
-                let id = leaders[(next_rand(rng) % leaders.len() as u64) as usize];
+                let id = leaders[rng.below(leaders.len() as u64) as usize];
                 *read_id += 1;
                 let floor = c.max_commit();
                 c.read_floor.insert((id, *read_id), floor);
@@ -1787,9 +1781,9 @@ fn random_step(c: &mut Cluster, rng: &mut u64, step: usize, read_id: &mut u64) {
             }
         }
         70..=73 => {
-            let id = 1 + next_rand(rng) % 5;
+            let id = 1 + rng.below(5);
             if c.nodes.values().filter(|n| !n.up).count() < 2 {
-                if next_rand(rng).is_multiple_of(2) {
+                if rng.chance(0.5) {
                     c.crash(id);
                 } else {
                     c.crash_mid_turn = Some(id);
@@ -1803,10 +1797,10 @@ fn random_step(c: &mut Cluster, rng: &mut u64, step: usize, read_id: &mut u64) {
             }
         }
         80..=82 => {
-            let a = 1 + next_rand(rng) % 5;
-            let b = 1 + next_rand(rng) % 5;
+            let a = 1 + rng.below(5);
+            let b = 1 + rng.below(5);
             c.cut.insert((a, b));
-            if next_rand(rng).is_multiple_of(2) {
+            if rng.chance(0.5) {
                 c.cut.insert((b, a));
             }
         }
@@ -1867,8 +1861,8 @@ fn garbage_messages_never_panic() {
     let l = c.wait_leader(100);
     c.write(l, 1, 1);
     c.run(2);
-    let mut rng = 99u64;
-    let mut pick = |v: &[u64]| v[(next_rand(&mut rng) % v.len() as u64) as usize];
+    let mut rng = Rng::new(99);
+    let mut pick = |v: &[u64]| v[rng.below(v.len() as u64) as usize];
     let vals = [0, 1, 2, 3, 50, u64::MAX / 2, u64::MAX - 1, u64::MAX];
     for i in 0..3000 {
         let (from, to) = (1 + i % 3, 1 + (i + 1) % 3);

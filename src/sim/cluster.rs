@@ -16,9 +16,10 @@ use serde_json::{json, Value};
 
 use super::disk::Disk;
 use super::faults::SimConfig;
-use super::rng::Rng;
+use crate::check::{self, EventKind};
 use crate::kv::{Command, KvStore, Outcome};
 use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Role};
+use crate::rng::Rng;
 use crate::shell::{
     Answer, Batch, Durability, LogStorage, Outbox, Progress, Shell, ShellError, ShellSettings,
     ShellStats,
@@ -41,11 +42,11 @@ impl Op {
             Op::Read { key } | Op::Write { key, .. } | Op::Cas { key, .. } => *key,
         }
     }
-    fn f(&self) -> &'static str {
+    fn f(&self) -> check::Op {
         match self {
-            Op::Read { .. } => "read",
-            Op::Write { .. } => "write",
-            Op::Cas { .. } => "cas",
+            Op::Read { .. } => check::Op::Read,
+            Op::Write { .. } => check::Op::Write,
+            Op::Cas { .. } => check::Op::Cas,
         }
     }
     fn invoke_value(&self) -> Value {
@@ -300,7 +301,7 @@ pub struct Sim {
     pub target_ops: usize,
     /// Nemesis and network faults on.
     pub chaos: bool,
-    pub history: Vec<Value>,
+    pub history: Vec<check::Event>,
     pub records: Vec<OpRecord>,
     pub failure: Option<Failure>,
     pub stats: Stats,
@@ -899,15 +900,15 @@ impl Sim {
         let req = self.next_req;
         self.next_req += 1;
         let process = self.clients[c].process;
-        self.history.push(json!({
-            "index": self.history.len(),
-            "time": self.now * 1_000_000,
-            "process": process,
-            "type": "invoke",
-            "f": op.f(),
-            "key": op.key(),
-            "value": op.invoke_value(),
-        }));
+        self.history.push(check::Event::new(
+            self.history.len() as u64,
+            self.now * 1_000_000,
+            process,
+            EventKind::Invoke,
+            op.f(),
+            op.key(),
+            op.invoke_value(),
+        ));
         self.clients[c].pending = Some((req, op.clone(), node, self.now, number));
         self.at(
             1,
@@ -932,32 +933,32 @@ impl Sim {
         self.clients[c].pending = None;
         let process = self.clients[c].process;
         let (kind, value) = match (&result, &op) {
-            (OpResult::Ok(v), Op::Read { .. }) => ("ok", json!(v)),
-            (OpResult::Ok(_), _) => ("ok", op.invoke_value()),
+            (OpResult::Ok(v), Op::Read { .. }) => (EventKind::Ok, json!(v)),
+            (OpResult::Ok(_), _) => (EventKind::Ok, op.invoke_value()),
             (OpResult::Missing | OpResult::CasMismatch | OpResult::Unavailable, _) => {
-                ("fail", op.invoke_value())
+                (EventKind::Fail, op.invoke_value())
             }
-            (OpResult::Indefinite, Op::Read { .. }) => ("fail", Value::Null),
-            (OpResult::Indefinite, _) => ("info", op.invoke_value()),
+            (OpResult::Indefinite, Op::Read { .. }) => (EventKind::Fail, Value::Null),
+            (OpResult::Indefinite, _) => (EventKind::Info, op.invoke_value()),
         };
         // A read answered "key does not exist" is an observation of absence (the checker reads
         // it as the key's initial, absent value).
         let (kind, value) = if matches!(op, Op::Read { .. }) && result == OpResult::Missing {
-            ("ok", Value::Null)
+            (EventKind::Ok, Value::Null)
         } else {
             (kind, value)
         };
-        self.history.push(json!({
-            "index": self.history.len(),
-            "time": self.now * 1_000_000,
-            "process": process,
-            "type": kind,
-            "f": op.f(),
-            "key": op.key(),
-            "value": value,
-        }));
+        self.history.push(check::Event::new(
+            self.history.len() as u64,
+            self.now * 1_000_000,
+            process,
+            kind,
+            op.f(),
+            op.key(),
+            value,
+        ));
         self.trace_event(|| format!("client c{c} req {req} {op:?} -> {result:?}"));
-        if kind == "info" {
+        if kind == EventKind::Info {
             // A process whose operation is indeterminate never issues another (Jepsen's rule).
             self.clients[c].process = self.next_process;
             self.next_process += 1;

@@ -6,7 +6,7 @@
 //! partitions), simulated storage with a durable and a volatile part (crash, torn tail, slow
 //! disks), crash and restart, leader-targeted faults, the client workload and its history, the
 //! Raft invariants checked after every step, the `raftkv sim` command and the `partition_test`
-//! request.
+//! run.
 //! Must never: read the wall clock (except to time a run for the report) or any randomness other
 //! than the run's seed; patch a core's mistake instead of reporting it.
 
@@ -15,7 +15,6 @@ pub mod cluster;
 pub mod disk;
 pub mod faults;
 pub mod partition;
-pub mod rng;
 pub mod run;
 pub mod verdict;
 
@@ -25,5 +24,5 @@ mod tests;
 pub use cli::cli;
 pub use cluster::{Failure, Op, OpResult, Sim};
 pub use faults::{Faults, SimConfig};
-pub use partition::{partition_test, partition_test_request, PartitionOutcome, PartitionSpec};
+pub use partition::{partition_test, PartitionOutcome, PartitionSpec};
 pub use run::{run, RunReport};
