@@ -181,6 +181,7 @@ pub mod damage;
 pub mod examine;
 #[doc(hidden)]
 pub mod fault;
+mod preserve;
 pub mod progress;
 mod recover;
 pub mod scan;

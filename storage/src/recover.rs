@@ -12,8 +12,10 @@
 //! the old log after a snapshot install that had not yet replaced it, entries of a term newer than
 //! the stored hard state (the term is raised and the vote cleared: no vote in that term was durable).
 //! Must never: write a byte of sled's records or of the progress record when it found damage (it
-//! returns [`Error::Damaged`] first), or take a damaged record for the end of the log.
+//! returns [`Error::Damaged`] and puts back the files sled's open rewrote), or take a damaged
+//! record for the end of the log.
 
+use crate::preserve::Kept;
 use crate::progress::{self, Progress, ProgressFile, ProgressRecord};
 use crate::{
     codec, open_trees, precheck, probe_lock, read_meta, read_snapshot, remove_stale_generating,
@@ -82,16 +84,29 @@ pub(crate) fn open(dir: &Path) -> Result<(Storage, Recovered), Error> {
         hard_state: None,
         progress: record.as_ref().ok().copied().flatten(),
     };
-    let trees = open_trees(dir).map_err(|e| known.report(e))?;
-    let found = read_all(dir, &trees, &mut known).map_err(|e| known.report(e))?;
-    let sled_state = SledState {
-        snapshot: found.snapshot.as_ref(),
-        scan: &found.scan,
-        hard_state: found.stored_hs,
-        any: found.stored_hs.is_some() || found.snapshot.is_some() || !trees.log.is_empty(),
+    // sled rewrites its own index file on every open: keep the small files to put them back.
+    let kept = Kept::take(dir)?;
+    let trees = match open_trees(dir) {
+        Ok(trees) => trees,
+        Err(e) => return Err(kept.restore(known.report(e))),
     };
-    check_progress(dir, &sled_state, record).map_err(|e| known.report(e))?;
-    repair_and_open(dir, trees, found, known.progress)
+    let checked = read_all(dir, &trees, &mut known).and_then(|found| {
+        let sled_state = SledState {
+            snapshot: found.snapshot.as_ref(),
+            scan: &found.scan,
+            hard_state: found.stored_hs,
+            any: found.stored_hs.is_some() || found.snapshot.is_some() || !trees.log.is_empty(),
+        };
+        check_progress(dir, &sled_state, record)?;
+        Ok(found)
+    });
+    match checked {
+        Ok(found) => repair_and_open(dir, trees, found, known.progress),
+        Err(e) => {
+            drop(trees);
+            Err(kept.restore(known.report(e)))
+        }
+    }
 }
 
 /// Reads and checks format, identity, hard state, snapshot and log; the first damage is returned.

@@ -583,3 +583,22 @@ fn a_kill_around_the_progress_record_leaves_it_behind_never_ahead() {
     let (_, rec) = Storage::open(&dir2).unwrap();
     assert_eq!(rec.last_index, 21);
 }
+
+#[test]
+fn a_refused_open_leaves_every_file_as_it_was() {
+    let (_t, dir) = setup(20, 15);
+    fault::flip_log_byte(&dir, 17, 20, 0x01).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let before = snapshot_files(&dir);
+    for _ in 0..2 {
+        damage(Storage::open(&dir));
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        let after = snapshot_files(&dir);
+        let changed: Vec<_> = before
+            .keys()
+            .chain(after.keys())
+            .filter(|p| before.get(*p) != after.get(*p))
+            .collect();
+        assert!(changed.is_empty(), "changed: {changed:?}");
+    }
+}
