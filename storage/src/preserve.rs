@@ -48,9 +48,12 @@ impl Kept {
     }
 
     /// After sled has released the directory: removes the top-level files sled created and
-    /// writes back every kept file whose bytes changed. Returns `damage` unchanged, or an error
-    /// saying what could not be put back.
+    /// writes back every kept file whose bytes changed. Returns `damage` (why the open was
+    /// refused) unchanged, or an error saying also what could not be put back.
     pub(crate) fn restore(self, damage: Error) -> Error {
+        if matches!(damage, Error::Locked { .. }) {
+            return damage; // sled did not open it: nothing changed, and another process holds it
+        }
         match self.put_back() {
             Ok(()) => damage,
             Err(e) => Error::Io(format!(
