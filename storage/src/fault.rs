@@ -225,3 +225,22 @@ pub(crate) fn stop_point(point: StopPoint) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// XORs byte `offset` of the `meta` record `key` (`hard_state`, `identity`, `format`) with `mask`.
+pub fn flip_meta_byte(dir: &Path, key: &str, offset: usize, mask: u8) -> Result<(), Error> {
+    let ok = with_trees(dir, |t| {
+        let Some(v) = t.meta.get(key.as_bytes())? else {
+            return Ok(false);
+        };
+        let mut v = v.to_vec();
+        let at = offset % v.len().max(1);
+        v[at] ^= mask;
+        t.meta.insert(key.as_bytes(), v)?;
+        Ok(true)
+    })?;
+    if ok {
+        Ok(())
+    } else {
+        Err(missing(format!("meta record `{key}`")))
+    }
+}

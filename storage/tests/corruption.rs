@@ -602,3 +602,30 @@ fn a_refused_open_leaves_every_file_as_it_was() {
         assert!(changed.is_empty(), "changed: {changed:?}");
     }
 }
+
+#[test]
+fn a_damaged_hard_state_and_a_directory_sled_cannot_open_are_damage() {
+    let (_t, dir) = setup(20, 15);
+    fault::flip_meta_byte(&dir, "hard_state", 10, 0x04).unwrap();
+    let d = damage(Storage::open(&dir));
+    assert_eq!(
+        (d.tree, d.index, d.kind),
+        ("meta", None, DamageKind::BadRecord)
+    );
+    assert!(d.detail.contains("hard_state"), "{d}");
+    assert_eq!(d.hard_state, None, "no intact hard state to report");
+    assert!(d.progress.is_some(), "the intact record is reported");
+    // sled's `conf` carries a checksum: a changed byte makes every open fail.
+    let (_t, dir) = setup(20, 15);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let conf = dir.join("conf");
+    let mut bytes = std::fs::read(&conf).unwrap();
+    bytes[20] ^= 0x5a;
+    std::fs::write(&conf, bytes).unwrap();
+    let before = snapshot_files(&dir);
+    let d = damage(Storage::open(&dir));
+    assert_eq!((d.tree, d.kind), ("sled", DamageKind::Unopenable), "{d}");
+    assert!(d.progress.is_some(), "the record is read outside sled");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(before == snapshot_files(&dir), "the directory changed");
+}
