@@ -4,8 +4,9 @@
 //!
 //! Owns: the saved copy of the directory's top-level files other than sled's `db` (its `conf`,
 //! its `snap.*` index, the marker, the durable-progress record), and restoring it. sled's `db`
-//! file and any subdirectory are not copied (they can be large); a refused open writes no record
-//! into them, and the tests compare every file of a refused directory, `db` included.
+//! file and any subdirectory are not copied (they hold the whole log). A refused open writes no
+//! record into them, but sled's own first open after a write session rewrites parts of `db`
+//! itself; the records it holds stay the same (the node's damage test compares every record).
 //! Must never: restore anything while sled still holds the directory, or touch a file of a
 //! directory that was opened cleanly.
 
