@@ -167,7 +167,7 @@ impl std::fmt::Display for Error {
                  (format {supported} adds the chain of terms and the durable-progress record); \
                  this build does not read it and changed nothing"
             ),
-            Error::Damaged(d) => write!(f, "{d}; the directory was left as it was"),
+            Error::Damaged(d) => write!(f, "{d}; no record was changed"),
             Error::Invalid(s) => write!(f, "invalid storage operation: {s}"),
             Error::Io(s) => write!(f, "storage I/O error: {s}"),
         }
