@@ -28,7 +28,7 @@ fn status_value(status: &Status) -> String {
         Status::Stale => "stale (at or below the snapshot; dropped on open)".into(),
         Status::Conflicting => "conflicts with the snapshot (dropped on open)".into(),
         Status::Bad(d) => format!("bad: {d}"),
-        Status::AfterBad => "after a bad record (dropped on open)".into(),
+        Status::AfterBad => "after a bad record (kept: the node refuses the directory)".into(),
     }
 }
 

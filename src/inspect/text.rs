@@ -56,7 +56,7 @@ pub fn status_text(status: &Status) -> String {
         Status::Stale => "  [stale, dropped on open]".into(),
         Status::Conflicting => "  [conflicts with snapshot, dropped on open]".into(),
         Status::Bad(d) => format!("  [BAD: {d}]"),
-        Status::AfterBad => "  [after a bad record, dropped on open]".into(),
+        Status::AfterBad => "  [after a bad record; kept, the node refuses the directory]".into(),
     }
 }
 
