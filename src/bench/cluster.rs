@@ -485,6 +485,14 @@ impl Cluster {
         }
     }
 
+    /// True when no node process is still running.
+    fn all_exited(&self) -> bool {
+        lock(&self.procs)
+            .iter_mut()
+            .flatten()
+            .all(|p| matches!(p.child.try_wait(), Ok(Some(_))))
+    }
+
     /// SIGKILL node `i` (if running) and wait for it. Messages to it are dropped until restart.
     pub fn kill(&self, i: usize) {
         self.shared
@@ -536,8 +544,20 @@ impl Cluster {
         out
     }
 
-    /// Kills every node and stops the router.
+    /// Stops every node and the router: closes each node's stdin, gives the nodes a second to
+    /// finish at end of input as a node should (write what it holds and exit), then SIGKILLs
+    /// whatever still runs. A node's directory then holds the state it reached.
     pub fn shutdown(&self) {
+        self.shared
+            .writers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter_mut()
+            .for_each(|w| *w = None);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline && !self.all_exited() {
+            thread::sleep(Duration::from_millis(10));
+        }
         for i in 0..self.node_count() {
             self.kill(i);
         }

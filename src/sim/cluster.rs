@@ -526,7 +526,7 @@ impl Sim {
                 let tick_ms = self.cfg.tick_ms;
                 self.at(tick_ms, Ev::Tick(i));
                 if let Some(shell) = self.nodes[i].shell.as_mut() {
-                    shell.raft_mut().tick();
+                    shell.tick();
                     self.drive(i);
                 }
             }
