@@ -17,22 +17,24 @@
 
 mod cluster;
 mod grudge;
+mod nemesis;
 mod report;
 mod rng;
+mod summary;
 mod workload;
 
 use clap::Parser;
 use cluster::{Cluster, NodeSpec};
-use grudge::Shape;
+use nemesis::{lock, restart_node, run_nemesis, NemesisLog};
 use report::{Fault, Restart, Stats};
 use rng::Rng;
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use summary::{check_history, summary, Verdict};
 use workload::{Kind, Params, Recorder, Tag, Workload, F};
 
 /// `raftkv test`: Maelstrom's flags, plus `--seed` and a few of the bench's own.
@@ -290,152 +292,21 @@ fn make_run_dir(store: &Path, workload: &str) -> Result<PathBuf, String> {
     ))
 }
 
-/// Sleeps up to `d`, waking early when `stop` is set. Returns false if stopped.
-fn nap(d: Duration, stop: &AtomicBool) -> bool {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        if stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        thread::sleep((until - Instant::now()).min(Duration::from_millis(20)));
-    }
-    !stop.load(Ordering::Relaxed)
+/// What every phase of a run shares.
+struct Ctx<'a> {
+    opts: &'a Opts,
+    plan: &'a Plan,
+    ids: &'a [String],
+    cluster: &'a Cluster,
+    rec: &'a Recorder,
+    log: &'a NemesisLog,
 }
 
-/// Everything the nemesis records.
-#[derive(Default)]
-struct NemesisLog {
-    faults: Mutex<Vec<Fault>>,
-    restarts: Mutex<Vec<Restart>>,
-    current: Mutex<String>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn restart_node(cluster: &Cluster, rec: &Recorder, log: &NemesisLog, i: usize, final_phase: bool) {
-    let at_ns = rec.now_ns();
-    let res = cluster.restart(i);
-    let r = Restart {
-        node: cluster.ids()[i].clone(),
-        at_ns,
-        init_ok_ns: res.is_ok().then(|| rec.now_ns()),
-        error: res.err(),
-        serves_again_ms: None,
-        final_phase,
-    };
-    lock(&log.restarts).push(r);
-}
-
-fn run_nemesis(
-    cluster: &Cluster,
-    rec: &Recorder,
-    log: &NemesisLog,
-    plan: &Plan,
-    mut rng: Rng,
-    stop: &AtomicBool,
-) {
-    let n = cluster.node_count();
-    let names =
-        |v: &[usize]| -> Vec<String> { v.iter().map(|&i| cluster.ids()[i].clone()).collect() };
-    let mut round = 0usize;
-    let mut sent_before = cluster.sent_counts();
-    while nap(plan.interval, stop) {
-        let sent_now = cluster.sent_counts();
-        let busiest = (0..n)
-            .max_by_key(|&i| sent_now[i].saturating_sub(sent_before[i]))
-            .unwrap_or(0);
-        // The enabled kinds take turns (every run with both sees both); targets are random.
-        let kind = plan.faults[round % plan.faults.len()];
-        round += 1;
-        let start_ns = rec.now_ns();
-        let mut killed = Vec::new();
-        let fault = match kind {
-            FaultKind::Partition => {
-                // Maelstrom's four shapes, plus the primary (the busiest sender) cut off.
-                let pick = rng.below(5) as usize;
-                let (shape, name, g, comps) = if pick == 4 {
-                    let others: Vec<usize> = (0..n).filter(|&i| i != busiest).collect();
-                    let comps = vec![vec![busiest], others];
-                    (Shape::One, "primary", grudge::complete(&comps, n), comps)
-                } else {
-                    let shape = Shape::ALL[pick];
-                    let (g, comps) = grudge::grudge(shape, n, &mut rng);
-                    (shape, shape.name(), g, comps)
-                };
-                cluster.set_grudge(g);
-                let cut = comps
-                    .iter()
-                    .min_by_key(|c| c.len())
-                    .cloned()
-                    .unwrap_or_default();
-                Fault {
-                    kind: "partition".into(),
-                    detail: name.into(),
-                    nodes: if shape == Shape::MajoritiesRing {
-                        Vec::new()
-                    } else {
-                        names(&cut)
-                    },
-                    components: comps.iter().map(|c| names(c)).collect(),
-                    start_ns,
-                    end_ns: None,
-                    serve_again_ms: None,
-                    majority_serves_again_ms: None,
-                }
-            }
-            FaultKind::Kill => {
-                let (target, k) = match rng.below(4) {
-                    0 => ("one", 1),
-                    1 => ("primary", 1),
-                    2 => ("minority", (n - 1) / 2),
-                    _ => ("majority", n / 2 + 1),
-                };
-                let mut nodes: Vec<usize> = if target == "primary" {
-                    vec![busiest]
-                } else {
-                    let mut v: Vec<usize> = (0..n).collect();
-                    rng.shuffle(&mut v);
-                    v
-                };
-                nodes.truncate(k.max(1).min(n));
-                nodes.sort_unstable();
-                for &i in &nodes {
-                    cluster.kill(i);
-                }
-                // The fault is in effect once the last kill has been reaped.
-                let start_ns = rec.now_ns();
-                killed = nodes.clone();
-                Fault {
-                    kind: "kill".into(),
-                    detail: target.into(),
-                    nodes: names(&nodes),
-                    components: Vec::new(),
-                    start_ns,
-                    end_ns: None,
-                    serve_again_ms: None,
-                    majority_serves_again_ms: None,
-                }
-            }
-        };
-        *lock(&log.current) = format!("{} {} {}", fault.kind, fault.detail, fault.nodes.join(","));
-        lock(&log.faults).push(fault);
-        let fi = lock(&log.faults).len() - 1;
-        let _ = nap(plan.interval, stop);
-        // Heal: always, even when stopping, so the fault's period is closed.
-        match kind {
-            FaultKind::Partition => cluster.set_grudge(grudge::healed(n)),
-            FaultKind::Kill => {
-                for &i in &killed {
-                    restart_node(cluster, rec, log, i, false);
-                }
-            }
-        }
-        lock(&log.faults)[fi].end_ns = Some(rec.now_ns());
-        lock(&log.current).clear();
-        sent_before = cluster.sent_counts();
-    }
+/// When the workload ran, in ns since the run started.
+#[derive(Clone, Copy)]
+struct Window {
+    start_ns: u64,
+    end_ns: u64,
 }
 
 /// Runs one test as `opts` describe. Errors are the ones that stop a run from being made.
@@ -443,6 +314,62 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
     let plan = plan(opts)?;
     let dir = make_run_dir(&opts.store, &opts.workload)?;
     let ids: Vec<String> = (0..plan.n).map(|i| format!("n{i}")).collect();
+    if !opts.quiet {
+        announce(opts, &plan, &dir);
+    }
+    let start = Instant::now();
+    let cluster = start_cluster(opts, &plan, &dir, &ids, start)?;
+    let rec = Recorder::new(start);
+    let log = NemesisLog::default();
+    let ctx = Ctx {
+        opts,
+        plan: &plan,
+        ids: &ids,
+        cluster: &cluster,
+        rec: &rec,
+        log: &log,
+    };
+    let wl = Workload::new(&cluster, &rec, workload_params(opts, &plan));
+    let window = drive_workload(&ctx, &wl, start);
+    let final_from_ns = final_phase(&ctx, &wl);
+    let end_ns = rec.now_ns();
+    record_crashes(&ctx);
+    let problems = cluster.problems();
+    let net_json = net_counters(&cluster);
+    cluster.shutdown();
+    let finished = Finished {
+        window,
+        final_from_ns,
+        end_ns,
+        problems,
+        net_json,
+    };
+    report_run(&ctx, &dir, finished)
+}
+
+fn announce(opts: &Opts, plan: &Plan, dir: &Path) {
+    eprintln!(
+        "raftkv test: {} nodes of {}, {}s at {} ops/s, concurrency {}, latency {} ms, nemesis {} every {}s, seed {}\nstore: {}",
+        plan.n,
+        plan.bin.display(),
+        opts.time_limit,
+        opts.rate,
+        plan.concurrency,
+        opts.latency,
+        if plan.faults.is_empty() { "none".to_string() } else { opts.nemesis.clone() },
+        opts.nemesis_interval,
+        plan.seed,
+        dir.display()
+    );
+}
+
+fn start_cluster(
+    opts: &Opts,
+    plan: &Plan,
+    dir: &Path,
+    ids: &[String],
+    start: Instant,
+) -> Result<Cluster, String> {
     let spec = NodeSpec {
         bin: plan.bin.clone(),
         args: Vec::new(),
@@ -451,151 +378,153 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
         init_timeout: Duration::from_secs_f64(opts.init_timeout),
         latency: Duration::from_millis(opts.latency),
     };
-    let quiet = opts.quiet;
-    if !quiet {
-        eprintln!(
-            "raftkv test: {} nodes of {}, {}s at {} ops/s, concurrency {}, latency {} ms, nemesis {} every {}s, seed {}\nstore: {}",
-            plan.n,
-            plan.bin.display(),
-            opts.time_limit,
-            opts.rate,
-            plan.concurrency,
-            opts.latency,
-            if plan.faults.is_empty() { "none".to_string() } else { opts.nemesis.clone() },
-            opts.nemesis_interval,
-            plan.seed,
-            dir.display()
-        );
-    }
-    let start = Instant::now();
-    let cluster = Cluster::start(spec, ids.clone(), start).map_err(|e| {
+    Cluster::start(spec, ids.to_vec(), start).map_err(|e| {
         format!(
             "the cluster did not start:\n{e}\n(node logs: {})",
             dir.join("node-logs").display()
         )
-    })?;
-    let rec = Recorder::new(start);
-    let log = NemesisLog::default();
-    let mut rng = Rng::new(plan.seed);
-    let params = Params {
+    })
+}
+
+fn workload_params(opts: &Opts, plan: &Plan) -> Params {
+    Params {
         concurrency: plan.concurrency,
         group_size: plan.group,
         rate: opts.rate,
         per_key_limit: opts.per_key_limit.max(1),
         timeout: plan.timeout,
-    };
-    let wl = Workload::new(&cluster, &rec, params);
+    }
+}
+
+/// Runs the clients, the probes and the nemesis for `--time-limit`, showing progress, then stops
+/// them all (the nemesis heals what it broke).
+fn drive_workload(ctx: &Ctx, wl: &Workload, start: Instant) -> Window {
+    let plan = ctx.plan;
+    let mut rng = Rng::new(plan.seed);
     let nemesis_stop = AtomicBool::new(false);
-    let workload_start_ns = rec.now_ns();
-    let mut workload_end_ns = workload_start_ns;
+    let start_ns = ctx.rec.now_ns();
     thread::scope(|s| {
-        let mut workers = Vec::new();
-        for w in 0..plan.concurrency {
-            let r = rng.fork(w as u64);
-            let wl = &wl;
-            workers.push(s.spawn(move || wl.run_worker(w, r)));
-        }
+        let workers: Vec<_> = (0..plan.concurrency)
+            .map(|w| {
+                let r = rng.fork(w as u64);
+                s.spawn(move || wl.run_worker(w, r))
+            })
+            .collect();
         if !plan.probe_every.is_zero() {
             for i in 0..plan.n {
-                let wl = &wl;
                 let (every, timeout) = (plan.probe_every, plan.probe_timeout);
                 // Probe processes: 500_000_000 + node, stepping by 2^20 per op.
                 s.spawn(move || wl.run_probe(i, 500_000_000 + i as u64, every, timeout));
             }
         }
-        let nem = if plan.faults.is_empty() {
-            None
-        } else {
+        let nemesis = (!plan.faults.is_empty()).then(|| {
             let r = rng.fork(u64::MAX);
-            let (c, rc, l, p, st) = (&cluster, &rec, &log, &plan, &nemesis_stop);
-            Some(s.spawn(move || run_nemesis(c, rc, l, p, r, st)))
-        };
-        let tty = std::io::stderr().is_terminal();
-        let mut last_print = Instant::now();
-        while start.elapsed() < plan.time_limit + Duration::from_nanos(workload_start_ns) {
-            thread::sleep(Duration::from_millis(100));
-            for i in cluster.reap_exits() {
-                let t = rec.now_ns();
-                lock(&log.faults).push(Fault {
-                    kind: "crash".into(),
-                    detail: "exited on its own".into(),
-                    nodes: vec![ids[i].clone()],
-                    components: Vec::new(),
-                    start_ns: t,
-                    end_ns: Some(t),
-                    serve_again_ms: None,
-                    majority_serves_again_ms: None,
-                });
-            }
-            let every = if tty {
-                Duration::from_secs(1)
-            } else {
-                Duration::from_secs(5)
-            };
-            if !quiet && last_print.elapsed() >= every {
-                last_print = Instant::now();
-                let (ok, fail, info, all) = rec.op_count();
-                let t = start.elapsed().as_secs_f64();
-                let total = plan.time_limit.as_secs_f64().max(1e-9);
-                let filled = ((t / total).min(1.0) * 24.0) as usize;
-                let line = format!(
-                    "[{}{}] {t:5.1}s/{total:.0}s {all} ops: {ok} ok, {fail} fail, {info} info | {}",
-                    "#".repeat(filled),
-                    ".".repeat(24 - filled),
-                    {
-                        let c = lock(&log.current).clone();
-                        if c.is_empty() {
-                            "healthy".to_string()
-                        } else {
-                            c
-                        }
-                    }
-                );
-                if tty {
-                    eprint!("\r{line:<100}");
-                } else {
-                    eprintln!("{line}");
-                }
-            }
-        }
-        if tty && !quiet {
-            eprintln!();
-        }
+            let (c, rc, l, st) = (ctx.cluster, ctx.rec, ctx.log, &nemesis_stop);
+            s.spawn(move || run_nemesis(c, rc, l, plan, r, st))
+        });
+        watch(ctx, start, plan.time_limit + Duration::from_nanos(start_ns));
         wl.stop.store(true, Ordering::Relaxed);
         nemesis_stop.store(true, Ordering::Relaxed);
         for w in workers {
             let _ = w.join();
         }
-        workload_end_ns = rec.now_ns();
-        if let Some(h) = nem {
+        if let Some(h) = nemesis {
             let _ = h.join();
         }
     });
+    Window {
+        start_ns,
+        end_ns: ctx.rec.now_ns(),
+    }
+}
 
-    // Final phase: heal, restart every node, wait until each serves, read every key once more.
-    if !quiet {
+/// Until `until` after `start`: records nodes that exited on their own and shows progress.
+fn watch(ctx: &Ctx, start: Instant, until: Duration) {
+    let tty = std::io::stderr().is_terminal();
+    let every = Duration::from_secs(if tty { 1 } else { 5 });
+    let mut last_print = Instant::now();
+    while start.elapsed() < until {
+        thread::sleep(Duration::from_millis(100));
+        record_crashes(ctx);
+        if !ctx.opts.quiet && last_print.elapsed() >= every {
+            last_print = Instant::now();
+            let line = progress_line(ctx, start.elapsed());
+            if tty {
+                eprint!("\r{line:<100}");
+            } else {
+                eprintln!("{line}");
+            }
+        }
+    }
+    if tty && !ctx.opts.quiet {
+        eprintln!();
+    }
+}
+
+fn progress_line(ctx: &Ctx, elapsed: Duration) -> String {
+    let (ok, fail, info, all) = ctx.rec.op_count();
+    let t = elapsed.as_secs_f64();
+    let total = ctx.plan.time_limit.as_secs_f64().max(1e-9);
+    let filled = ((t / total).min(1.0) * 24.0) as usize;
+    let current = lock(&ctx.log.current).clone();
+    format!(
+        "[{}{}] {t:5.1}s/{total:.0}s {all} ops: {ok} ok, {fail} fail, {info} info | {}",
+        "#".repeat(filled),
+        ".".repeat(24 - filled),
+        if current.is_empty() {
+            "healthy"
+        } else {
+            &current
+        }
+    )
+}
+
+/// Records every node that exited on its own since the last look as a `crash` fault.
+fn record_crashes(ctx: &Ctx) {
+    for i in ctx.cluster.reap_exits() {
+        let t = ctx.rec.now_ns();
+        lock(&ctx.log.faults).push(Fault {
+            kind: "crash".into(),
+            detail: "exited on its own".into(),
+            nodes: vec![ctx.ids[i].clone()],
+            components: Vec::new(),
+            start_ns: t,
+            end_ns: Some(t),
+            serve_again_ms: None,
+            majority_serves_again_ms: None,
+        });
+    }
+}
+
+/// Heals, restarts every node, waits until each serves, and reads every key once more.
+/// Returns when the phase began.
+fn final_phase(ctx: &Ctx, wl: &Workload) -> u64 {
+    if !ctx.opts.quiet {
         eprintln!("raftkv test: healing, restarting every node, reading every key back");
     }
-    cluster.set_grudge(grudge::healed(plan.n));
-    let final_from_ns = rec.now_ns();
+    ctx.cluster.set_grudge(grudge::healed(ctx.plan.n));
+    let from_ns = ctx.rec.now_ns();
     thread::scope(|s| {
-        for i in 0..plan.n {
-            let (c, r, l) = (&cluster, &rec, &log);
-            s.spawn(move || restart_node(c, r, l, i, true));
+        for i in 0..ctx.plan.n {
+            s.spawn(move || restart_node(ctx.cluster, ctx.rec, ctx.log, i, true));
         }
     });
-    let deadline = Instant::now() + Duration::from_secs_f64(opts.recovery_timeout);
+    let deadline = Instant::now() + Duration::from_secs_f64(ctx.opts.recovery_timeout);
     let next_process = AtomicU64::new(1_000_000_000);
-    let wl_ref = &wl;
-    // Wait for recovery: each node must answer a read (of key 0) once.
+    wait_until_each_serves(ctx, wl, deadline, &next_process);
+    read_every_key(ctx, wl, deadline, &next_process);
+    from_ns
+}
+
+/// Each node must answer a read (of key 0) once, or the deadline passes.
+fn wait_until_each_serves(ctx: &Ctx, wl: &Workload, deadline: Instant, next_process: &AtomicU64) {
     thread::scope(|s| {
-        for i in 0..plan.n {
-            let np = &next_process;
+        for i in 0..ctx.plan.n {
             s.spawn(move || {
-                let mut client = wl_ref.cluster.client();
+                let mut client = wl.cluster.client();
                 while Instant::now() < deadline {
-                    let p = np.fetch_add(1, Ordering::Relaxed);
-                    let k = wl_ref.op(
+                    let p = next_process.fetch_add(1, Ordering::Relaxed);
+                    let k = wl.op(
                         &mut client,
                         p,
                         i,
@@ -603,7 +532,7 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
                         0,
                         Value::Null,
                         Tag::Final,
-                        wl_ref.params.timeout,
+                        wl.params.timeout,
                     );
                     if k == Kind::Ok {
                         return;
@@ -613,22 +542,28 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
             });
         }
     });
+}
+
+/// Reads every key the workload touched until one read of it is `ok` (trying the nodes in
+/// turn), or the deadline passes.
+fn read_every_key(ctx: &Ctx, wl: &Workload, deadline: Instant, next_process: &AtomicU64) {
     let max_key = wl.max_key.load(Ordering::Relaxed);
     let next_key = AtomicU64::new(0);
+    let n = ctx.plan.n;
     thread::scope(|s| {
-        for t in 0..plan.concurrency.min(max_key as usize + 1) {
-            let (np, nk) = (&next_process, &next_key);
+        for t in 0..ctx.plan.concurrency.min(max_key as usize + 1) {
+            let next_key = &next_key;
             s.spawn(move || {
-                let mut client = wl_ref.cluster.client();
+                let mut client = wl.cluster.client();
                 loop {
-                    let key = nk.fetch_add(1, Ordering::Relaxed);
+                    let key = next_key.fetch_add(1, Ordering::Relaxed);
                     if key > max_key {
                         return;
                     }
-                    let mut node = (key as usize + t) % plan.n;
+                    let mut node = (key as usize + t) % n;
                     while Instant::now() < deadline {
-                        let p = np.fetch_add(1, Ordering::Relaxed);
-                        let k = wl_ref.op(
+                        let p = next_process.fetch_add(1, Ordering::Relaxed);
+                        let k = wl.op(
                             &mut client,
                             p,
                             node,
@@ -636,78 +571,130 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
                             key,
                             Value::Null,
                             Tag::Final,
-                            wl_ref.params.timeout,
+                            wl.params.timeout,
                         );
                         if k == Kind::Ok {
                             break;
                         }
-                        node = (node + 1) % plan.n;
+                        node = (node + 1) % n;
                         thread::sleep(Duration::from_millis(20));
                     }
                 }
             });
         }
     });
-    let end_ns = rec.now_ns();
-    for i in cluster.reap_exits() {
-        lock(&log.faults).push(Fault {
-            kind: "crash".into(),
-            detail: "exited on its own".into(),
-            nodes: vec![ids[i].clone()],
-            components: Vec::new(),
-            start_ns: end_ns,
-            end_ns: Some(end_ns),
-            serve_again_ms: None,
-            majority_serves_again_ms: None,
-        });
-    }
-    let problems = cluster.problems();
+}
+
+fn net_counters(cluster: &Cluster) -> Value {
     let net = cluster.stats();
-    let net_json = json!({
+    json!({
         "delivered": net.delivered.load(Ordering::Relaxed),
         "dropped_partition": net.dropped_partition.load(Ordering::Relaxed),
         "dropped_node_down": net.dropped_node_down.load(Ordering::Relaxed),
         "late_replies": net.late_replies.load(Ordering::Relaxed),
         "unknown_dest": net.unknown_dest.load(Ordering::Relaxed),
-    });
-    cluster.shutdown();
-    drop(cluster);
+    })
+}
 
-    let (events, ops) = rec.snapshot();
-    let stats = report::stats(&ops, workload_end_ns - workload_start_ns);
-    let mut faults = std::mem::take(&mut *lock(&log.faults));
-    let mut restarts = std::mem::take(&mut *lock(&log.restarts));
-    report::serve_again(&mut faults, &mut restarts, &ops, &ids);
+/// What the run left once its nodes were stopped.
+struct Finished {
+    window: Window,
+    final_from_ns: u64,
+    end_ns: u64,
+    problems: Vec<String>,
+    net_json: Value,
+}
 
-    let write = |name: &str, text: &str| {
-        std::fs::write(dir.join(name), text).map_err(|e| format!("writing {name}: {e}"))
-    };
-    report::write_jsonl(&dir.join("history.jsonl"), &events)?;
-    write("history.edn", &report::edn(&events))?;
-    let t_max = end_ns as f64 / 1e9;
-    let final_s = final_from_ns as f64 / 1e9;
-    write(
-        "latency.svg",
-        &report::latency_svg(&ops, &faults, t_max, final_s),
+/// Writes the store directory, checks the history, prints the summary.
+fn report_run(ctx: &Ctx, dir: &Path, done: Finished) -> Result<RunOutcome, String> {
+    let (events, ops) = ctx.rec.snapshot();
+    let stats = report::stats(&ops, done.window.end_ns - done.window.start_ns);
+    let mut faults = std::mem::take(&mut *lock(&ctx.log.faults));
+    let mut restarts = std::mem::take(&mut *lock(&ctx.log.restarts));
+    report::serve_again(&mut faults, &mut restarts, &ops, ctx.ids);
+    write_history(dir, &events, &ops, &faults, &done)?;
+    let verdict = check_history(&events, dir);
+    let exit_code = exit_code(&verdict, &stats, &done.problems, &restarts);
+    let results = results_json(ctx, &stats, &faults, &restarts, &done, &verdict, exit_code);
+    write_file(
+        dir,
+        "results.json",
+        &serde_json::to_string_pretty(&results).map_err(|e| format!("encoding results: {e}"))?,
     )?;
-    write("rate.svg", &report::rate_svg(&ops, &faults, t_max, final_s))?;
+    let text = summary(
+        &stats,
+        &faults,
+        &restarts,
+        &done.problems,
+        &verdict,
+        exit_code,
+        dir,
+    );
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    let _ = std::io::stdout().flush();
+    Ok(RunOutcome {
+        exit_code,
+        dir: dir.to_path_buf(),
+        stats,
+        linearizable: verdict.linearizable,
+    })
+}
 
-    let verdict = check_history(&events, &dir);
+fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), String> {
+    std::fs::write(dir.join(name), text).map_err(|e| format!("writing {name}: {e}"))
+}
 
-    let restart_failures: Vec<&Restart> = restarts.iter().filter(|r| r.error.is_some()).collect();
-    let linearizable = verdict.linearizable;
-    let exit_code = if linearizable == Some(false) || !stats.lost_keys.is_empty() {
+/// The history in both forms and the two plots.
+fn write_history(
+    dir: &Path,
+    events: &[workload::Event],
+    ops: &[workload::OpRecord],
+    faults: &[Fault],
+    done: &Finished,
+) -> Result<(), String> {
+    report::write_jsonl(&dir.join("history.jsonl"), events)?;
+    write_file(dir, "history.edn", &report::edn(events))?;
+    let t_max = done.end_ns as f64 / 1e9;
+    let final_s = done.final_from_ns as f64 / 1e9;
+    write_file(
+        dir,
+        "latency.svg",
+        &report::latency_svg(ops, faults, t_max, final_s),
+    )?;
+    write_file(
+        dir,
+        "rate.svg",
+        &report::rate_svg(ops, faults, t_max, final_s),
+    )
+}
+
+/// The exit status the module doc promises.
+fn exit_code(verdict: &Verdict, stats: &Stats, problems: &[String], restarts: &[Restart]) -> i32 {
+    let restart_failed = restarts.iter().any(|r| r.error.is_some());
+    if verdict.linearizable == Some(false) || !stats.lost_keys.is_empty() {
         1
-    } else if linearizable.is_none()
+    } else if verdict.linearizable.is_none()
         || !problems.is_empty()
-        || !restart_failures.is_empty()
+        || restart_failed
         || !stats.unread_keys.is_empty()
     {
         3
     } else {
         0
-    };
-    let results = json!({
+    }
+}
+
+fn results_json(
+    ctx: &Ctx,
+    stats: &Stats,
+    faults: &[Fault],
+    restarts: &[Restart],
+    done: &Finished,
+    verdict: &Verdict,
+    exit_code: i32,
+) -> Value {
+    let (opts, plan) = (ctx.opts, ctx.plan);
+    json!({
         "command": std::env::args().collect::<Vec<_>>(),
         "workload": opts.workload,
         "bin": plan.bin.display().to_string(),
@@ -723,227 +710,13 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
         "stats": stats,
         "faults": faults,
         "restarts": restarts,
-        "final_phase_started_s": final_from_ns as f64 / 1e9,
-        "net": net_json,
-        "problems": problems,
+        "final_phase_started_s": done.final_from_ns as f64 / 1e9,
+        "net": done.net_json,
+        "problems": done.problems,
         "verdict": verdict.json,
-        "linearizable": linearizable,
+        "linearizable": verdict.linearizable,
         "exit_code": exit_code,
-    });
-    write(
-        "results.json",
-        &serde_json::to_string_pretty(&results).map_err(|e| format!("encoding results: {e}"))?,
-    )?;
-    let summary = summary(
-        &stats, &faults, &restarts, &problems, &verdict, exit_code, &dir,
-    );
-    let _ = std::io::stdout().write_all(summary.as_bytes());
-    let _ = std::io::stdout().flush();
-    Ok(RunOutcome {
-        exit_code,
-        dir,
-        stats,
-        linearizable,
     })
-}
-
-/// The checker's verdict on a history, as the bench reports it.
-pub struct Verdict {
-    pub linearizable: Option<bool>,
-    pub text: String,
-    pub json: Value,
-}
-
-/// Runs the checker (`crate::check`, default semantics of DESIGN §5) over the history, and
-/// writes its HTML report next to the history.
-fn check_history(events: &[workload::Event], dir: &Path) -> Verdict {
-    use crate::check::{self, EventKind, Op};
-    let history: Vec<check::Event> = events
-        .iter()
-        .map(|e| {
-            let kind = match e.kind {
-                Kind::Invoke => EventKind::Invoke,
-                Kind::Ok => EventKind::Ok,
-                Kind::Fail => EventKind::Fail,
-                Kind::Info => EventKind::Info,
-            };
-            let f = match e.f {
-                F::Read => Op::Read,
-                F::Write => Op::Write,
-                F::Cas => Op::Cas,
-            };
-            check::Event::new(e.index, e.time, e.process, kind, f, e.key, e.value.clone())
-        })
-        .collect();
-    let report = check::check(&history, &check::Options::default());
-    let _ = std::fs::write(dir.join("check.html"), report.to_html());
-    let linearizable = match report.verdict {
-        check::Verdict::Linearizable => Some(true),
-        check::Verdict::NotLinearizable => Some(false),
-        check::Verdict::Unknown { .. } => None,
-    };
-    let mut text = report.to_text();
-    if let Some(false) = linearizable {
-        let keys: Vec<String> = report
-            .violations
-            .iter()
-            .map(|v| v.key.to_string())
-            .collect();
-        text = format!("NOT LINEARIZABLE: failing keys {}\n{text}", keys.join(", "));
-    }
-    Verdict {
-        linearizable,
-        text: text.trim_end().to_string(),
-        json: report.to_json(),
-    }
-}
-
-fn median_of(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
-}
-
-fn summary(
-    s: &Stats,
-    faults: &[Fault],
-    restarts: &[Restart],
-    problems: &[String],
-    verdict: &Verdict,
-    exit_code: i32,
-    dir: &Path,
-) -> String {
-    let mut o = String::new();
-    use std::fmt::Write as _;
-    let _ = writeln!(o, "\n== raftkv test summary ==");
-    let _ = writeln!(
-        o,
-        "ops: {} ({} ok, {} fail, {} info; {} timed out)   ok-fraction {:.3}   answered in time {:.3}",
-        s.ops, s.ok, s.fail, s.info, s.timeouts, s.ok_fraction, s.answered_fraction
-    );
-    for (f, c) in &s.by_f {
-        let _ = writeln!(
-            o,
-            "  {f:<5} ok {:>6}  fail {:>6}  info {:>6}",
-            c[0], c[1], c[2]
-        );
-    }
-    if !s.errors.is_empty() {
-        let _ = writeln!(o, "  error replies by code: {:?}", s.errors);
-    }
-    let _ = writeln!(
-        o,
-        "latency of ok ops: p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
-        s.latency_ok.p50_ms, s.latency_ok.p95_ms, s.latency_ok.p99_ms, s.latency_ok.max_ms
-    );
-    let _ = writeln!(
-        o,
-        "throughput: {:.1} ops/s ({:.1} ok/s) over {:.1} s",
-        s.throughput_ops_s, s.ok_throughput_ops_s, s.duration_s
-    );
-    let count = |k: &str| faults.iter().filter(|f| f.kind == k).count();
-    let nemesis_restarts: Vec<&Restart> = restarts.iter().filter(|r| !r.final_phase).collect();
-    let _ = writeln!(
-        o,
-        "faults: {} partitions, {} kills, {} restarts during the run (+{} in the final phase), {} crashes",
-        count("partition"),
-        count("kill"),
-        nemesis_restarts.len(),
-        restarts.len() - nemesis_restarts.len(),
-        count("crash")
-    );
-    for f in faults.iter().filter(|f| f.kind != "crash") {
-        let ms = |v: Option<f64>| v.map_or("never".to_string(), |m| format!("{m:.0} ms"));
-        let _ = writeln!(
-            o,
-            "  {:>7.2}s {:<9} {:<15} {:<14} majority side served after {:>8}, a client op after {:>8}",
-            f.start_ns as f64 / 1e9,
-            f.kind,
-            f.detail,
-            if f.nodes.is_empty() {
-                "-".into()
-            } else {
-                f.nodes.join(",")
-            },
-            ms(f.majority_serves_again_ms),
-            ms(f.serve_again_ms)
-        );
-    }
-    for (kind, detail, label) in [
-        ("partition", None, "a partition"),
-        ("kill", None, "a kill"),
-        ("kill", Some("primary"), "a kill of the primary (leader)"),
-    ] {
-        let pick = |g: fn(&Fault) -> Option<f64>| -> Vec<f64> {
-            faults
-                .iter()
-                .filter(|f| f.kind == kind && detail.is_none_or(|d| f.detail == d))
-                .filter_map(g)
-                .collect()
-        };
-        if let Some(m) = median_of(pick(|f| f.majority_serves_again_ms)) {
-            let any = median_of(pick(|f| f.serve_again_ms))
-                .map_or(String::new(), |a| format!(" (a client op: {a:.0} ms)"));
-            let _ = writeln!(
-                o,
-                "  median time until the majority side serves again after {label}: {m:.0} ms{any}"
-            );
-        }
-    }
-    if let Some(m) = median_of(
-        restarts
-            .iter()
-            .filter(|r| !r.final_phase)
-            .filter_map(|r| r.serves_again_ms)
-            .collect(),
-    ) {
-        let _ = writeln!(
-            o,
-            "  median time from restart to the node's first served answer: {m:.0} ms"
-        );
-    }
-    for r in restarts.iter().filter(|r| r.error.is_some()) {
-        let _ = writeln!(
-            o,
-            "  restart of {} at {:.2}s FAILED: {}",
-            r.node,
-            r.at_ns as f64 / 1e9,
-            r.error.as_deref().unwrap_or("")
-        );
-    }
-    let _ = writeln!(
-        o,
-        "final read-back: {} keys, {} reads ok, {} failed attempts, {} keys unread, {} keys lost",
-        s.keys,
-        s.final_reads_ok,
-        s.final_reads_failed,
-        s.unread_keys.len(),
-        s.lost_keys.len()
-    );
-    if !s.lost_keys.is_empty() {
-        let _ = writeln!(
-            o,
-            "  acknowledged writes lost (key absent at the end): keys {:?}",
-            s.lost_keys
-        );
-    }
-    for p in problems.iter().take(10) {
-        let _ = writeln!(o, "node problem: {p}");
-    }
-    let lines: Vec<&str> = verdict.text.lines().collect();
-    let _ = writeln!(o, "verdict: {}", lines[..lines.len().min(40)].join("\n"));
-    if lines.len() > 40 {
-        let _ = writeln!(
-            o,
-            "  ... {} more lines: the whole report is in check.html and results.json",
-            lines.len() - 40
-        );
-    }
-    let _ = writeln!(o, "store: {}", dir.display());
-    let _ = writeln!(o, "exit status: {exit_code}");
-    o
 }
 
 #[cfg(test)]
