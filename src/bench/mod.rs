@@ -1,10 +1,11 @@
-//! Maelstrom-compatible test bench (DESIGN §7): `raftkv test`.
+//! Maelstrom-compatible test bench: `raftkv test`.
 //!
 //! Owns: running any Maelstrom node binary (by default this project's own node) as a cluster of
-//! processes, the simulated network between them (latency, partitions as grudges), the nemesis
-//! (partitions and SIGKILL with restart on the same data directory), Maelstrom's lin-kv workload,
-//! the final heal/restart/read-back phase, the store directory of each run (histories, results,
-//! node logs, plots), the summary, and the verdict from the checker (`crate::check`).
+//! processes, the simulated network between them (latency drawn from a distribution, partitions
+//! as grudges, one-way cuts, lossy links), the nemesis (partitions, SIGKILL with restart on the
+//! same data directory, SIGSTOP / SIGCONT pauses), Maelstrom's lin-kv workload, liveness per
+//! fault, the final heal/restart/read-back phase, the store directory of each run (histories,
+//! results, node logs, plots), the summary, and the verdict from the checker (`crate::check`).
 //! Must never: look inside a node (it only speaks Maelstrom's protocol on stdin/stdout), record
 //! anything a node did not really do, hang on a node (every wait has a deadline), or leave a node
 //! process running after it returns.
@@ -13,11 +14,16 @@
 //! write was found lost); 2 the run could not be made (bad flags, a node that will not start or
 //! answer `init`); 3 the history was linearizable or unchecked but something else went wrong (a
 //! node crashed on its own, printed garbage, failed to restart, keys could not be read back, or the
-//! checker answered `unknown`).
+//! checker answered `unknown`); 4 linearizable and clean, but after some fault the majority side
+//! did not serve again within `--liveness-bound`; 128 + the signal (130, 143) when Ctrl-C or
+//! SIGTERM stopped the run (its store directory is kept, marked incomplete, and not checked).
 
 mod cluster;
 mod grudge;
+mod interrupt;
+mod liveness;
 mod nemesis;
+mod net;
 mod report;
 mod rng;
 mod summary;
@@ -25,7 +31,10 @@ mod workload;
 
 use clap::Parser;
 use cluster::{Cluster, NodeSpec};
+use grudge::Shape;
+use liveness::TapSample;
 use nemesis::{lock, restart_node, run_nemesis, NemesisLog};
+use net::LatencyDist;
 use report::{Fault, Restart, Stats};
 use rng::Rng;
 use serde_json::{json, Value};
@@ -64,16 +73,43 @@ pub struct Opts {
     /// of the per-key group size 2n.
     #[arg(long, default_value = "4n")]
     pub concurrency: String,
-    /// One-way message latency in milliseconds.
+    /// Mean one-way message latency in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency: u64,
-    /// Faults: a comma list of `partition` and `kill`, or `none`.
+    /// How message delays are drawn around `--latency`: `constant` (no reordering), `uniform`
+    /// (0 to twice the mean) or `exponential` (that mean); the random ones reorder messages.
+    #[arg(long, default_value = "constant")]
+    pub latency_dist: String,
+    /// Faults: a comma list of `partition`, `kill` and `pause` (SIGSTOP, SIGCONT one interval
+    /// later), or `none`.
     #[arg(long, default_value = "partition,kill")]
     pub nemesis: String,
     /// Seconds between nemesis operations (a fault starts, then heals, each after this long;
-    /// partitions and kills take turns).
+    /// the fault kinds take turns).
     #[arg(long, default_value_t = 5.0)]
     pub nemesis_interval: f64,
+    /// Partition shapes to draw from, a comma list of: one, majority, minority-third,
+    /// majorities-ring, primary, bridge, link, spokes, deaf, mute, flaky; or `all`.
+    #[arg(
+        long,
+        default_value = "one,majority,minority-third,majorities-ring,primary"
+    )]
+    pub partition_shapes: String,
+    /// Fraction of node-to-node messages lost under the `flaky` shape.
+    #[arg(long, default_value_t = 0.2)]
+    pub loss: f64,
+    /// Kill and pause targets to draw from, a comma list of: one, primary (the busiest
+    /// sender), minority, majority.
+    #[arg(long, default_value = "one,primary,minority,majority")]
+    pub fault_targets: String,
+    /// Fail the run (exit 4) when, after some fault, the majority side does not serve again
+    /// within this many seconds.
+    #[arg(long)]
+    pub liveness_bound: Option<f64>,
+    /// Restart every node in the final phase even when the run killed none (an in-memory node
+    /// then forgets its data, and the read-back says so).
+    #[arg(long)]
+    pub final_restart: bool,
     /// Seed of the bench's own choices (ops, keys, fault targets). Default: from the clock.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -109,6 +145,10 @@ pub fn cli(args: &[String]) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    if let Err(e) = interrupt::install() {
+        eprintln!("raftkv test: {e}");
+        return 2;
+    }
     match run(&opts) {
         Ok(out) => out.exit_code,
         Err(e) => {
@@ -130,6 +170,45 @@ pub struct RunOutcome {
 enum FaultKind {
     Partition,
     Kill,
+    Pause,
+}
+
+/// Whom a kill or pause hits.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Target {
+    One,
+    /// The busiest node-to-node sender since the last fault healed: for Raft, the leader.
+    Primary,
+    Minority,
+    Majority,
+}
+
+impl Target {
+    const ALL: [Target; 4] = [
+        Target::One,
+        Target::Primary,
+        Target::Minority,
+        Target::Majority,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Target::One => "one",
+            Target::Primary => "primary",
+            Target::Minority => "minority",
+            Target::Majority => "majority",
+        }
+    }
+
+    /// How many of `n` nodes it hits (at least one).
+    fn count(self, n: usize) -> usize {
+        let k = match self {
+            Target::One | Target::Primary => 1,
+            Target::Minority => (n - 1) / 2,
+            Target::Majority => n / 2 + 1,
+        };
+        k.clamp(1, n.max(1))
+    }
 }
 
 /// The validated plan of a run.
@@ -139,6 +218,11 @@ struct Plan {
     concurrency: usize,
     group: usize,
     faults: Vec<FaultKind>,
+    shapes: Vec<Shape>,
+    targets: Vec<Target>,
+    loss: f64,
+    latency_dist: LatencyDist,
+    liveness_bound: Option<Duration>,
     seed: u64,
     time_limit: Duration,
     interval: Duration,
@@ -158,53 +242,36 @@ fn plan(o: &Opts) -> Result<Plan, String> {
         return Err(format!("--node-count {} must be 1..=64", o.node_count));
     }
     let n = o.node_count;
-    let c = o.concurrency.trim();
-    let concurrency = match c.strip_suffix('n') {
-        Some(k) => k.parse::<usize>().map(|k| k * n),
-        None => c.parse::<usize>(),
-    }
-    .map_err(|_| format!("--concurrency `{c}` is not a number or a multiple like `4n`"))?;
-    let group = 2 * n;
-    if concurrency == 0 || concurrency % group != 0 {
-        return Err(format!(
-            "--concurrency {concurrency} must be a positive multiple of 2 × node count = {group} \
-             (lin-kv runs per-key groups of {group} clients)"
-        ));
-    }
-    let mut faults = Vec::new();
-    for part in o
-        .nemesis
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        match part {
-            "partition" => faults.push(FaultKind::Partition),
-            "kill" => faults.push(FaultKind::Kill),
-            "none" => {}
-            other => {
-                return Err(format!(
-                    "unknown --nemesis `{other}` (known: partition, kill, none)"
-                ))
-            }
-        }
-    }
-    let secs = |name: &str, v: f64| {
-        if v.is_finite() && v >= 0.0 {
-            Ok(Duration::from_secs_f64(v))
-        } else {
-            Err(format!(
-                "{name} {v} must be a non-negative number of seconds"
-            ))
-        }
-    };
+    let concurrency = parse_concurrency(&o.concurrency, n)?;
+    let faults = parse_nemesis(&o.nemesis)?;
+    let partitions = faults.contains(&FaultKind::Partition);
+    let shapes = parse_shapes(&o.partition_shapes, if partitions { n } else { usize::MAX })?;
+    let targets = parse_list(
+        "--fault-targets",
+        &o.fault_targets,
+        &Target::ALL,
+        Target::name,
+    )?;
     let time_limit = secs("--time-limit", o.time_limit)?;
     let interval = secs("--nemesis-interval", o.nemesis_interval)?;
     secs("--init-timeout", o.init_timeout)?;
     secs("--recovery-timeout", o.recovery_timeout)?;
+    let liveness_bound = o
+        .liveness_bound
+        .map(|b| secs("--liveness-bound", b))
+        .transpose()?;
     if !o.rate.is_finite() || o.rate < 0.0 {
         return Err(format!("--rate {} must be >= 0", o.rate));
     }
+    if !(0.0..=1.0).contains(&o.loss) {
+        return Err(format!("--loss {} must be a fraction in 0..=1", o.loss));
+    }
+    let latency_dist = LatencyDist::parse(&o.latency_dist).ok_or_else(|| {
+        format!(
+            "unknown --latency-dist `{}` (known: constant, uniform, exponential)",
+            o.latency_dist
+        )
+    })?;
     if !faults.is_empty() && interval < Duration::from_millis(100) {
         return Err("--nemesis-interval must be at least 0.1 s".into());
     }
@@ -219,22 +286,113 @@ fn plan(o: &Opts) -> Result<Plan, String> {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
     });
-    let timeout = Duration::from_millis((10 * o.latency).max(1000));
-    let probe_every = Duration::from_millis(o.probe_interval);
-    let probe_timeout = Duration::from_millis((4 * o.latency + 50).max(100));
     Ok(Plan {
         bin,
         n,
         concurrency,
-        group,
+        group: 2 * n,
         faults,
+        shapes,
+        targets,
+        loss: o.loss,
+        latency_dist,
+        liveness_bound,
         seed,
         time_limit,
         interval,
-        timeout,
-        probe_every,
-        probe_timeout,
+        timeout: Duration::from_millis((10 * o.latency).max(1000)),
+        probe_every: Duration::from_millis(o.probe_interval),
+        probe_timeout: Duration::from_millis((4 * o.latency + 50).max(100)),
     })
+}
+
+fn secs(name: &str, v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!(
+            "{name} {v} must be a non-negative number of seconds"
+        ))
+    }
+}
+
+/// `N` or `Kn`; a positive multiple of the per-key group size 2n.
+fn parse_concurrency(text: &str, n: usize) -> Result<usize, String> {
+    let c = text.trim();
+    let concurrency = match c.strip_suffix('n') {
+        Some(k) => k.parse::<usize>().map(|k| k * n),
+        None => c.parse::<usize>(),
+    }
+    .map_err(|_| format!("--concurrency `{c}` is not a number or a multiple like `4n`"))?;
+    let group = 2 * n;
+    if concurrency == 0 || concurrency % group != 0 {
+        return Err(format!(
+            "--concurrency {concurrency} must be a positive multiple of 2 × node count = {group} \
+             (lin-kv runs per-key groups of {group} clients)"
+        ));
+    }
+    Ok(concurrency)
+}
+
+/// A comma list of names from `known`; empty entries are skipped, repeats kept once.
+fn parse_list<T: Copy + PartialEq>(
+    flag: &str,
+    text: &str,
+    known: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<Vec<T>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some(&item) = known.iter().find(|k| name(**k) == part) else {
+            let names: Vec<&str> = known.iter().map(|k| name(*k)).collect();
+            return Err(format!(
+                "unknown {flag} `{part}` (known: {})",
+                names.join(", ")
+            ));
+        };
+        if !out.contains(&item) {
+            out.push(item);
+        }
+    }
+    if out.is_empty() {
+        return Err(format!("{flag} names nothing"));
+    }
+    Ok(out)
+}
+
+fn parse_nemesis(text: &str) -> Result<Vec<FaultKind>, String> {
+    if text.split(',').map(str::trim).any(|p| p == "none") {
+        return match text.trim() {
+            "none" => Ok(Vec::new()),
+            _ => Err(format!(
+                "--nemesis `{text}`: `none` cannot be mixed with faults"
+            )),
+        };
+    }
+    let name = |k: FaultKind| match k {
+        FaultKind::Partition => "partition",
+        FaultKind::Kill => "kill",
+        FaultKind::Pause => "pause",
+    };
+    let known = [FaultKind::Partition, FaultKind::Kill, FaultKind::Pause];
+    parse_list("--nemesis", text, &known, name).map_err(|e| format!("{e}, or none"))
+}
+
+/// The shapes of `text`, each of which must fit `n` nodes.
+fn parse_shapes(text: &str, n: usize) -> Result<Vec<Shape>, String> {
+    let shapes = if text.trim() == "all" {
+        Shape::ALL.to_vec()
+    } else {
+        parse_list("--partition-shapes", text, &Shape::ALL, Shape::name)?
+    };
+    if let Some(s) = shapes.iter().find(|s| s.min_nodes() > n) {
+        return Err(format!(
+            "--partition-shapes {} needs at least {} nodes (--node-count is {n})",
+            s.name(),
+            s.min_nodes()
+        ));
+    }
+    Ok(shapes)
 }
 
 /// `YYYYMMDDTHHMMSS.mmmZ` for a time since the epoch (UTC, proleptic Gregorian).
@@ -302,11 +460,11 @@ struct Ctx<'a> {
     log: &'a NemesisLog,
 }
 
-/// When the workload ran, in ns since the run started.
-#[derive(Clone, Copy)]
+/// When the workload ran, in ns since the run started, and what the network tap saw meanwhile.
 struct Window {
     start_ns: u64,
     end_ns: u64,
+    tap: Vec<TapSample>,
 }
 
 /// Runs one test as `opts` describe. Errors are the ones that stop a run from being made.
@@ -331,7 +489,10 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
     };
     let wl = Workload::new(&cluster, &rec, workload_params(opts, &plan));
     let window = drive_workload(&ctx, &wl, start);
-    let final_from_ns = final_phase(&ctx, &wl);
+    let final_from_ns = match interrupt::requested() {
+        None => final_phase(&ctx, &wl),
+        Some(_) => rec.now_ns(),
+    };
     let end_ns = rec.now_ns();
     record_crashes(&ctx);
     let problems = cluster.problems();
@@ -377,6 +538,8 @@ fn start_cluster(
         log_dir: dir.join("node-logs"),
         init_timeout: Duration::from_secs_f64(opts.init_timeout),
         latency: Duration::from_millis(opts.latency),
+        latency_dist: plan.latency_dist,
+        net_seed: plan.seed ^ 0x6E65_7477_6F72_6B00,
     };
     Cluster::start(spec, ids.to_vec(), start).map_err(|e| {
         format!(
@@ -422,7 +585,7 @@ fn drive_workload(ctx: &Ctx, wl: &Workload, start: Instant) -> Window {
             let (c, rc, l, st) = (ctx.cluster, ctx.rec, ctx.log, &nemesis_stop);
             s.spawn(move || run_nemesis(c, rc, l, plan, r, st))
         });
-        watch(ctx, start, plan.time_limit + Duration::from_nanos(start_ns));
+        let tap = watch(ctx, start, plan.time_limit + Duration::from_nanos(start_ns));
         wl.stop.store(true, Ordering::Relaxed);
         nemesis_stop.store(true, Ordering::Relaxed);
         for w in workers {
@@ -431,20 +594,24 @@ fn drive_workload(ctx: &Ctx, wl: &Workload, start: Instant) -> Window {
         if let Some(h) = nemesis {
             let _ = h.join();
         }
-    });
-    Window {
-        start_ns,
-        end_ns: ctx.rec.now_ns(),
-    }
+        Window {
+            start_ns,
+            end_ns: ctx.rec.now_ns(),
+            tap,
+        }
+    })
 }
 
-/// Until `until` after `start`: records nodes that exited on their own and shows progress.
-fn watch(ctx: &Ctx, start: Instant, until: Duration) {
+/// Until `until` after `start`, or a stop signal: records nodes that exited on their own, reads
+/// the network tap every 100 ms (returned), and shows progress.
+fn watch(ctx: &Ctx, start: Instant, until: Duration) -> Vec<TapSample> {
     let tty = std::io::stderr().is_terminal();
     let every = Duration::from_secs(if tty { 1 } else { 5 });
     let mut last_print = Instant::now();
-    while start.elapsed() < until {
+    let mut tap = vec![(ctx.rec.now_ns(), ctx.cluster.sent_counts())];
+    while start.elapsed() < until && interrupt::requested().is_none() {
         thread::sleep(Duration::from_millis(100));
+        tap.push((ctx.rec.now_ns(), ctx.cluster.sent_counts()));
         record_crashes(ctx);
         if !ctx.opts.quiet && last_print.elapsed() >= every {
             last_print = Instant::now();
@@ -459,6 +626,13 @@ fn watch(ctx: &Ctx, start: Instant, until: Duration) {
     if tty && !ctx.opts.quiet {
         eprintln!();
     }
+    if let Some(sig) = interrupt::requested() {
+        eprintln!(
+            "raftkv test: {} received: stopping the clients and the nodes, keeping what was recorded",
+            interrupt::name(sig)
+        );
+    }
+    tap
 }
 
 fn progress_line(ctx: &Ctx, elapsed: Duration) -> String {
@@ -487,25 +661,33 @@ fn record_crashes(ctx: &Ctx) {
             kind: "crash".into(),
             detail: "exited on its own".into(),
             nodes: vec![ctx.ids[i].clone()],
+            majority_side: Vec::new(),
             components: Vec::new(),
             start_ns: t,
             end_ns: Some(t),
             serve_again_ms: None,
             majority_serves_again_ms: None,
+            liveness: None,
         });
     }
 }
 
-/// Heals, restarts every node, waits until each serves, and reads every key once more.
-/// Returns when the phase began.
+/// Heals, restarts the nodes (see `to_restart`), waits until each serves, and reads every key
+/// once more. Returns when the phase began.
 fn final_phase(ctx: &Ctx, wl: &Workload) -> u64 {
+    let restart = to_restart(ctx);
     if !ctx.opts.quiet {
-        eprintln!("raftkv test: healing, restarting every node, reading every key back");
+        let what = match restart.len() {
+            0 => "restarting no node".to_string(),
+            k if k == ctx.plan.n => "restarting every node".to_string(),
+            _ => format!("restarting the {} node(s) that stopped", restart.len()),
+        };
+        eprintln!("raftkv test: healing, {what}, reading every key back");
     }
-    ctx.cluster.set_grudge(grudge::healed(ctx.plan.n));
+    ctx.cluster.heal();
     let from_ns = ctx.rec.now_ns();
     thread::scope(|s| {
-        for i in 0..ctx.plan.n {
+        for &i in &restart {
             s.spawn(move || restart_node(ctx.cluster, ctx.rec, ctx.log, i, true));
         }
     });
@@ -516,13 +698,24 @@ fn final_phase(ctx: &Ctx, wl: &Workload) -> u64 {
     from_ns
 }
 
+/// Which nodes the final phase restarts: every node when the run killed nodes (their recovery is
+/// what the read-back tests) or `--final-restart` asks; otherwise only nodes that are down (they
+/// exited on their own), so a node that never had to recover is not failed for forgetting on a
+/// restart nobody asked for.
+fn to_restart(ctx: &Ctx) -> Vec<usize> {
+    let killed = lock(&ctx.log.faults).iter().any(|f| f.kind == "kill");
+    (0..ctx.plan.n)
+        .filter(|&i| ctx.opts.final_restart || killed || !ctx.cluster.is_running(i))
+        .collect()
+}
+
 /// Each node must answer a read (of key 0) once, or the deadline passes.
 fn wait_until_each_serves(ctx: &Ctx, wl: &Workload, deadline: Instant, next_process: &AtomicU64) {
     thread::scope(|s| {
         for i in 0..ctx.plan.n {
             s.spawn(move || {
                 let mut client = wl.cluster.client();
-                while Instant::now() < deadline {
+                while Instant::now() < deadline && interrupt::requested().is_none() {
                     let p = next_process.fetch_add(1, Ordering::Relaxed);
                     let k = wl.op(
                         &mut client,
@@ -561,7 +754,7 @@ fn read_every_key(ctx: &Ctx, wl: &Workload, deadline: Instant, next_process: &At
                         return;
                     }
                     let mut node = (key as usize + t) % n;
-                    while Instant::now() < deadline {
+                    while Instant::now() < deadline && interrupt::requested().is_none() {
                         let p = next_process.fetch_add(1, Ordering::Relaxed);
                         let k = wl.op(
                             &mut client,
@@ -590,6 +783,7 @@ fn net_counters(cluster: &Cluster) -> Value {
     json!({
         "delivered": net.delivered.load(Ordering::Relaxed),
         "dropped_partition": net.dropped_partition.load(Ordering::Relaxed),
+        "dropped_loss": net.dropped_loss.load(Ordering::Relaxed),
         "dropped_node_down": net.dropped_node_down.load(Ordering::Relaxed),
         "late_replies": net.late_replies.load(Ordering::Relaxed),
         "unknown_dest": net.unknown_dest.load(Ordering::Relaxed),
@@ -612,24 +806,42 @@ fn report_run(ctx: &Ctx, dir: &Path, done: Finished) -> Result<RunOutcome, Strin
     let mut faults = std::mem::take(&mut *lock(&ctx.log.faults));
     let mut restarts = std::mem::take(&mut *lock(&ctx.log.restarts));
     report::serve_again(&mut faults, &mut restarts, &ops, ctx.ids);
+    let run_end = done.window.end_ns;
+    liveness::measure(&mut faults, &ops, &done.window.tap, ctx.ids, run_end);
+    let missed_bound = ctx
+        .plan
+        .liveness_bound
+        .map(|b| liveness::missed_bound(&faults, b.as_secs_f64() * 1e3, run_end))
+        .unwrap_or_default();
     write_history(dir, &events, &ops, &faults, &done)?;
-    let verdict = check_history(&events, dir);
-    let exit_code = exit_code(&verdict, &stats, &done.problems, &restarts);
-    let results = results_json(ctx, &stats, &faults, &restarts, &done, &verdict, exit_code);
+    let interrupted = interrupt::requested();
+    let verdict = match interrupted {
+        None => check_history(&events, dir),
+        Some(sig) => mark_incomplete(dir, sig, done.end_ns)?,
+    };
+    let exit_code = match interrupted {
+        Some(sig) => 128 + sig,
+        None => exit_code(&verdict, &stats, &done, &restarts, !missed_bound.is_empty()),
+    };
+    let outcome = summary::Outcome {
+        stats: &stats,
+        faults: &faults,
+        restarts: &restarts,
+        problems: &done.problems,
+        verdict: &verdict,
+        missed_bound: &missed_bound,
+        liveness_bound: ctx.plan.liveness_bound,
+        interrupted: interrupted.map(interrupt::name),
+        exit_code,
+        dir,
+    };
+    let results = results_json(ctx, &outcome, &done);
     write_file(
         dir,
         "results.json",
         &serde_json::to_string_pretty(&results).map_err(|e| format!("encoding results: {e}"))?,
     )?;
-    let text = summary(
-        &stats,
-        &faults,
-        &restarts,
-        &done.problems,
-        &verdict,
-        exit_code,
-        dir,
-    );
+    let text = summary(&outcome);
     let _ = std::io::stdout().write_all(text.as_bytes());
     let _ = std::io::stdout().flush();
     Ok(RunOutcome {
@@ -668,31 +880,47 @@ fn write_history(
     )
 }
 
-/// The exit status the module doc promises.
-fn exit_code(verdict: &Verdict, stats: &Stats, problems: &[String], restarts: &[Restart]) -> i32 {
+/// Marks a run stopped by signal `sig` as incomplete (an `INCOMPLETE` file in its directory) and
+/// returns the verdict it gets: not checked.
+fn mark_incomplete(dir: &Path, sig: i32, at_ns: u64) -> Result<Verdict, String> {
+    let why = format!(
+        "stopped by {} at t={:.3}s: the history holds what was recorded until then; it was not checked",
+        interrupt::name(sig),
+        at_ns as f64 / 1e9
+    );
+    write_file(dir, "INCOMPLETE", &format!("{why}\n"))?;
+    Ok(Verdict {
+        linearizable: None,
+        text: format!("not checked: the run was {why}"),
+        json: Value::Null,
+    })
+}
+
+/// The exit status the module doc promises (for a run that was not interrupted).
+fn exit_code(
+    verdict: &Verdict,
+    stats: &Stats,
+    done: &Finished,
+    restarts: &[Restart],
+    missed_bound: bool,
+) -> i32 {
     let restart_failed = restarts.iter().any(|r| r.error.is_some());
     if verdict.linearizable == Some(false) || !stats.lost_keys.is_empty() {
         1
     } else if verdict.linearizable.is_none()
-        || !problems.is_empty()
+        || !done.problems.is_empty()
         || restart_failed
         || !stats.unread_keys.is_empty()
     {
         3
+    } else if missed_bound {
+        4
     } else {
         0
     }
 }
 
-fn results_json(
-    ctx: &Ctx,
-    stats: &Stats,
-    faults: &[Fault],
-    restarts: &[Restart],
-    done: &Finished,
-    verdict: &Verdict,
-    exit_code: i32,
-) -> Value {
+fn results_json(ctx: &Ctx, out: &summary::Outcome, done: &Finished) -> Value {
     let (opts, plan) = (ctx.opts, ctx.plan);
     json!({
         "command": std::env::args().collect::<Vec<_>>(),
@@ -705,17 +933,25 @@ fn results_json(
         "latency_ms": opts.latency,
         "nemesis": opts.nemesis,
         "nemesis_interval_s": opts.nemesis_interval,
+        "partition_shapes": plan.shapes.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        "loss": plan.loss,
+        "latency_dist": opts.latency_dist,
+        "fault_targets": plan.targets.iter().map(|t| t.name()).collect::<Vec<_>>(),
+        "liveness_bound_s": opts.liveness_bound,
+        "final_restart": opts.final_restart,
         "client_timeout_ms": plan.timeout.as_millis() as u64,
         "seed": plan.seed,
-        "stats": stats,
-        "faults": faults,
-        "restarts": restarts,
+        "incomplete": out.interrupted,
+        "stats": out.stats,
+        "faults": out.faults,
+        "restarts": out.restarts,
+        "liveness_bound_missed": out.missed_bound,
         "final_phase_started_s": done.final_from_ns as f64 / 1e9,
         "net": done.net_json,
         "problems": done.problems,
-        "verdict": verdict.json,
-        "linearizable": verdict.linearizable,
-        "exit_code": exit_code,
+        "verdict": out.verdict.json,
+        "linearizable": out.verdict.linearizable,
+        "exit_code": out.exit_code,
     })
 }
 
@@ -756,6 +992,78 @@ mod tests {
         assert!(e.contains("`clock`"), "{e}");
         let e = plan(&opts(&["-w", "g-set"])).err().expect("bad workload");
         assert!(e.contains("g-set"), "{e}");
+    }
+
+    #[test]
+    fn fault_flags_parse_and_bad_ones_are_named() {
+        let p = plan(&opts(&[
+            "--nemesis",
+            "partition,kill,pause",
+            "--partition-shapes",
+            "bridge,link,spokes,deaf,mute,flaky",
+            "--fault-targets",
+            "primary",
+            "--loss",
+            "0.3",
+            "--latency-dist",
+            "exponential",
+            "--liveness-bound",
+            "2.5",
+        ]))
+        .expect("valid");
+        assert_eq!(
+            p.faults,
+            vec![FaultKind::Partition, FaultKind::Kill, FaultKind::Pause]
+        );
+        let names: Vec<&str> = p.shapes.iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["bridge", "link", "spokes", "deaf", "mute", "flaky"]);
+        assert_eq!(p.targets, vec![Target::Primary]);
+        assert_eq!((p.loss, p.latency_dist), (0.3, LatencyDist::Exponential));
+        assert_eq!(p.liveness_bound, Some(Duration::from_millis(2500)));
+        let p = plan(&opts(&["--partition-shapes", "all"])).expect("valid");
+        assert_eq!(p.shapes.len(), 11);
+        let p = plan(&opts(&[])).expect("defaults");
+        assert_eq!(p.shapes.len(), 5, "Maelstrom's four and the primary");
+        assert_eq!(p.targets, Target::ALL.to_vec());
+        assert_eq!(p.latency_dist, LatencyDist::Constant);
+        for (args, named) in [
+            (&["--partition-shapes", "one,wedge"][..], "`wedge`"),
+            (&["--fault-targets", "all-of-them"], "`all-of-them`"),
+            (&["--latency-dist", "gamma"], "`gamma`"),
+            (&["--loss", "1.5"], "--loss 1.5"),
+            (&["--nemesis", "pause,none"], "cannot be mixed"),
+            (&["--liveness-bound=-1"], "--liveness-bound -1"),
+            (
+                &[
+                    "--node-count",
+                    "3",
+                    "--concurrency",
+                    "6",
+                    "--partition-shapes",
+                    "spokes",
+                ],
+                "spokes needs at least 4 nodes",
+            ),
+        ] {
+            let e = plan(&opts(args)).err().expect("bad flag");
+            assert!(e.contains(named), "{args:?}: {e}");
+        }
+        let one_node = plan(&opts(&[
+            "--node-count",
+            "1",
+            "--concurrency",
+            "2",
+            "--nemesis",
+            "none",
+        ]));
+        assert!(one_node.is_ok(), "shapes are not judged without partitions");
+    }
+
+    #[test]
+    fn targets_hit_their_share_of_the_nodes() {
+        let counts: Vec<usize> = Target::ALL.iter().map(|t| t.count(5)).collect();
+        assert_eq!(counts, [1, 1, 2, 3]);
+        assert_eq!(Target::Minority.count(2), 1, "at least one");
     }
 
     #[test]

@@ -1,17 +1,19 @@
 //! The nemesis: the faults a run injects, one at a time, each healed one interval later.
 //!
-//! Owns: choosing each fault (kind in turn, shape and target from the run's seed), applying it to
-//! the cluster, healing it (restarting killed nodes on their data directory), and the log of
-//! faults and restarts the report is made from.
+//! Owns: choosing each fault (kinds in turn; shape and target drawn from the run's seed among
+//! those the flags allow), applying it to the cluster (a network fault, SIGKILL, or SIGSTOP),
+//! healing it one interval later (heal the network, restart killed nodes on their data directory,
+//! SIGCONT paused ones), and the log of faults and restarts the report is made from.
 //! Must never: look inside a node (the `primary` is found by message counts, as a network tap
 //! would), or leave a fault in place when it returns.
 
 use super::cluster::Cluster;
-use super::grudge::{self, Shape};
+use super::grudge;
+use super::interrupt;
 use super::report::{Fault, Restart};
 use super::rng::Rng;
 use super::workload::Recorder;
-use super::{FaultKind, Plan};
+use super::{FaultKind, Plan, Target};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 use std::thread;
@@ -61,112 +63,184 @@ pub fn restart_node(
     lock(&log.restarts).push(r);
 }
 
+/// How a fault is undone.
+enum Undo {
+    Heal,
+    Restart(Vec<usize>),
+    Resume(Vec<usize>),
+}
+
+struct Nemesis<'a> {
+    cluster: &'a Cluster,
+    rec: &'a Recorder,
+    log: &'a NemesisLog,
+    plan: &'a Plan,
+    rng: Rng,
+}
+
+/// Injects faults until `stop`: a healthy interval, a fault for one interval, healed, and again.
+/// Every fault is healed before it returns.
 pub fn run_nemesis(
     cluster: &Cluster,
     rec: &Recorder,
     log: &NemesisLog,
     plan: &Plan,
-    mut rng: Rng,
+    rng: Rng,
     stop: &AtomicBool,
 ) {
-    let n = cluster.node_count();
-    let names =
-        |v: &[usize]| -> Vec<String> { v.iter().map(|&i| cluster.ids()[i].clone()).collect() };
+    debug_assert!(!plan.faults.is_empty());
+    let mut nemesis = Nemesis {
+        cluster,
+        rec,
+        log,
+        plan,
+        rng,
+    };
     let mut round = 0usize;
     let mut sent_before = cluster.sent_counts();
     while nap(plan.interval, stop) {
-        let sent_now = cluster.sent_counts();
-        let busiest = (0..n)
-            .max_by_key(|&i| sent_now[i].saturating_sub(sent_before[i]))
-            .unwrap_or(0);
-        // The enabled kinds take turns (every run with both sees both); targets are random.
+        let primary = busiest_sender(&sent_before, &cluster.sent_counts());
+        // The enabled kinds take turns (every run with several sees each); targets are random.
         let kind = plan.faults[round % plan.faults.len()];
         round += 1;
-        let start_ns = rec.now_ns();
-        let mut killed = Vec::new();
-        let fault = match kind {
-            FaultKind::Partition => {
-                // Maelstrom's four shapes, plus the primary (the busiest sender) cut off.
-                let pick = rng.below(5) as usize;
-                let (shape, name, g, comps) = if pick == 4 {
-                    let others: Vec<usize> = (0..n).filter(|&i| i != busiest).collect();
-                    let comps = vec![vec![busiest], others];
-                    (Shape::One, "primary", grudge::complete(&comps, n), comps)
-                } else {
-                    let shape = Shape::ALL[pick];
-                    let (g, comps) = grudge::grudge(shape, n, &mut rng);
-                    (shape, shape.name(), g, comps)
-                };
-                cluster.set_grudge(g);
-                let cut = comps
-                    .iter()
-                    .min_by_key(|c| c.len())
-                    .cloned()
-                    .unwrap_or_default();
-                Fault {
-                    kind: "partition".into(),
-                    detail: name.into(),
-                    nodes: if shape == Shape::MajoritiesRing {
-                        Vec::new()
-                    } else {
-                        names(&cut)
-                    },
-                    components: comps.iter().map(|c| names(c)).collect(),
-                    start_ns,
-                    end_ns: None,
-                    serve_again_ms: None,
-                    majority_serves_again_ms: None,
-                }
-            }
-            FaultKind::Kill => {
-                let (target, k) = match rng.below(4) {
-                    0 => ("one", 1),
-                    1 => ("primary", 1),
-                    2 => ("minority", (n - 1) / 2),
-                    _ => ("majority", n / 2 + 1),
-                };
-                let mut nodes: Vec<usize> = if target == "primary" {
-                    vec![busiest]
-                } else {
-                    let mut v: Vec<usize> = (0..n).collect();
-                    rng.shuffle(&mut v);
-                    v
-                };
-                nodes.truncate(k.max(1).min(n));
-                nodes.sort_unstable();
-                for &i in &nodes {
-                    cluster.kill(i);
-                }
-                // The fault is in effect once the last kill has been reaped.
-                let start_ns = rec.now_ns();
-                killed = nodes.clone();
-                Fault {
-                    kind: "kill".into(),
-                    detail: target.into(),
-                    nodes: names(&nodes),
-                    components: Vec::new(),
-                    start_ns,
-                    end_ns: None,
-                    serve_again_ms: None,
-                    majority_serves_again_ms: None,
-                }
-            }
+        let (fault, undo) = match kind {
+            FaultKind::Partition => nemesis.partition(primary),
+            FaultKind::Kill => nemesis.kill(primary),
+            FaultKind::Pause => nemesis.pause(primary),
         };
         *lock(&log.current) = format!("{} {} {}", fault.kind, fault.detail, fault.nodes.join(","));
-        lock(&log.faults).push(fault);
-        let fi = lock(&log.faults).len() - 1;
+        let index = {
+            let mut faults = lock(&log.faults);
+            faults.push(fault);
+            faults.len() - 1
+        };
         let _ = nap(plan.interval, stop);
-        // Heal: always, even when stopping, so the fault's period is closed.
-        match kind {
-            FaultKind::Partition => cluster.set_grudge(grudge::healed(n)),
-            FaultKind::Kill => {
-                for &i in &killed {
-                    restart_node(cluster, rec, log, i, false);
+        // Heal always, even when stopping, so the fault's period is closed.
+        nemesis.undo(undo);
+        lock(&log.faults)[index].end_ns = Some(rec.now_ns());
+        lock(&log.current).clear();
+        sent_before = cluster.sent_counts();
+    }
+}
+
+/// The node that sent the most node-to-node messages between two readings of the counts.
+pub fn busiest_sender(before: &[u64], now: &[u64]) -> usize {
+    (0..now.len())
+        .max_by_key(|&i| now[i].saturating_sub(before.get(i).copied().unwrap_or(0)))
+        .unwrap_or(0)
+}
+
+impl Nemesis<'_> {
+    fn names(&self, nodes: &[usize]) -> Vec<String> {
+        nodes
+            .iter()
+            .map(|&i| self.cluster.ids()[i].clone())
+            .collect()
+    }
+
+    fn fault(&self, kind: &str, detail: &str, nodes: &[usize], majority_side: &[usize]) -> Fault {
+        Fault {
+            kind: kind.into(),
+            detail: detail.into(),
+            nodes: self.names(nodes),
+            majority_side: self.names(majority_side),
+            components: Vec::new(),
+            start_ns: self.rec.now_ns(),
+            end_ns: None,
+            serve_again_ms: None,
+            majority_serves_again_ms: None,
+            liveness: None,
+        }
+    }
+
+    fn partition(&mut self, primary: usize) -> (Fault, Undo) {
+        let n = self.cluster.node_count();
+        let shapes = &self.plan.shapes;
+        let shape = shapes[self.rng.below(shapes.len() as u64) as usize];
+        let net = grudge::partition(shape, n, primary, self.plan.loss, &mut self.rng);
+        let side = grudge::majority_side(&net.grudge);
+        let mut fault = self.fault("partition", shape.name(), &net.nodes, &side);
+        fault.components = net.components.iter().map(|c| self.names(c)).collect();
+        self.cluster.set_fault(net);
+        fault.start_ns = self.rec.now_ns();
+        (fault, Undo::Heal)
+    }
+
+    /// A target among `--fault-targets`, and the nodes it names (sorted).
+    fn targets(&mut self, primary: usize) -> (Target, Vec<usize>) {
+        let n = self.cluster.node_count();
+        let allowed = &self.plan.targets;
+        let target = allowed[self.rng.below(allowed.len() as u64) as usize];
+        let mut nodes: Vec<usize> = if target == Target::Primary {
+            vec![primary]
+        } else {
+            let mut v: Vec<usize> = (0..n).collect();
+            self.rng.shuffle(&mut v);
+            v
+        };
+        nodes.truncate(target.count(n));
+        nodes.sort_unstable();
+        (target, nodes)
+    }
+
+    /// The nodes not in `hit`, when they are a majority.
+    fn survivors(&self, hit: &[usize]) -> Vec<usize> {
+        let n = self.cluster.node_count();
+        let rest: Vec<usize> = (0..n).filter(|i| !hit.contains(i)).collect();
+        if rest.len() > n / 2 {
+            rest
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn kill(&mut self, primary: usize) -> (Fault, Undo) {
+        let (target, nodes) = self.targets(primary);
+        for &i in &nodes {
+            self.cluster.kill(i);
+        }
+        // The fault is in effect once the last kill has been reaped: `fault` stamps it now.
+        let fault = self.fault("kill", target.name(), &nodes, &self.survivors(&nodes));
+        (fault, Undo::Restart(nodes))
+    }
+
+    fn pause(&mut self, primary: usize) -> (Fault, Undo) {
+        let (target, nodes) = self.targets(primary);
+        let paused: Vec<usize> = nodes
+            .iter()
+            .copied()
+            .filter(|&i| self.cluster.pause(i))
+            .collect();
+        let fault = self.fault("pause", target.name(), &paused, &self.survivors(&paused));
+        (fault, Undo::Resume(paused))
+    }
+
+    fn undo(&mut self, undo: Undo) {
+        match undo {
+            Undo::Heal => self.cluster.heal(),
+            // A run stopped by a signal is ending: its nodes are about to be stopped anyway.
+            Undo::Restart(_) if interrupt::requested().is_some() => {}
+            Undo::Restart(nodes) => {
+                for i in nodes {
+                    restart_node(self.cluster, self.rec, self.log, i, false);
+                }
+            }
+            Undo::Resume(nodes) => {
+                for i in nodes {
+                    self.cluster.resume(i);
                 }
             }
         }
-        lock(&log.faults)[fi].end_ns = Some(rec.now_ns());
-        lock(&log.current).clear();
-        sent_before = cluster.sent_counts();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_busiest_sender_is_counted_since_the_last_reading() {
+        assert_eq!(busiest_sender(&[100, 0, 0], &[110, 30, 5]), 1);
+        assert_eq!(busiest_sender(&[0, 0, 0], &[110, 30, 5]), 0);
     }
 }

@@ -1,14 +1,21 @@
 //! The verdict and the summary a run prints.
 //!
 //! Owns: running the checker over the recorded history (and writing its HTML report), and the
-//! text of the summary: counts, latencies, each fault and how long until service came back, the
-//! read-back, and the verdict.
+//! text of the summary: counts, latencies, each fault with its liveness (how long until the
+//! majority side served again, ok-rate during against before, longest gap without an ok, leader
+//! changes), a table of liveness per fault shape, the read-back, and the verdict (naming at most
+//! a few failing keys and their count).
 //! Must never: compute a figure the report module did not derive from the history.
 
 use super::report::{Fault, Restart, Stats};
 use super::workload::{self, Kind, F};
 use serde_json::Value;
+use std::fmt::Write as _;
 use std::path::Path;
+use std::time::Duration;
+
+/// How many failing or lost keys a summary line names before it says "...".
+const KEYS_NAMED: usize = 5;
 
 /// The checker's verdict on a history, as the bench reports it.
 pub struct Verdict {
@@ -17,7 +24,7 @@ pub struct Verdict {
     pub json: Value,
 }
 
-/// Runs the checker (`crate::check`, default semantics of DESIGN §5) over the history, and
+/// Runs the checker (`crate::check`, with its default reading of a history) over the history, and
 /// writes its HTML report next to the history.
 pub fn check_history(events: &[workload::Event], dir: &Path) -> Verdict {
     use crate::check::{self, EventKind, Op};
@@ -47,18 +54,29 @@ pub fn check_history(events: &[workload::Event], dir: &Path) -> Verdict {
     };
     let mut text = report.to_text();
     if let Some(false) = linearizable {
-        let keys: Vec<String> = report
-            .violations
-            .iter()
-            .map(|v| v.key.to_string())
-            .collect();
-        text = format!("NOT LINEARIZABLE: failing keys {}\n{text}", keys.join(", "));
+        let mut keys: Vec<&Value> = report.violations.iter().map(|v| &v.key).collect();
+        keys.sort_by_key(|k| (k.as_u64(), k.to_string()));
+        keys.dedup();
+        let (count, list) = key_list(&keys);
+        let verb = if keys.len() == 1 { "fails" } else { "fail" };
+        text = format!("NOT LINEARIZABLE: {count} {verb}: {list}\n{text}");
     }
     Verdict {
         linearizable,
         text: text.trim_end().to_string(),
         json: report.to_json(),
     }
+}
+
+/// ("348 keys", "47, 48, 49, 50, 51, ...") naming at most `KEYS_NAMED` keys.
+pub fn key_list<K: std::fmt::Display>(keys: &[K]) -> (String, String) {
+    let named: Vec<String> = keys.iter().take(KEYS_NAMED).map(K::to_string).collect();
+    let more = if keys.len() > KEYS_NAMED { ", ..." } else { "" };
+    let noun = if keys.len() == 1 { "key" } else { "keys" };
+    (
+        format!("{} {noun}", keys.len()),
+        format!("{}{more}", named.join(", ")),
+    )
 }
 
 fn median_of(mut v: Vec<f64>) -> Option<f64> {
@@ -69,18 +87,55 @@ fn median_of(mut v: Vec<f64>) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
-pub fn summary(
-    s: &Stats,
-    faults: &[Fault],
-    restarts: &[Restart],
-    problems: &[String],
-    verdict: &Verdict,
-    exit_code: i32,
-    dir: &Path,
-) -> String {
+/// Everything the summary reports.
+pub struct Outcome<'a> {
+    pub stats: &'a Stats,
+    pub faults: &'a [Fault],
+    pub restarts: &'a [Restart],
+    pub problems: &'a [String],
+    pub verdict: &'a Verdict,
+    /// Faults (indexes) whose majority side did not serve again within `liveness_bound`.
+    pub missed_bound: &'a [usize],
+    pub liveness_bound: Option<Duration>,
+    /// The signal that stopped the run, if one did.
+    pub interrupted: Option<&'static str>,
+    pub exit_code: i32,
+    pub dir: &'a Path,
+}
+
+pub fn summary(out: &Outcome) -> String {
     let mut o = String::new();
-    use std::fmt::Write as _;
     let _ = writeln!(o, "\n== raftkv test summary ==");
+    if let Some(sig) = out.interrupted {
+        let _ = writeln!(
+            o,
+            "INCOMPLETE: stopped by {sig}; what was recorded is kept, unchecked"
+        );
+    }
+    ops_lines(out.stats, &mut o);
+    fault_lines(out.faults, out.restarts, &mut o);
+    liveness_table(out.faults, &mut o);
+    bound_lines(out, &mut o);
+    restart_lines(out.restarts, &mut o);
+    readback_lines(out.stats, &mut o);
+    for p in out.problems.iter().take(10) {
+        let _ = writeln!(o, "node problem: {p}");
+    }
+    let lines: Vec<&str> = out.verdict.text.lines().collect();
+    let _ = writeln!(o, "verdict: {}", lines[..lines.len().min(40)].join("\n"));
+    if lines.len() > 40 {
+        let _ = writeln!(
+            o,
+            "  ... {} more lines: the whole report is in check.html and results.json",
+            lines.len() - 40
+        );
+    }
+    let _ = writeln!(o, "store: {}", out.dir.display());
+    let _ = writeln!(o, "exit status: {}", out.exit_code);
+    o
+}
+
+fn ops_lines(s: &Stats, o: &mut String) {
     let _ = writeln!(
         o,
         "ops: {} ({} ok, {} fail, {} info; {} timed out)   ok-fraction {:.3}   answered in time {:.3}",
@@ -106,55 +161,141 @@ pub fn summary(
         "throughput: {:.1} ops/s ({:.1} ok/s) over {:.1} s",
         s.throughput_ops_s, s.ok_throughput_ops_s, s.duration_s
     );
+}
+
+fn ms(v: Option<f64>) -> String {
+    v.map_or("never".to_string(), |m| format!("{m:.0} ms"))
+}
+
+/// How long until the majority side served again: "n/a" when the fault left no majority.
+fn majority_ms(f: &Fault) -> String {
+    if f.majority_side.is_empty() {
+        "n/a".into()
+    } else {
+        ms(f.majority_serves_again_ms)
+    }
+}
+
+fn fault_lines(faults: &[Fault], restarts: &[Restart], o: &mut String) {
     let count = |k: &str| faults.iter().filter(|f| f.kind == k).count();
-    let nemesis_restarts: Vec<&Restart> = restarts.iter().filter(|r| !r.final_phase).collect();
+    let during_run = restarts.iter().filter(|r| !r.final_phase).count();
     let _ = writeln!(
         o,
-        "faults: {} partitions, {} kills, {} restarts during the run (+{} in the final phase), {} crashes",
+        "faults: {} partitions, {} kills, {} pauses, {} restarts during the run (+{} in the final phase), {} crashes",
         count("partition"),
         count("kill"),
-        nemesis_restarts.len(),
-        restarts.len() - nemesis_restarts.len(),
+        count("pause"),
+        during_run,
+        restarts.len() - during_run,
         count("crash")
     );
     for f in faults.iter().filter(|f| f.kind != "crash") {
-        let ms = |v: Option<f64>| v.map_or("never".to_string(), |m| format!("{m:.0} ms"));
-        let _ = writeln!(
+        let nodes = if f.nodes.is_empty() {
+            "-".into()
+        } else {
+            f.nodes.join(",")
+        };
+        let _ = write!(
             o,
             "  {:>7.2}s {:<9} {:<15} {:<14} majority side served after {:>8}, a client op after {:>8}",
             f.start_ns as f64 / 1e9,
             f.kind,
             f.detail,
-            if f.nodes.is_empty() {
-                "-".into()
-            } else {
-                f.nodes.join(",")
-            },
-            ms(f.majority_serves_again_ms),
+            nodes,
+            majority_ms(f),
             ms(f.serve_again_ms)
         );
-    }
-    for (kind, detail, label) in [
-        ("partition", None, "a partition"),
-        ("kill", None, "a kill"),
-        ("kill", Some("primary"), "a kill of the primary (leader)"),
-    ] {
-        let pick = |g: fn(&Fault) -> Option<f64>| -> Vec<f64> {
-            faults
-                .iter()
-                .filter(|f| f.kind == kind && detail.is_none_or(|d| f.detail == d))
-                .filter_map(g)
-                .collect()
-        };
-        if let Some(m) = median_of(pick(|f| f.majority_serves_again_ms)) {
-            let any = median_of(pick(|f| f.serve_again_ms))
-                .map_or(String::new(), |a| format!(" (a client op: {a:.0} ms)"));
-            let _ = writeln!(
+        if let Some(l) = &f.liveness {
+            let rate = |r: Option<f64>| r.map_or("-".into(), |r| format!("{r:.0}"));
+            let _ = write!(
                 o,
-                "  median time until the majority side serves again after {label}: {m:.0} ms{any}"
+                "; ok/s {} -> {}, longest gap {}, leader changes {}",
+                rate(l.ok_rate_before),
+                rate(l.ok_rate_during),
+                ms(l.longest_gap_ms),
+                l.leader_changes
             );
         }
+        o.push('\n');
     }
+}
+
+/// Per fault kind and shape (or target): how many, and the medians of the liveness figures.
+fn liveness_table(faults: &[Fault], o: &mut String) {
+    let mut groups: Vec<(&str, &str)> = Vec::new();
+    for f in faults.iter().filter(|f| f.kind != "crash") {
+        if !groups.contains(&(f.kind.as_str(), f.detail.as_str())) {
+            groups.push((f.kind.as_str(), f.detail.as_str()));
+        }
+    }
+    if groups.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "liveness by fault (medians): fault, count, majority serves again, ok/s during / before, longest gap, leader changes (total)"
+    );
+    for (kind, detail) in groups {
+        let of: Vec<&Fault> = faults
+            .iter()
+            .filter(|f| f.kind == kind && f.detail == detail)
+            .collect();
+        let med =
+            |g: &dyn Fn(&Fault) -> Option<f64>| median_of(of.iter().filter_map(|f| g(f)).collect());
+        let serve = med(&|f| f.majority_serves_again_ms);
+        let during = med(&|f| f.liveness.as_ref()?.ok_rate_during);
+        let before = med(&|f| f.liveness.as_ref()?.ok_rate_before);
+        let gap = med(&|f| f.liveness.as_ref()?.longest_gap_ms);
+        let changes: usize = of
+            .iter()
+            .filter_map(|f| f.liveness.as_ref())
+            .map(|l| l.leader_changes)
+            .sum();
+        let no_majority = of.iter().all(|f| f.majority_side.is_empty());
+        let _ = writeln!(
+            o,
+            "  {:<26} {:>3}  {:>9}  {:>5} / {:<5}  {:>9}  {changes}",
+            format!("{kind} {detail}"),
+            of.len(),
+            if no_majority { "n/a".into() } else { ms(serve) },
+            during.map_or("-".into(), |r| format!("{r:.0}")),
+            before.map_or("-".into(), |r| format!("{r:.0}")),
+            ms(gap),
+        );
+    }
+}
+
+fn bound_lines(out: &Outcome, o: &mut String) {
+    let Some(bound) = out.liveness_bound else {
+        return;
+    };
+    if out.missed_bound.is_empty() {
+        let _ = writeln!(
+            o,
+            "liveness bound {:.1} s: met after every fault with a majority side",
+            bound.as_secs_f64()
+        );
+        return;
+    }
+    let _ = writeln!(
+        o,
+        "LIVENESS BOUND {:.1} s MISSED after {} fault(s):",
+        bound.as_secs_f64(),
+        out.missed_bound.len()
+    );
+    for f in out.missed_bound.iter().filter_map(|&i| out.faults.get(i)) {
+        let _ = writeln!(
+            o,
+            "  {:>7.2}s {} {}: the majority side served again after {}",
+            f.start_ns as f64 / 1e9,
+            f.kind,
+            f.detail,
+            ms(f.majority_serves_again_ms)
+        );
+    }
+}
+
+fn restart_lines(restarts: &[Restart], o: &mut String) {
     if let Some(m) = median_of(
         restarts
             .iter()
@@ -176,6 +317,9 @@ pub fn summary(
             r.error.as_deref().unwrap_or("")
         );
     }
+}
+
+fn readback_lines(s: &Stats, o: &mut String) {
     let _ = writeln!(
         o,
         "final read-back: {} keys, {} reads ok, {} failed attempts, {} keys unread, {} keys lost",
@@ -186,25 +330,31 @@ pub fn summary(
         s.lost_keys.len()
     );
     if !s.lost_keys.is_empty() {
+        let (count, list) = key_list(&s.lost_keys);
         let _ = writeln!(
             o,
-            "  acknowledged writes lost (key absent at the end): keys {:?}",
-            s.lost_keys
+            "  acknowledged writes lost (key absent at the end): {count}: {list}"
         );
     }
-    for p in problems.iter().take(10) {
-        let _ = writeln!(o, "node problem: {p}");
-    }
-    let lines: Vec<&str> = verdict.text.lines().collect();
-    let _ = writeln!(o, "verdict: {}", lines[..lines.len().min(40)].join("\n"));
-    if lines.len() > 40 {
-        let _ = writeln!(
-            o,
-            "  ... {} more lines: the whole report is in check.html and results.json",
-            lines.len() - 40
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_list_names_a_few_keys_and_the_count() {
+        let many: Vec<u64> = (47..395).collect();
+        let (count, list) = key_list(&many);
+        assert_eq!(
+            format!("{count} fail: {list}"),
+            "348 keys fail: 47, 48, 49, 50, 51, ..."
+        );
+        assert_eq!(key_list(&[3]), ("1 key".into(), "3".into()));
+        assert_eq!(
+            key_list(&[1, 2, 3, 4, 5]).1,
+            "1, 2, 3, 4, 5",
+            "no dots when all named"
         );
     }
-    let _ = writeln!(o, "store: {}", dir.display());
-    let _ = writeln!(o, "exit status: {exit_code}");
-    o
 }
