@@ -391,10 +391,10 @@ fn latency_is_applied_to_every_message() {
 }
 
 /// The main job, short enough for CI: this project's node (the default `--bin`), 5 nodes,
-/// partitions and kills taking turns, then heal, restart everything, and read every key back.
-/// `RAFTKV_BENCH_SECS` makes it longer.
+/// partitions of every shape, kills and pauses taking turns, then heal, restart everything, and
+/// read every key back. `RAFTKV_BENCH_SECS` makes it longer.
 #[test]
-fn this_node_is_linearizable_through_partitions_and_kills() {
+fn this_node_is_linearizable_through_partitions_kills_and_pauses() {
     let secs = std::env::var("RAFTKV_BENCH_SECS").unwrap_or_else(|_| "10".into());
     let limit = Duration::from_secs(secs.parse::<u64>().unwrap_or(10) + 90);
     let r = bench(
@@ -402,7 +402,11 @@ fn this_node_is_linearizable_through_partitions_and_kills() {
             "--time-limit",
             &secs,
             "--nemesis-interval",
-            "1.5",
+            "1.2",
+            "--nemesis",
+            "partition,kill,pause",
+            "--partition-shapes",
+            "all",
             "--rate",
             "100",
         ],
@@ -429,7 +433,7 @@ fn this_node_is_linearizable_through_partitions_and_kills() {
         .filter_map(|f| f["kind"].as_str())
         .collect();
     assert!(
-        kinds.contains(&"partition") && kinds.contains(&"kill"),
+        kinds.contains(&"partition") && kinds.contains(&"kill") && kinds.contains(&"pause"),
         "{kinds:?}"
     );
     let restarts = res["restarts"].as_array().expect("restarts");

@@ -117,7 +117,11 @@ pub fn summary(out: &Outcome) -> String {
     liveness_table(out.faults, &mut o);
     bound_lines(out, &mut o);
     restart_lines(out.restarts, &mut o);
-    readback_lines(out.stats, &mut o);
+    if out.interrupted.is_none() {
+        readback_lines(out.stats, &mut o);
+    } else {
+        let _ = writeln!(o, "final read-back: not done (the run was stopped)");
+    }
     for p in out.problems.iter().take(10) {
         let _ = writeln!(o, "node problem: {p}");
     }
