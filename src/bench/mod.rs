@@ -275,19 +275,8 @@ fn plan(o: &Opts) -> Result<Plan, String> {
     if !faults.is_empty() && interval < Duration::from_millis(100) {
         return Err("--nemesis-interval must be at least 0.1 s".into());
     }
-    let bin = match &o.bin {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| format!("cannot find the raftkv executable to run as the node: {e}"))?,
-    };
-    let seed = o.seed.unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    });
     Ok(Plan {
-        bin,
+        bin: node_binary(o)?,
         n,
         concurrency,
         group: 2 * n,
@@ -297,13 +286,29 @@ fn plan(o: &Opts) -> Result<Plan, String> {
         loss: o.loss,
         latency_dist,
         liveness_bound,
-        seed,
+        seed: o.seed.unwrap_or_else(clock_seed),
         time_limit,
         interval,
         timeout: Duration::from_millis((10 * o.latency).max(1000)),
         probe_every: Duration::from_millis(o.probe_interval),
         probe_timeout: Duration::from_millis((4 * o.latency + 50).max(100)),
     })
+}
+
+/// `--bin`, or this raftkv executable (run with no subcommand, it is the node).
+fn node_binary(o: &Opts) -> Result<PathBuf, String> {
+    match &o.bin {
+        Some(b) => Ok(b.clone()),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find the raftkv executable to run as the node: {e}")),
+    }
+}
+
+fn clock_seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
 }
 
 fn secs(name: &str, v: f64) -> Result<Duration, String> {

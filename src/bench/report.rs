@@ -147,7 +147,13 @@ pub fn stats(ops: &[OpRecord], workload_ns: u64) -> Stats {
         s.throughput_ops_s = s.ops as f64 / s.duration_s;
         s.ok_throughput_ops_s = s.ok as f64 / s.duration_s;
     }
-    // Final reads: per key, the last successful one.
+    read_back(ops, &mut s);
+    s
+}
+
+/// The final phase's figures: per key, the last successful final read against the
+/// acknowledged writes.
+fn read_back(ops: &[OpRecord], s: &mut Stats) {
     let mut acked = std::collections::BTreeSet::new();
     let mut keys = std::collections::BTreeSet::new();
     for o in ops {
@@ -175,7 +181,6 @@ pub fn stats(ops: &[OpRecord], workload_ns: u64) -> Stats {
             Some(_) => {}
         }
     }
-    s
 }
 
 /// The cluster served this op: `ok`, or a definite answer about the data (20, 21, 22).
