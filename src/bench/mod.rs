@@ -1069,6 +1069,8 @@ mod tests {
         let counts: Vec<usize> = Target::ALL.iter().map(|t| t.count(5)).collect();
         assert_eq!(counts, [1, 1, 2, 3]);
         assert_eq!(Target::Minority.count(2), 1, "at least one");
+        assert_eq!(Target::Minority.count(4), 1, "2 of 4 is not a minority");
+        assert_eq!(Target::Majority.count(4), 3);
     }
 
     #[test]
