@@ -1,8 +1,9 @@
 //! What a run leaves behind: the history in both forms, statistics, fault timings, plots.
 //!
-//! Owns: `history.jsonl` (canonical, DESIGN §5), `history.edn` (Jepsen's independent-key form),
-//! the statistics of the summary and `results.json` (counts by outcome, ok-fraction, latency
-//! percentiles, throughput, time to serve again after each fault), and the two SVG plots.
+//! Owns: `history.jsonl` (canonical: the checker's input), `history.edn` (Jepsen's
+//! independent-key form), the statistics of the summary and `results.json` (counts by outcome,
+//! ok-fraction, latency percentiles, throughput, time to serve again after each fault), and the
+//! two SVG plots.
 //! Must never: alter or invent events; every figure is computed from the recorded history.
 
 use super::liveness::Liveness;
