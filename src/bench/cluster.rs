@@ -11,8 +11,8 @@
 
 use super::grudge::{self, NetFault};
 use super::net::{self, DelayQueue, Fate, LatencyDist};
-use super::rng::Rng;
 use crate::maelstrom::Envelope;
+use crate::rng::Rng;
 use serde_json::{json, Map, Value};
 use std::collections::HashMap;
 use std::fs::OpenOptions;

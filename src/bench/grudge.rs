@@ -8,7 +8,7 @@
 //! Also which nodes a fault leaves on the majority side.
 //! Must never: touch processes or the network; it is pure (node indexes in, sets out).
 
-use super::rng::Rng;
+use crate::rng::Rng;
 use std::collections::BTreeSet;
 
 /// `grudge[dst]` = the nodes whose messages `dst` drops. Empty sets everywhere = healed.

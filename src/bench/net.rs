@@ -9,7 +9,7 @@
 //! but for the random draws it is handed.
 
 use super::grudge::{self, NetFault};
-use super::rng::Rng;
+use crate::rng::Rng;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};

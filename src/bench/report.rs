@@ -617,15 +617,7 @@ mod tests {
 
     #[test]
     fn edn_is_jepsen_independent_form() {
-        let e = Event {
-            index: 0,
-            time: 5,
-            process: 3,
-            kind: Kind::Invoke,
-            f: F::Cas,
-            key: 7,
-            value: json!([1, 4]),
-        };
+        let e = Event::new(0, 5, 3, Kind::Invoke, F::Cas, 7, json!([1, 4]));
         assert_eq!(
             edn(&[e]),
             "{:index 0, :time 5, :process 3, :type :invoke, :f :cas, :value [7 [1 4]]}\n"

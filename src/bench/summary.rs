@@ -8,7 +8,7 @@
 //! Must never: compute a figure the report module did not derive from the history.
 
 use super::report::{Fault, Restart, Stats};
-use super::workload::{self, Kind, F};
+use super::workload;
 use serde_json::Value;
 use std::fmt::Write as _;
 use std::path::Path;
@@ -24,28 +24,11 @@ pub struct Verdict {
     pub json: Value,
 }
 
-/// Runs the checker (`crate::check`, with its default reading of a history) over the history, and
-/// writes its HTML report next to the history.
+/// Runs the checker (`crate::check`, its default options) over the history, and writes its HTML
+/// report next to the history.
 pub fn check_history(events: &[workload::Event], dir: &Path) -> Verdict {
-    use crate::check::{self, EventKind, Op};
-    let history: Vec<check::Event> = events
-        .iter()
-        .map(|e| {
-            let kind = match e.kind {
-                Kind::Invoke => EventKind::Invoke,
-                Kind::Ok => EventKind::Ok,
-                Kind::Fail => EventKind::Fail,
-                Kind::Info => EventKind::Info,
-            };
-            let f = match e.f {
-                F::Read => Op::Read,
-                F::Write => Op::Write,
-                F::Cas => Op::Cas,
-            };
-            check::Event::new(e.index, e.time, e.process, kind, f, e.key, e.value.clone())
-        })
-        .collect();
-    let report = check::check(&history, &check::Options::default());
+    use crate::check;
+    let report = check::check(events, &check::Options::default());
     let _ = std::fs::write(dir.join("check.html"), report.to_html());
     let linearizable = match report.verdict {
         check::Verdict::Linearizable => Some(true),

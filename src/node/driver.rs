@@ -5,10 +5,13 @@
 //! worker threads), or send a message from `Ready::persisted_messages` before that persist returned.
 
 use super::request::Op;
+use super::tools::{partition_test, verify_linearizability};
 use super::{datadir, Event};
 use crate::kv::{KvStore, Outcome};
 use crate::maelstrom::{code, error_body, pack, reply_body, Envelope};
-use crate::raft::{Config, InitialState, Message, NodeId, Raft, Ready, Role, SnapshotMeta};
+use crate::raft::{
+    Config, EntryKind, InitialState, Message, NodeId, Raft, Ready, Role, SnapshotMeta,
+};
 use raftkv_storage::{Identity, Storage, WriteBatch};
 use serde_json::{Map, Value};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -773,9 +776,9 @@ impl<W: Write> Node<W> {
                     snapshot: rd
                         .snapshot
                         .as_ref()
-                        .map(|(m, d)| (m.clone(), d.as_ref().clone())),
-                    entries: rd.entries.clone(),
-                    hard_state: rd.hard_state,
+                        .map(|(m, d)| (m.into(), d.as_ref().clone())),
+                    entries: rd.entries.iter().map(Into::into).collect(),
+                    hard_state: rd.hard_state.map(Into::into),
                 };
                 c.storage
                     .persist(&batch)
@@ -873,7 +876,7 @@ impl Cluster {
                 ));
             };
             next = last.index + 1;
-            entries.extend(batch);
+            entries.extend(batch.into_iter().map(crate::raft::Entry::from));
         }
         eprintln!(
             "raftkv: {me} opened {}: term {} commit {} snapshot {:?} log [{}, {}]",
@@ -894,8 +897,8 @@ impl Cluster {
             t ^ (u64::from(std::process::id()) << 32) ^ my
         };
         let state = InitialState {
-            hard_state: rec.hard_state,
-            snapshot: snapshot.map(|(m, d)| (m, Arc::new(d))),
+            hard_state: rec.hard_state.into(),
+            snapshot: snapshot.map(|(m, d)| (m.into(), Arc::new(d))),
             entries,
         };
         let raft = Raft::try_new(Config::new(my, voters, seed), state)?;
@@ -994,19 +997,17 @@ impl Cluster {
                 continue;
             }
             let outcome = match e.kind {
-                raftkv_storage::EntryKind::Noop => None,
-                raftkv_storage::EntryKind::Normal => {
-                    match serde_json::from_slice::<crate::kv::Command>(&e.data) {
-                        Ok(cmd) => Some(self.kv.apply(&cmd)),
-                        Err(err) => {
-                            eprintln!(
-                                "raftkv: {}: committed entry {} is not a command: {err}",
-                                self.me, e.index
-                            );
-                            None
-                        }
+                EntryKind::Noop => None,
+                EntryKind::Normal => match serde_json::from_slice::<crate::kv::Command>(&e.data) {
+                    Ok(cmd) => Some(self.kv.apply(&cmd)),
+                    Err(err) => {
+                        eprintln!(
+                            "raftkv: {}: committed entry {} is not a command: {err}",
+                            self.me, e.index
+                        );
+                        None
                     }
-                }
+                },
             };
             self.applied = e.index;
             self.applied_term = e.term;
@@ -1060,7 +1061,7 @@ impl Cluster {
             voters: (0..self.ids.len()).map(core_id).collect(),
         };
         self.storage
-            .save_snapshot(&meta, &data)
+            .save_snapshot(&(&meta).into(), &data)
             .map_err(|e| format!("{}: cannot save snapshot at {}: {e}", self.me, meta.index))?;
         self.raft.snapshot_taken(meta, Arc::new(data));
         self.last_snapshot = self.applied;
@@ -1099,19 +1100,6 @@ fn reply(client: &Client, body: Map<String, Value>) -> Envelope {
         dest: client.src.clone(),
         body,
     }
-}
-
-/// `partition_test` (DESIGN §6): the simulator runs the scripted partition on the real core and
-/// state machine; the caller adds `in_reply_to`.
-pub fn partition_test(body: &Map<String, Value>) -> Result<Map<String, Value>, (u64, String)> {
-    crate::sim::partition_test_request(body)
-}
-
-/// `verify_linearizability` (DESIGN §5): the checker answers; the caller adds `in_reply_to`.
-pub fn verify_linearizability(
-    body: &Map<String, Value>,
-) -> Result<Map<String, Value>, (u64, String)> {
-    crate::check::verify_request(body)
 }
 
 #[cfg(test)]

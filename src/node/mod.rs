@@ -1,4 +1,4 @@
-//! The Maelstrom node driver (DESIGN §4): event loop, storage glue, client requests, forwarding,
+//! The Maelstrom node driver: event loop, storage glue, client requests, forwarding,
 //! restart recovery.
 //!
 //! Owns: the process's loop (a reader thread feeds a channel; each turn drains every event that
@@ -13,7 +13,9 @@
 
 pub mod datadir;
 mod driver;
+mod records;
 pub mod request;
+pub mod tools;
 
 pub use driver::{Node, Settings};
 

@@ -8,6 +8,7 @@
 
 use super::*;
 use crate::kv::{Command, KvStore, Outcome};
+use crate::rng::Rng;
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -87,7 +88,7 @@ struct Cluster {
     violations: Vec<String>,
     snapshot_every: Option<u64>,
     sent: Vec<Message>,
-    rng: u64,
+    rng: Rng,
     /// The next turn of this node sends its immediate messages, then the node crashes before
     /// the persist completes.
     crash_mid_turn: Option<NodeId>,
@@ -120,7 +121,7 @@ impl Cluster {
             violations: Vec::new(),
             snapshot_every: None,
             sent: Vec::new(),
-            rng: seed | 1,
+            rng: Rng::new(seed),
             crash_mid_turn: None,
             read_floor: BTreeMap::new(),
         }
@@ -255,9 +256,9 @@ impl Cluster {
             if self.net.is_empty() {
                 return;
             }
-            let i = (next_rand(&mut self.rng) % self.net.len() as u64) as usize;
+            let i = self.rng.below(self.net.len() as u64) as usize;
             let Some(m) = self.net.remove(i) else { return };
-            let r = next_rand(&mut self.rng) % 80;
+            let r = self.rng.below(80);
             if r < 8 {
                 continue;
             }
@@ -382,13 +383,6 @@ impl Cluster {
             .collect();
         logs.windows(2).all(|w| w[0] == w[1])
     }
-}
-
-fn next_rand(s: &mut u64) -> u64 {
-    *s ^= *s << 13;
-    *s ^= *s >> 7;
-    *s ^= *s << 17;
-    *s
 }
 
 impl Node {
@@ -1683,16 +1677,16 @@ fn random_run(seed: u64, steps: usize, b: Bugs) -> Vec<String> {
         cfg.bugs = b.clone();
     });
     c.snapshot_every = Some(7);
-    let mut rng = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut rng = Rng::new(seed);
     let mut read_id = 0;
     for step in 0..steps {
-        let r = next_rand(&mut rng) % 100;
+        let r = rng.below(100);
         match r {
             0..=39 => c.tick_all(),
             40..=59 => {
                 if let Some(l) = c.leader() {
                     let cmd = Command::Write {
-                        key: json!(next_rand(&mut rng) % 4),
+                        key: json!(rng.below(4)),
                         value: json!(step),
                     };
                     let _ = c.raft(l).propose(cmd.encode());
@@ -1708,7 +1702,7 @@ fn random_run(seed: u64, steps: usize, b: Bugs) -> Vec<String> {
                     .map(|(&i, _)| i)
                     .collect();
                 if !leaders.is_empty() {
-                    let id = leaders[(next_rand(&mut rng) % leaders.len() as u64) as usize];
+                    let id = leaders[rng.below(leaders.len() as u64) as usize];
                     read_id += 1;
                     let floor = c.max_commit();
                     c.read_floor.insert((id, read_id), floor);
@@ -1717,9 +1711,9 @@ fn random_run(seed: u64, steps: usize, b: Bugs) -> Vec<String> {
                 }
             }
             70..=73 => {
-                let id = 1 + next_rand(&mut rng) % 5;
+                let id = 1 + rng.below(5);
                 if c.nodes.values().filter(|n| !n.up).count() < 2 {
-                    if next_rand(&mut rng).is_multiple_of(2) {
+                    if rng.chance(0.5) {
                         c.crash(id);
                     } else {
                         c.crash_mid_turn = Some(id);
@@ -1738,10 +1732,10 @@ fn random_run(seed: u64, steps: usize, b: Bugs) -> Vec<String> {
                 }
             }
             80..=82 => {
-                let a = 1 + next_rand(&mut rng) % 5;
-                let b = 1 + next_rand(&mut rng) % 5;
+                let a = 1 + rng.below(5);
+                let b = 1 + rng.below(5);
                 c.cut.insert((a, b));
-                if next_rand(&mut rng).is_multiple_of(2) {
+                if rng.chance(0.5) {
                     c.cut.insert((b, a));
                 }
             }
@@ -1808,8 +1802,8 @@ fn garbage_messages_never_panic() {
     let l = c.wait_leader(100);
     c.write(l, 1, 1);
     c.run(2);
-    let mut rng = 99u64;
-    let mut pick = |v: &[u64]| v[(next_rand(&mut rng) % v.len() as u64) as usize];
+    let mut rng = Rng::new(99);
+    let mut pick = |v: &[u64]| v[rng.below(v.len() as u64) as usize];
     let vals = [0, 1, 2, 3, 50, u64::MAX / 2, u64::MAX - 1, u64::MAX];
     for i in 0..3000 {
         let (from, to) = (1 + i % 3, 1 + (i + 1) % 3);

@@ -1,9 +1,9 @@
 //! The simulated cluster: nodes (real core + state machine + simulated disk), the network, the
 //! clients and the nemesis, all driven by one event queue on virtual time.
 //!
-//! Owns: the shell loop of DESIGN §2 for every simulated node (the same order as the node driver:
-//! feed events, `ready`, persist, send, `advance`, apply, serve reads), routing, fault injection,
-//! the history of client operations, and the invariant checks after every step.
+//! Owns: the core's shell loop (see `crate::raft`) for every simulated node (the same order as
+//! the node driver: feed events, `ready`, persist, send, `advance`, apply, serve reads), routing,
+//! fault injection, the history of client operations, and the invariant checks after every step.
 //! Must never: read the wall clock or any randomness other than the run's [`Rng`]; patch over a
 //! core's mistake (every check reports, none repairs).
 
@@ -16,9 +16,10 @@ use serde_json::{json, Value};
 use super::disk::{Batch, Disk};
 use super::faults::{self, SimConfig};
 use super::machine::{encode, Machine};
-use super::rng::Rng;
+use crate::check::{self, EventKind};
 use crate::kv::{Command, Outcome};
 use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Role};
+use crate::rng::Rng;
 
 /// Simulated milliseconds.
 pub type Time = u64;
@@ -37,11 +38,11 @@ impl Op {
             Op::Read { key } | Op::Write { key, .. } | Op::Cas { key, .. } => *key,
         }
     }
-    fn f(&self) -> &'static str {
+    fn f(&self) -> check::Op {
         match self {
-            Op::Read { .. } => "read",
-            Op::Write { .. } => "write",
-            Op::Cas { .. } => "cas",
+            Op::Read { .. } => check::Op::Read,
+            Op::Write { .. } => check::Op::Write,
+            Op::Cas { .. } => check::Op::Cas,
         }
     }
     fn invoke_value(&self) -> Value {
@@ -266,7 +267,7 @@ pub struct Sim {
     pub target_ops: usize,
     /// Nemesis and network faults on.
     pub chaos: bool,
-    pub history: Vec<Value>,
+    pub history: Vec<check::Event>,
     pub records: Vec<OpRecord>,
     pub failure: Option<Failure>,
     pub stats: Stats,
@@ -1007,15 +1008,15 @@ impl Sim {
         let req = self.next_req;
         self.next_req += 1;
         let process = self.clients[c].process;
-        self.history.push(json!({
-            "index": self.history.len(),
-            "time": self.now * 1_000_000,
-            "process": process,
-            "type": "invoke",
-            "f": op.f(),
-            "key": op.key(),
-            "value": op.invoke_value(),
-        }));
+        self.history.push(check::Event::new(
+            self.history.len() as u64,
+            self.now * 1_000_000,
+            process,
+            EventKind::Invoke,
+            op.f(),
+            op.key(),
+            op.invoke_value(),
+        ));
         self.clients[c].pending = Some((req, op.clone(), node, self.now, number));
         self.at(
             1,
@@ -1040,31 +1041,31 @@ impl Sim {
         self.clients[c].pending = None;
         let process = self.clients[c].process;
         let (kind, value) = match (&result, &op) {
-            (OpResult::Ok(v), Op::Read { .. }) => ("ok", json!(v)),
-            (OpResult::Ok(_), _) => ("ok", op.invoke_value()),
+            (OpResult::Ok(v), Op::Read { .. }) => (EventKind::Ok, json!(v)),
+            (OpResult::Ok(_), _) => (EventKind::Ok, op.invoke_value()),
             (OpResult::Missing | OpResult::CasMismatch | OpResult::Unavailable, _) => {
-                ("fail", op.invoke_value())
+                (EventKind::Fail, op.invoke_value())
             }
-            (OpResult::Indefinite, Op::Read { .. }) => ("fail", Value::Null),
-            (OpResult::Indefinite, _) => ("info", op.invoke_value()),
+            (OpResult::Indefinite, Op::Read { .. }) => (EventKind::Fail, Value::Null),
+            (OpResult::Indefinite, _) => (EventKind::Info, op.invoke_value()),
         };
-        // A read answered "key does not exist" is an observation of absence (DESIGN §5).
+        // A read answered "key does not exist" is an observation of absence.
         let (kind, value) = if matches!(op, Op::Read { .. }) && result == OpResult::Missing {
-            ("ok", Value::Null)
+            (EventKind::Ok, Value::Null)
         } else {
             (kind, value)
         };
-        self.history.push(json!({
-            "index": self.history.len(),
-            "time": self.now * 1_000_000,
-            "process": process,
-            "type": kind,
-            "f": op.f(),
-            "key": op.key(),
-            "value": value,
-        }));
+        self.history.push(check::Event::new(
+            self.history.len() as u64,
+            self.now * 1_000_000,
+            process,
+            kind,
+            op.f(),
+            op.key(),
+            value,
+        ));
         self.tr(|| format!("client c{c} req {req} {op:?} -> {result:?}"));
-        if kind == "info" {
+        if kind == EventKind::Info {
             // A process whose operation is indeterminate never issues another (Jepsen's rule).
             self.clients[c].process = self.next_process;
             self.next_process += 1;

@@ -1,12 +1,13 @@
 //! raftkv-storage: the durable home of a node's Raft state.
 //!
 //! Owns: the on-disk format (one sled `Db` per node directory, trees `log`, `meta`, `snapshot`),
-//! the checksummed record codec, and the recovery rules of DESIGN §3.
+//! the checksummed record codec, and the recovery rules of [`Storage::open`].
 //! Must never: report anything durable before `flush()` has returned, panic on bytes read from
 //! disk, or change a byte of a directory it was asked only to inspect.
 //!
-//! The plain data types below ([`Entry`], [`HardState`], [`SnapshotMeta`]) are shared with the
-//! consensus core, which uses them as values only and never touches a file.
+//! The plain data types below ([`Entry`], [`HardState`], [`SnapshotMeta`]) are this crate's
+//! records: their serialized form is the on-disk format. The crate depends on nothing of the
+//! consensus core; the core has its own value types and the node converts between the two.
 
 use serde::{Deserialize, Serialize};
 
