@@ -241,6 +241,9 @@ impl Node {
 struct Ledger {
     /// Index -> (term, data hash) of the entry committed there.
     committed: BTreeMap<u64, (u64, u64)>,
+    /// Index -> the term of the node that first reported it committed: the entry was committed
+    /// by a leader of that term or an earlier one, so every leader of a later term holds it.
+    committed_by_term: HashMap<u64, u64>,
     /// (index, term) -> (data hash, predecessor's term) of every entry any node wrote.
     entry_ids: HashMap<(u64, u64), (u64, Option<u64>)>,
 }
@@ -1216,7 +1219,7 @@ impl Sim {
         let checks = [
             self.check_monotonic(i, &s),
             self.check_one_leader_per_term(i, &s),
-            self.record_commits(i, old_commit, s.commit),
+            self.record_commits(i, s.term, (old_commit, s.commit)),
             if became_leader {
                 self.check_leader_completeness(i, &s)
             } else {
@@ -1288,9 +1291,9 @@ impl Sim {
         Ok(())
     }
 
-    /// Entries node `i` newly committed: recorded, and equal to what was committed before at
-    /// the same index.
-    fn record_commits(&mut self, i: usize, old_commit: u64, commit: u64) -> Check {
+    /// Entries node `i` (in `term`) newly committed, from `old_commit` to `commit`: recorded,
+    /// and equal to what was committed before at the same index.
+    fn record_commits(&mut self, i: usize, term: u64, (old_commit, commit): (u64, u64)) -> Check {
         if commit <= old_commit {
             return Ok(());
         }
@@ -1320,11 +1323,15 @@ impl Sim {
                     self.ledger.committed.insert(idx, id);
                 }
             }
+            // The shell's apply hook may have recorded the entry first, within this same step.
+            self.ledger.committed_by_term.entry(idx).or_insert(term);
         }
         Ok(())
     }
 
-    /// Leader completeness: every entry committed so far is in a new leader's log.
+    /// Leader completeness: every entry committed in an earlier term is in a new leader's log.
+    /// (A candidate that collected its votes before a later term began may still win its older
+    /// term after entries were committed in the later one, and need not hold those.)
     fn check_leader_completeness(&self, i: usize, s: &crate::raft::Status) -> Check {
         let Some(raft) = self.nodes[i].raft() else {
             return Ok(());
@@ -1332,6 +1339,14 @@ impl Sim {
         let log = raft.log();
         let first = log.first().map_or(s.last_index + 1, |e| e.index);
         for (&idx, &(t, h)) in self.ledger.committed.range(first..) {
+            if self
+                .ledger
+                .committed_by_term
+                .get(&idx)
+                .is_some_and(|&c| c >= s.term)
+            {
+                continue;
+            }
             match log.get((idx - first) as usize) {
                 Some(e) if e.term == t && entry_hash(e) == h => {}
                 other => {
