@@ -54,6 +54,7 @@ fn main() {
             std::process::exit(usage_error_status(&e));
         }
     };
+    raftkv::logs::init();
     let code = match cli.command {
         None => node::run_stdio(),
         Some(Command::Test(opts)) => run_test(&opts),
