@@ -788,6 +788,21 @@ fn median_of(mut v: Vec<f64>) -> Option<f64> {
     Some(v[v.len() / 2])
 }
 
+/// Where the nodes' stderr went, and at which level: the nodes inherit `RAFTKV_LOG`.
+fn node_logs_line(dir: &Path) -> String {
+    let level = match std::env::var(crate::logs::ENV_VAR) {
+        Ok(v) if !v.trim().is_empty() => format!("{}={v}", crate::logs::ENV_VAR),
+        _ => format!(
+            "default level; {}=debug logs every message",
+            crate::logs::ENV_VAR
+        ),
+    };
+    format!(
+        "node logs: {}/<node>.log ({level})",
+        dir.join("node-logs").display()
+    )
+}
+
 fn summary(
     s: &Stats,
     faults: &[Fault],
@@ -924,6 +939,7 @@ fn summary(
         );
     }
     let _ = writeln!(o, "store: {}", dir.display());
+    let _ = writeln!(o, "{}", node_logs_line(dir));
     let _ = writeln!(o, "exit status: {exit_code}");
     o
 }
