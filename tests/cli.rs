@@ -133,10 +133,15 @@ fn shell_words(line: &str) -> Vec<String> {
 }
 
 /// The arguments after the program of a `raftkv ...`, `./target/release/raftkv ...` or
-/// `cargo run --release -- ...` line; `None` for any other line.
+/// `cargo run --release -- ...` line, after any `VAR=value` assignments and before any
+/// redirection or pipe; `None` for any other line.
 fn raftkv_args(line: &str) -> Option<Vec<String>> {
     let line = line.split(" #").next().unwrap_or(line).trim();
-    let words = shell_words(line);
+    let words: Vec<String> = shell_words(line)
+        .into_iter()
+        .skip_while(|w| !w.starts_with('-') && w.contains('='))
+        .take_while(|w| ![">", "<", "|", "&&", ";"].contains(&w.as_str()))
+        .collect();
     let program = words.first()?;
     let rest = if program == "raftkv" || program.ends_with("/raftkv") {
         &words[1..]
@@ -149,26 +154,28 @@ fn raftkv_args(line: &str) -> Option<Vec<String>> {
 }
 
 /// The command lines of README.md: every line of its code blocks (continuations joined) and
-/// every inline code span, leaving out synopses (with `[`, `|` or `...`) and spans with an
+/// every inline code span of the prose, leaving out synopses (with `[` or `...`) and spans with an
 /// upper-case placeholder for a value (`--seed S`).
 fn readme_command_lines() -> Vec<Vec<String>> {
     let readme = include_str!("../README.md");
     let mut lines = vec![];
+    let mut prose = String::new();
     let mut in_block = false;
     let mut pending = String::new();
     for line in readme.lines() {
         if line.trim_start().starts_with("```") {
             in_block = !in_block;
-            continue;
-        }
-        if in_block {
+        } else if in_block {
             pending.push_str(line.trim_end_matches('\\'));
             if !line.ends_with('\\') {
                 lines.push(std::mem::take(&mut pending));
             }
+        } else {
+            prose.push_str(line);
+            prose.push('\n');
         }
     }
-    let spans = readme.split('`').skip(1).step_by(2);
+    let spans = prose.split('`').skip(1).step_by(2);
     lines.extend(
         spans
             .filter(|s| {
@@ -180,7 +187,7 @@ fn readme_command_lines() -> Vec<Vec<String>> {
     );
     lines
         .iter()
-        .filter(|l| !l.contains('[') && !l.contains('|') && !l.contains("..."))
+        .filter(|l| !l.contains('[') && !l.contains("..."))
         .filter_map(|l| raftkv_args(l))
         .collect()
 }
