@@ -57,7 +57,7 @@ fn main() {
     raftkv::logs::init();
     let code = match cli.command {
         None => node::run_stdio(),
-        Some(Command::Test(opts)) => run_test(&opts),
+        Some(Command::Test(opts)) => bench::run_cli(&opts),
         Some(Command::Sim(args)) => sim::cli(args),
         Some(Command::Check(args)) => check::cli(args),
         Some(Command::Inspect(args)) => inspect::cli(args),
@@ -68,17 +68,6 @@ fn main() {
         }
     };
     std::process::exit(code);
-}
-
-/// `raftkv test`: the bench's own exit status, or 2 when the run could not be made.
-fn run_test(opts: &bench::Opts) -> i32 {
-    match bench::run(opts) {
-        Ok(out) => out.exit_code,
-        Err(e) => {
-            eprintln!("raftkv test: {e}");
-            2
-        }
-    }
 }
 
 /// 0 for `--help`/`--version`; for a bad command line 2, or 3 under `check` (its 2 is a verdict).

@@ -91,6 +91,14 @@ fn toy_bin() -> String {
     toy().display().to_string()
 }
 
+/// `raftkv test` on the toy node in `mode`, with `args` after `--bin`, given a minute at most.
+fn toy_bench(mode: &str, args: &[&str]) -> Run {
+    let bin = toy_bin();
+    let mut all = vec!["--bin", &bin];
+    all.extend_from_slice(args);
+    bench(&all, &[("TOY_MODE", mode)], Duration::from_secs(60))
+}
+
 #[test]
 fn a_node_that_dies_at_start_is_named_without_a_hang() {
     let bin = toy_bin();
@@ -207,18 +215,38 @@ fn a_node_that_keeps_data_to_itself_is_not_linearizable_and_the_key_is_named() {
     assert_eq!(res["linearizable"], false);
     let violations = res["verdict"]["violations"].as_array().expect("violations");
     assert!(!violations.is_empty());
-    let key = violations[0]["key"].to_string();
+    let mut keys: Vec<u64> = violations
+        .iter()
+        .filter_map(|v| v["key"].as_u64())
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    let line = r
+        .stdout
+        .lines()
+        .find(|l| l.contains("NOT LINEARIZABLE"))
+        .unwrap_or_else(|| panic!("no verdict line: {}", r.stdout));
+    let (noun, verb) = if keys.len() == 1 {
+        ("key", "fails")
+    } else {
+        ("keys", "fail")
+    };
     assert!(
-        r.stdout
-            .contains(&format!("NOT LINEARIZABLE: failing keys {key}")),
-        "the summary names key {key}: {}",
-        r.stdout
+        line.contains(&format!(
+            "NOT LINEARIZABLE: {} {noun} {verb}: {}",
+            keys.len(),
+            keys[0]
+        )),
+        "the verdict counts the keys and names the first: {line}"
     );
+    let named = line.rsplit(": ").next().unwrap_or("").split(", ").count();
+    assert!(named <= 6, "at most five keys and `...`: {line}");
+    assert_eq!(line.ends_with(", ..."), keys.len() > 5, "{line}");
     assert!(r.dir.join("check.html").exists());
 }
 
-/// A node that forgets everything when restarted: the final phase restarts every node, so the
-/// acknowledged writes are gone and the read-back catches it.
+/// A node that forgets everything when restarted: asked to (`--final-restart`), the final phase
+/// restarts every node, so the acknowledged writes are gone and the read-back catches it.
 #[test]
 fn a_node_that_forgets_on_restart_is_caught_losing_acknowledged_writes() {
     let bin = toy_bin();
@@ -230,6 +258,7 @@ fn a_node_that_forgets_on_restart_is_caught_losing_acknowledged_writes() {
             "2",
             "--nemesis",
             "none",
+            "--final-restart",
             "--seed",
             "7",
         ],
@@ -362,10 +391,10 @@ fn latency_is_applied_to_every_message() {
 }
 
 /// The main job, short enough for CI: this project's node (the default `--bin`), 5 nodes,
-/// partitions and kills taking turns, then heal, restart everything, and read every key back.
-/// `RAFTKV_BENCH_SECS` makes it longer.
+/// partitions of every shape, kills and pauses taking turns, then heal, restart everything, and
+/// read every key back. `RAFTKV_BENCH_SECS` makes it longer.
 #[test]
-fn this_node_is_linearizable_through_partitions_and_kills() {
+fn this_node_is_linearizable_through_partitions_kills_and_pauses() {
     let secs = std::env::var("RAFTKV_BENCH_SECS").unwrap_or_else(|_| "10".into());
     let limit = Duration::from_secs(secs.parse::<u64>().unwrap_or(10) + 90);
     let r = bench(
@@ -373,7 +402,11 @@ fn this_node_is_linearizable_through_partitions_and_kills() {
             "--time-limit",
             &secs,
             "--nemesis-interval",
-            "1.5",
+            "1.2",
+            "--nemesis",
+            "partition,kill,pause",
+            "--partition-shapes",
+            "all",
             "--rate",
             "100",
         ],
@@ -400,7 +433,7 @@ fn this_node_is_linearizable_through_partitions_and_kills() {
         .filter_map(|f| f["kind"].as_str())
         .collect();
     assert!(
-        kinds.contains(&"partition") && kinds.contains(&"kill"),
+        kinds.contains(&"partition") && kinds.contains(&"kill") && kinds.contains(&"pause"),
         "{kinds:?}"
     );
     let restarts = res["restarts"].as_array().expect("restarts");
@@ -410,6 +443,228 @@ fn this_node_is_linearizable_through_partitions_and_kills() {
     );
     assert_eq!(res["problems"], serde_json::json!([]), "{}", r.stdout);
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// Without kills and without `--final-restart`, the final phase restarts nothing: an in-memory
+/// node that never had to recover is not failed for forgetting on a restart nobody asked for.
+/// (With every node restarted regardless, this run loses its writes and exits 1.)
+#[test]
+fn a_run_without_kills_does_not_restart_nodes_at_the_end() {
+    let r = toy_bench(
+        "forget",
+        &[
+            "--node-count",
+            "3",
+            "--time-limit",
+            "2",
+            "--nemesis",
+            "partition",
+            "--nemesis-interval",
+            "0.5",
+            "--seed",
+            "7",
+        ],
+    );
+    let res = r.results.expect("results.json");
+    assert_eq!(res["restarts"], serde_json::json!([]), "{}", r.stdout);
+    assert_eq!(
+        res["stats"]["lost_keys"],
+        serde_json::json!([]),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(res["stats"]["unread_keys"], serde_json::json!([]));
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// `pause` stops the primary (SIGSTOP) for one interval: the toy serves everything through n0,
+/// so no operation succeeds until SIGCONT, and nothing is restarted. (With the pause made a
+/// no-op, the longest gap is a few ms and this fails.)
+#[test]
+fn a_paused_primary_serves_nothing_until_it_is_continued() {
+    let r = toy_bench(
+        "primary",
+        &[
+            "--node-count",
+            "3",
+            "--time-limit",
+            "3.5",
+            "--nemesis",
+            "pause",
+            "--fault-targets",
+            "primary",
+            "--nemesis-interval",
+            "1",
+            "--rate",
+            "200",
+            "--seed",
+            "5",
+        ],
+    );
+    let res = r.results.expect("results.json");
+    let faults = res["faults"].as_array().expect("faults");
+    assert!(!faults.is_empty(), "{}", r.stdout);
+    for f in faults {
+        assert_eq!(f["kind"], "pause", "{f}");
+        assert_eq!(f["nodes"], serde_json::json!(["n0"]), "the primary: {f}");
+        assert_eq!(f["majority_side"], serde_json::json!(["n1", "n2"]));
+        let gap = f["liveness"]["longest_gap_ms"].as_f64().expect("gap");
+        let length = (f["end_ns"].as_u64().expect("end") - f["start_ns"].as_u64().expect("start"))
+            as f64
+            / 1e6;
+        assert!(
+            gap >= 0.9 * length,
+            "no ok while n0 is stopped: gap {gap} ms of {length} ms"
+        );
+        assert!(
+            gap < length + 900.0,
+            "served again once continued: {gap} ms"
+        );
+    }
+    assert_eq!(
+        res["restarts"],
+        serde_json::json!([]),
+        "a pause restarts nothing"
+    );
+    assert_eq!(res["linearizable"], true, "{}", r.stdout);
+    assert!(r.stdout.contains("pause"), "{}", r.stdout);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// The toy has no failover: with its primary cut off, the majority side never serves until the
+/// heal, and `--liveness-bound` fails the run (exit 4) naming the fault. (With the bound check
+/// disabled, this run exits 0.)
+#[test]
+fn a_majority_that_does_not_serve_again_within_the_bound_fails_the_run() {
+    let r = toy_bench(
+        "primary",
+        &[
+            "--node-count",
+            "3",
+            "--time-limit",
+            "2.5",
+            "--nemesis",
+            "partition",
+            "--partition-shapes",
+            "primary",
+            "--nemesis-interval",
+            "1",
+            "--liveness-bound",
+            "0.5",
+            "--seed",
+            "4",
+        ],
+    );
+    let res = r.results.expect("results.json");
+    assert_eq!(res["linearizable"], true, "{}", r.stdout);
+    let missed = res["liveness_bound_missed"].as_array().expect("missed");
+    assert!(!missed.is_empty(), "{}", r.stdout);
+    assert!(
+        r.stdout.contains("LIVENESS BOUND 0.5 s MISSED"),
+        "{}",
+        r.stdout
+    );
+    assert_eq!(r.code, 4, "{}\n{}", r.stdout, r.stderr);
+}
+
+/// Node processes of the run stored under `store` (found by their `RAFTKV_DATA_DIR`).
+fn node_pids(store: &Path) -> Vec<u32> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let needle = format!("RAFTKV_DATA_DIR={}", store.display());
+    entries
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/environ")).is_ok_and(|env| {
+                env.split(|&b| b == 0)
+                    .any(|v| String::from_utf8_lossy(v).starts_with(&needle))
+            })
+        })
+        .collect()
+}
+
+/// SIGTERM in the middle of a run: the nodes are stopped, the store directory keeps the history
+/// recorded so far, marked incomplete, and the exit status is 128 + 15. (Without the handler the
+/// process dies at once: no results.json, no INCOMPLETE mark.)
+#[test]
+fn sigterm_stops_the_nodes_and_keeps_the_run_marked_incomplete() {
+    let bin = toy_bin();
+    let store = tempfile::tempdir().expect("temp dir");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args([
+            "test",
+            "--bin",
+            &bin,
+            "--node-count",
+            "3",
+            "--time-limit",
+            "30",
+        ])
+        .args([
+            "--nemesis",
+            "partition,pause",
+            "--nemesis-interval",
+            "0.3",
+            "--quiet",
+        ])
+        .arg("--store")
+        .arg(store.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .env("TOY_MODE", "primary")
+        .spawn()
+        .expect("spawn raftkv test");
+    let dir = store.path().join("lin-kv").join("latest");
+    let start = Instant::now();
+    while node_pids(store.path()).len() < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(20),
+            "nodes never started"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    // SAFETY: kill(2) on our own child, which has not been waited for.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0);
+    let stopped = Instant::now();
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if stopped.elapsed() > Duration::from_secs(15) {
+            let _ = child.kill();
+            panic!("raftkv test did not stop within 15 s of SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stdout = String::new();
+    let _ = child
+        .stdout
+        .take()
+        .expect("stdout")
+        .read_to_string(&mut stdout);
+    assert_eq!(status.code(), Some(128 + 15), "{stdout}");
+    assert_eq!(
+        node_pids(store.path()),
+        Vec::<u32>::new(),
+        "every node stopped"
+    );
+    let mark = std::fs::read_to_string(dir.join("INCOMPLETE")).expect("INCOMPLETE mark");
+    assert!(mark.contains("stopped by SIGTERM"), "{mark}");
+    let results: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("results.json")).expect("results.json"),
+    )
+    .expect("JSON");
+    assert_eq!(results["incomplete"], "SIGTERM");
+    assert!(results["linearizable"].is_null(), "not checked");
+    let history = std::fs::read_to_string(dir.join("history.jsonl")).expect("history");
+    assert!(history.lines().count() > 50, "what was recorded is kept");
+    assert!(
+        stdout.contains("INCOMPLETE: stopped by SIGTERM"),
+        "{stdout}"
+    );
 }
 
 #[test]

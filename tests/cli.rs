@@ -154,8 +154,8 @@ fn raftkv_args(line: &str) -> Option<Vec<String>> {
 }
 
 /// The command lines of README.md: every line of its code blocks (continuations joined) and
-/// every inline code span of the prose, leaving out synopses (with `[` or `...`) and spans with an
-/// upper-case placeholder for a value (`--seed S`).
+/// every inline code span of the prose, leaving out synopses (with `[` or `...`) and lines with
+/// an upper-case placeholder for a flag's value (`--seed S`).
 fn readme_command_lines() -> Vec<Vec<String>> {
     let readme = include_str!("../README.md");
     let mut lines = vec![];
@@ -176,20 +176,21 @@ fn readme_command_lines() -> Vec<Vec<String>> {
         }
     }
     let spans = prose.split('`').skip(1).step_by(2);
-    lines.extend(
-        spans
-            .filter(|s| {
-                shell_words(s)
-                    .iter()
-                    .all(|w| w.len() > 1 || !w.chars().all(|c| c.is_ascii_uppercase()))
-            })
-            .map(|s| s.replace('\n', " ")),
-    );
+    lines.extend(spans.map(|s| s.replace('\n', " ")));
     lines
         .iter()
-        .filter(|l| !l.contains('[') && !l.contains("..."))
+        .filter(|l| !l.contains('[') && !l.contains("...") && !has_placeholder_value(l))
         .filter_map(|l| raftkv_args(l))
         .collect()
+}
+
+/// True when a flag's value is an upper-case placeholder (`--seed S`, `--partition-shapes SHAPE`);
+/// a placeholder for a positional argument (`DIR`) parses like any path.
+fn has_placeholder_value(line: &str) -> bool {
+    let words = shell_words(line);
+    words
+        .windows(2)
+        .any(|pair| pair[0].starts_with("--") && pair[1].chars().all(|c| c.is_ascii_uppercase()))
 }
 
 #[test]

@@ -106,6 +106,11 @@ fn shows_state_and_decoded_commands_without_changing_anything() {
     assert_eq!(d["snapshot"]["term"], 2);
     assert_eq!(d["log"]["first_index"], 13);
     assert_eq!(d["log"]["last_index"], 30);
+    assert_eq!(d["progress"]["term"], 2);
+    assert_eq!(d["progress"]["vote"], 1);
+    assert_eq!(d["progress"]["last_index"], 30);
+    assert_eq!(d["progress"]["last_term"], 2);
+    assert_eq!(d["progress"]["before"], Value::Null);
     let recs = d["records"].as_array().unwrap();
     assert_eq!(recs.len(), 18);
     assert_eq!(recs[0]["index"], 13);
@@ -120,6 +125,10 @@ fn shows_state_and_decoded_commands_without_changing_anything() {
         "{text}"
     );
     assert!(text.contains("log:        [13, 30]"), "{text}");
+    assert!(
+        text.contains("progress:   term 2 vote 1, last entry 30 of term 2"),
+        "{text}"
+    );
     assert!(
         text.contains(r#"{"key":30,"op":"write","value":2}"#),
         "{text}"
@@ -147,7 +156,8 @@ fn corruption_is_named_with_tree_and_index_and_nothing_changes() {
     assert_eq!(v["dirs"][0]["problems"][0]["fatal"], true);
     assert!(before == files(&dir), "inspect changed the directory");
 
-    // A damaged snapshot, and a torn tail (reported, repairable, exit 0).
+    // A damaged snapshot, and a truncated last record above the commit index: damage too (sled
+    // leaves no torn records), exit 1.
     let snap = tmp.path().join("n3");
     node(&snap, "n3", 20, 20, 1, 15, Some(10));
     fault::flip_snapshot_byte(&snap, 0, 3, 0x01).unwrap();
@@ -161,9 +171,9 @@ fn corruption_is_named_with_tree_and_index_and_nothing_changes() {
     node(&torn, "n4", 20, 20, 1, 15, None);
     fault::truncate_log_record(&torn, 20, 5).unwrap();
     let (code, out, _) = inspect(&[&torn], false);
-    assert_eq!(code, 0, "{out}");
+    assert_eq!(code, 1, "{out}");
     assert!(
-        out.contains("repairable: tree `log` at index 20: torn tail"),
+        out.contains("CORRUPT: tree `log` at index 20: bad record: record truncated"),
         "{out}"
     );
 }
@@ -177,11 +187,15 @@ fn bad_input_is_one_line_and_exit_2_and_nothing_changes() {
     let newer = tmp.path().join("newer");
     node(&newer, "n1", 5, 5, 1, 3, None);
     fault::set_format(&newer, 9).unwrap();
+    let older = tmp.path().join("older");
+    node(&older, "n1", 5, 5, 1, 3, None);
+    fault::set_format(&older, 1).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(150));
     let missing = tmp.path().join("missing");
     for (dir, want) in [
         (&foreign, "not a raftkv data directory"),
-        (&newer, "format version 9, newer than the supported 1"),
+        (&newer, "format version 9, newer than the supported 2"),
+        (&older, "format version 1, older than the supported 2"),
         (&missing, "does not exist"),
     ] {
         let before = if dir.exists() {

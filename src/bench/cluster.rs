@@ -3,17 +3,22 @@
 //! Owns: spawning each node binary with `RAFTKV_DATA_DIR` (and the bench's own environment, so
 //! `RAFTKV_LOG` reaches every node), its stderr going to a per-node log;
 //! the `init`/`init_ok` handshake (with a deadline, naming the node on every failure); the router
-//! that carries every message between nodes and clients with the configured latency and drops
-//! what the current grudge forbids; SIGKILL and restart on the same data directory.
+//! that carries every message between nodes and clients with delays drawn from the configured
+//! distribution and drops what the current network fault forbids or loses; SIGKILL and restart
+//! on the same data directory; SIGSTOP / SIGCONT (pause and resume). Each node runs in its own
+//! process group, so a Ctrl-C at the terminal reaches the bench alone, which then stops them.
 //! Must never: wait without a deadline on a node, interpret a message beyond routing it and
 //! matching replies, or leave a child process behind (Drop kills them all).
 
-use super::grudge::{self, Grudge};
+use super::grudge::{self, NetFault};
+use super::net::{self, DelayQueue, Fate, LatencyDist};
 use crate::maelstrom::Envelope;
+use crate::rng::Rng;
 use serde_json::{json, Map, Value};
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -32,8 +37,11 @@ pub struct NodeSpec {
     /// Each node's stderr is appended to `log_dir/<id>.log`.
     pub log_dir: PathBuf,
     pub init_timeout: Duration,
-    /// One-way delay of every message.
+    /// Mean one-way delay of every message.
     pub latency: Duration,
+    pub latency_dist: LatencyDist,
+    /// Seed of the delay and loss draws.
+    pub net_seed: u64,
 }
 
 /// Counters of the simulated network.
@@ -41,6 +49,8 @@ pub struct NodeSpec {
 pub struct NetStats {
     pub delivered: AtomicU64,
     pub dropped_partition: AtomicU64,
+    /// Node-to-node messages a `flaky` network lost.
+    pub dropped_loss: AtomicU64,
     pub dropped_node_down: AtomicU64,
     pub late_replies: AtomicU64,
     pub unknown_dest: AtomicU64,
@@ -76,7 +86,7 @@ struct Shared {
     ids: Vec<String>,
     writers: RwLock<Vec<Option<Sender<String>>>>,
     clients: Mutex<HashMap<String, Sender<Envelope>>>,
-    grudge: RwLock<Grudge>,
+    fault: RwLock<NetFault>,
     stats: NetStats,
     problems: Mutex<Vec<String>>,
     /// Node-to-node messages each node has sent (a network tap's view, used to spot the busiest
@@ -98,14 +108,23 @@ impl Shared {
         }
     }
 
-    fn deliver(&self, env: Envelope, from_node: Option<usize>) {
+    /// Delivers `env` now, unless the network fault drops it; `roll` is a uniform draw in
+    /// [0, 1) for the loss rate.
+    fn deliver(&self, env: Envelope, from_node: Option<usize>, roll: f64) {
         if let Some(d) = self.node_index(&env.dest) {
             if let Some(s) = from_node {
                 self.sent[s].fetch_add(1, Ordering::Relaxed);
-                let g = self.grudge.read().unwrap_or_else(|p| p.into_inner());
-                if !grudge::hears(&g, d, s) {
-                    self.stats.dropped_partition.fetch_add(1, Ordering::Relaxed);
-                    return;
+                let fault = self.fault.read().unwrap_or_else(|p| p.into_inner());
+                match net::fate(&fault, d, s, roll) {
+                    Fate::Deliver => {}
+                    Fate::Partitioned => {
+                        self.stats.dropped_partition.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                    Fate::Lost => {
+                        self.stats.dropped_loss.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
                 }
             }
             let line = match serde_json::to_string(&env) {
@@ -220,9 +239,6 @@ impl Drop for Client {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Due(std::cmp::Reverse<(Instant, u64)>);
-
 impl Cluster {
     /// Spawns every node and completes `init` with each. On any failure, kills what it started
     /// and returns an error naming the node(s).
@@ -243,7 +259,7 @@ impl Cluster {
         let shared = Arc::new(Shared {
             writers: RwLock::new(vec![None; n]),
             clients: Mutex::new(HashMap::new()),
-            grudge: RwLock::new(grudge::healed(n)),
+            fault: RwLock::new(healthy(n)),
             stats: NetStats::default(),
             problems: Mutex::new(Vec::new()),
             next_client: AtomicU64::new(0),
@@ -252,11 +268,11 @@ impl Cluster {
             start,
         });
         let (tx, rx) = mpsc::channel();
-        let latency = spec.latency;
+        let delays = (spec.latency, spec.latency_dist, Rng::new(spec.net_seed));
         let sh = shared.clone();
         let router = thread::Builder::new()
             .name("bench-router".into())
-            .spawn(move || route(rx, sh, latency))
+            .spawn(move || route(rx, sh, delays))
             .map_err(|e| format!("cannot start the router thread: {e}"))?;
         let cluster = Cluster {
             spec,
@@ -316,12 +332,16 @@ impl Cluster {
             .collect()
     }
 
-    pub fn set_grudge(&self, g: Grudge) {
-        *self
-            .shared
-            .grudge
-            .write()
-            .unwrap_or_else(|p| p.into_inner()) = g;
+    /// Applies a network fault to node-to-node messages from now on (messages already on their
+    /// way are judged when they arrive).
+    pub fn set_fault(&self, fault: NetFault) {
+        debug_assert_eq!(fault.grudge.len(), self.node_count());
+        *self.shared.fault.write().unwrap_or_else(|p| p.into_inner()) = fault;
+    }
+
+    /// Heals every network fault.
+    pub fn heal(&self) {
+        self.set_fault(healthy(self.node_count()));
     }
 
     /// A new client id (`cN`, never reused) with its reply channel.
@@ -358,6 +378,7 @@ impl Cluster {
         );
         let mut child = Command::new(&self.spec.bin)
             .args(&self.spec.args)
+            .process_group(0)
             .env("RAFTKV_DATA_DIR", &self.spec.data_dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -486,6 +507,14 @@ impl Cluster {
         }
     }
 
+    /// True when no node process is still running.
+    fn all_exited(&self) -> bool {
+        lock(&self.procs)
+            .iter_mut()
+            .flatten()
+            .all(|p| matches!(p.child.try_wait(), Ok(Some(_))))
+    }
+
     /// SIGKILL node `i` (if running) and wait for it. Messages to it are dropped until restart.
     pub fn kill(&self, i: usize) {
         self.shared
@@ -499,11 +528,40 @@ impl Cluster {
         }
     }
 
+    /// Stops node `i` (SIGSTOP): it takes no steps and reads nothing until `resume`; messages
+    /// to it wait in its pipe. Returns false if it is not running.
+    pub fn pause(&self, i: usize) -> bool {
+        self.signal(i, libc::SIGSTOP)
+    }
+
+    /// Lets a paused node `i` go on (SIGCONT). Returns false if it is not running.
+    pub fn resume(&self, i: usize) -> bool {
+        self.signal(i, libc::SIGCONT)
+    }
+
+    fn signal(&self, i: usize, sig: libc::c_int) -> bool {
+        let procs = lock(&self.procs);
+        let Some(p) = procs[i].as_ref() else {
+            return false;
+        };
+        let Ok(pid) = libc::pid_t::try_from(p.child.id()) else {
+            return false;
+        };
+        // SAFETY: kill(2) with the pid of a child we have not reaped (we hold its handle under
+        // the lock), so the pid cannot have been reused by another process.
+        unsafe { libc::kill(pid, sig) == 0 }
+    }
+
     /// Starts node `i` again on the same data directory and completes a fresh `init`.
     pub fn restart(&self, i: usize) -> Result<(), String> {
         self.kill(i);
         self.spawn(i)?;
         self.init(i)
+    }
+
+    /// Whether node `i` has a process (running or paused) that has not been reaped.
+    pub fn is_running(&self, i: usize) -> bool {
+        lock(&self.procs)[i].is_some()
     }
 
     /// Nodes that exited without being killed since the last call: reaped, marked down, and
@@ -537,8 +595,20 @@ impl Cluster {
         out
     }
 
-    /// Kills every node and stops the router.
+    /// Stops every node and the router: closes each node's stdin, gives the nodes a second to
+    /// finish at end of input as a node should (write what it holds and exit), then SIGKILLs
+    /// whatever still runs. A node's directory then holds the state it reached.
     pub fn shutdown(&self) {
+        self.shared
+            .writers
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter_mut()
+            .for_each(|w| *w = None);
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline && !self.all_exited() {
+            thread::sleep(Duration::from_millis(10));
+        }
         for i in 0..self.node_count() {
             self.kill(i);
         }
@@ -644,29 +714,31 @@ fn read_lines(
     health.exited.store(true, Ordering::Release);
 }
 
-fn route(rx: Receiver<RouterCmd>, shared: Arc<Shared>, latency: Duration) {
-    let mut heap: BinaryHeap<(Due, usize)> = BinaryHeap::new();
-    let mut held: HashMap<usize, (Envelope, Option<usize>)> = HashMap::new();
-    let mut seq: u64 = 0;
+fn healthy(n: usize) -> NetFault {
+    NetFault {
+        grudge: grudge::healed(n),
+        loss: 0.0,
+        components: Vec::new(),
+        nodes: Vec::new(),
+    }
+}
+
+/// The router: holds each message for its drawn delay, then delivers it (or drops it, as the
+/// network fault at that moment says). With a zero mean delay messages go at once, in order.
+fn route(rx: Receiver<RouterCmd>, shared: Arc<Shared>, delays: (Duration, LatencyDist, Rng)) {
+    let (mean, dist, mut rng) = delays;
+    let mut queue: DelayQueue<(Envelope, Option<usize>)> = DelayQueue::default();
     loop {
         let now = Instant::now();
-        while let Some((Due(std::cmp::Reverse((at, _))), key)) = heap.peek().copied() {
-            if at > now {
-                break;
-            }
-            heap.pop();
-            if let Some((env, from)) = held.remove(&key) {
-                shared.deliver(env, from);
-            }
+        while let Some((env, from)) = queue.pop_due(now) {
+            shared.deliver(env, from, rng.unit());
         }
-        let cmd = match heap.peek() {
-            Some((Due(std::cmp::Reverse((at, _))), _)) => {
-                match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
-                    Ok(c) => c,
-                    Err(RecvTimeoutError::Timeout) => continue,
-                    Err(RecvTimeoutError::Disconnected) => return,
-                }
-            }
+        let cmd = match queue.next_due() {
+            Some(at) => match rx.recv_timeout(at.saturating_duration_since(Instant::now())) {
+                Ok(c) => c,
+                Err(RecvTimeoutError::Timeout) => continue,
+                Err(RecvTimeoutError::Disconnected) => return,
+            },
             None => match rx.recv() {
                 Ok(c) => c,
                 Err(_) => return,
@@ -674,15 +746,12 @@ fn route(rx: Receiver<RouterCmd>, shared: Arc<Shared>, latency: Duration) {
         };
         match cmd {
             RouterCmd::Stop => return,
+            RouterCmd::Send { env, from_node } if mean.is_zero() => {
+                shared.deliver(env, from_node, rng.unit());
+            }
             RouterCmd::Send { env, from_node } => {
-                if latency.is_zero() {
-                    shared.deliver(env, from_node);
-                } else {
-                    seq += 1;
-                    let key = seq as usize;
-                    held.insert(key, (env, from_node));
-                    heap.push((Due(std::cmp::Reverse((Instant::now() + latency, seq))), key));
-                }
+                let due = Instant::now() + dist.delay(mean, &mut rng);
+                queue.push(due, (env, from_node));
             }
         }
     }

@@ -1,10 +1,11 @@
 //! Maelstrom-compatible test bench: `raftkv test`.
 //!
 //! Owns: running any Maelstrom node binary (by default this project's own node) as a cluster of
-//! processes, the simulated network between them (latency, partitions as grudges), the nemesis
-//! (partitions and SIGKILL with restart on the same data directory), Maelstrom's lin-kv workload,
-//! the final heal/restart/read-back phase, the store directory of each run (histories, results,
-//! node logs, plots), the summary, and the verdict from the checker (`crate::check`).
+//! processes, the simulated network between them (latency drawn from a distribution, partitions
+//! as grudges, one-way cuts, lossy links), the nemesis (partitions, SIGKILL with restart on the
+//! same data directory, SIGSTOP / SIGCONT pauses), Maelstrom's lin-kv workload, liveness per
+//! fault, the final heal/restart/read-back phase, the store directory of each run (histories,
+//! results, node logs, plots), the summary, and the verdict from the checker (`crate::check`).
 //! Must never: look inside a node (it only speaks Maelstrom's protocol on stdin/stdout), record
 //! anything a node did not really do, hang on a node (every wait has a deadline), or leave a node
 //! process running after it returns.
@@ -13,25 +14,35 @@
 //! write was found lost); 2 the run could not be made (bad flags, a node that will not start or
 //! answer `init`); 3 the history was linearizable or unchecked but something else went wrong (a
 //! node crashed on its own, printed garbage, failed to restart, keys could not be read back, or the
-//! checker answered `unknown`).
+//! checker answered `unknown`); 4 linearizable and clean, but after some fault the majority side
+//! did not serve again within `--liveness-bound`; 128 + the signal (130, 143) when Ctrl-C or
+//! SIGTERM stopped the run (its store directory is kept, marked incomplete, and not checked).
 
 mod cluster;
 mod grudge;
+mod interrupt;
+mod liveness;
+mod nemesis;
+mod net;
 mod report;
+mod summary;
 mod workload;
 
 use crate::rng::Rng;
 use clap::Parser;
 use cluster::{Cluster, NodeSpec};
 use grudge::Shape;
+use liveness::TapSample;
+use nemesis::{lock, restart_node, run_nemesis, NemesisLog};
+use net::LatencyDist;
 use report::{Fault, Restart, Stats};
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use summary::{check_history, summary, Verdict};
 use workload::{Kind, Params, Recorder, Tag, Workload, F};
 
 /// `raftkv test`: Maelstrom's flags, plus `--seed` and a few of the bench's own.
@@ -61,16 +72,43 @@ pub struct Opts {
     /// of the per-key group size 2n.
     #[arg(long, default_value = "4n")]
     pub concurrency: String,
-    /// One-way message latency in milliseconds.
+    /// Mean one-way message latency in milliseconds.
     #[arg(long, default_value_t = 0)]
     pub latency: u64,
-    /// Faults: a comma list of `partition` and `kill`, or `none`.
+    /// How message delays are drawn around `--latency`: `constant` (no reordering), `uniform`
+    /// (0 to twice the mean) or `exponential` (that mean); the random ones reorder messages.
+    #[arg(long, default_value = "constant")]
+    pub latency_dist: String,
+    /// Faults: a comma list of `partition`, `kill` and `pause` (SIGSTOP, SIGCONT one interval
+    /// later), or `none`.
     #[arg(long, default_value = "partition,kill")]
     pub nemesis: String,
     /// Seconds between nemesis operations (a fault starts, then heals, each after this long;
-    /// partitions and kills take turns).
+    /// the fault kinds take turns).
     #[arg(long, default_value_t = 5.0)]
     pub nemesis_interval: f64,
+    /// Partition shapes to draw from, a comma list of: one, majority, minority-third,
+    /// majorities-ring, primary, bridge, link, spokes, deaf, mute, flaky; or `all`.
+    #[arg(
+        long,
+        default_value = "one,majority,minority-third,majorities-ring,primary"
+    )]
+    pub partition_shapes: String,
+    /// Fraction of node-to-node messages lost under the `flaky` shape.
+    #[arg(long, default_value_t = 0.2)]
+    pub loss: f64,
+    /// Kill and pause targets to draw from, a comma list of: one, primary (the busiest
+    /// sender), minority, majority.
+    #[arg(long, default_value = "one,primary,minority,majority")]
+    pub fault_targets: String,
+    /// Fail the run (exit 4) when, after some fault, the majority side does not serve again
+    /// within this many seconds.
+    #[arg(long)]
+    pub liveness_bound: Option<f64>,
+    /// Restart every node in the final phase even when the run killed none (an in-memory node
+    /// then forgets its data, and the read-back says so).
+    #[arg(long)]
+    pub final_restart: bool,
     /// Seed of the bench's own choices (ops, keys, fault targets). Default: from the clock.
     #[arg(long)]
     pub seed: Option<u64>,
@@ -106,7 +144,17 @@ pub fn cli(args: &[String]) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
-    match run(&opts) {
+    run_cli(&opts)
+}
+
+/// Runs a parsed `raftkv test` (the binary's command tree parses it): installs the interrupt
+/// handlers, runs, and returns the exit status.
+pub fn run_cli(opts: &Opts) -> i32 {
+    if let Err(e) = interrupt::install() {
+        eprintln!("raftkv test: {e}");
+        return 2;
+    }
+    match run(opts) {
         Ok(out) => out.exit_code,
         Err(e) => {
             eprintln!("raftkv test: {e}");
@@ -127,6 +175,45 @@ pub struct RunOutcome {
 enum FaultKind {
     Partition,
     Kill,
+    Pause,
+}
+
+/// Whom a kill or pause hits.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Target {
+    One,
+    /// The busiest node-to-node sender since the last fault healed: for Raft, the leader.
+    Primary,
+    Minority,
+    Majority,
+}
+
+impl Target {
+    const ALL: [Target; 4] = [
+        Target::One,
+        Target::Primary,
+        Target::Minority,
+        Target::Majority,
+    ];
+
+    fn name(self) -> &'static str {
+        match self {
+            Target::One => "one",
+            Target::Primary => "primary",
+            Target::Minority => "minority",
+            Target::Majority => "majority",
+        }
+    }
+
+    /// How many of `n` nodes it hits (at least one).
+    fn count(self, n: usize) -> usize {
+        let k = match self {
+            Target::One | Target::Primary => 1,
+            Target::Minority => (n - 1) / 2,
+            Target::Majority => n / 2 + 1,
+        };
+        k.clamp(1, n.max(1))
+    }
 }
 
 /// The validated plan of a run.
@@ -136,6 +223,11 @@ struct Plan {
     concurrency: usize,
     group: usize,
     faults: Vec<FaultKind>,
+    shapes: Vec<Shape>,
+    targets: Vec<Target>,
+    loss: f64,
+    latency_dist: LatencyDist,
+    liveness_bound: Option<Duration>,
     seed: u64,
     time_limit: Duration,
     interval: Duration,
@@ -155,7 +247,88 @@ fn plan(o: &Opts) -> Result<Plan, String> {
         return Err(format!("--node-count {} must be 1..=64", o.node_count));
     }
     let n = o.node_count;
-    let c = o.concurrency.trim();
+    let concurrency = parse_concurrency(&o.concurrency, n)?;
+    let faults = parse_nemesis(&o.nemesis)?;
+    let partitions = faults.contains(&FaultKind::Partition);
+    let shapes = parse_shapes(&o.partition_shapes, if partitions { n } else { usize::MAX })?;
+    let targets = parse_list(
+        "--fault-targets",
+        &o.fault_targets,
+        &Target::ALL,
+        Target::name,
+    )?;
+    let time_limit = secs("--time-limit", o.time_limit)?;
+    let interval = secs("--nemesis-interval", o.nemesis_interval)?;
+    secs("--init-timeout", o.init_timeout)?;
+    secs("--recovery-timeout", o.recovery_timeout)?;
+    let liveness_bound = o
+        .liveness_bound
+        .map(|b| secs("--liveness-bound", b))
+        .transpose()?;
+    if !o.rate.is_finite() || o.rate < 0.0 {
+        return Err(format!("--rate {} must be >= 0", o.rate));
+    }
+    if !(0.0..=1.0).contains(&o.loss) {
+        return Err(format!("--loss {} must be a fraction in 0..=1", o.loss));
+    }
+    let latency_dist = LatencyDist::parse(&o.latency_dist).ok_or_else(|| {
+        format!(
+            "unknown --latency-dist `{}` (known: constant, uniform, exponential)",
+            o.latency_dist
+        )
+    })?;
+    if !faults.is_empty() && interval < Duration::from_millis(100) {
+        return Err("--nemesis-interval must be at least 0.1 s".into());
+    }
+    Ok(Plan {
+        bin: node_binary(o)?,
+        n,
+        concurrency,
+        group: 2 * n,
+        faults,
+        shapes,
+        targets,
+        loss: o.loss,
+        latency_dist,
+        liveness_bound,
+        seed: o.seed.unwrap_or_else(clock_seed),
+        time_limit,
+        interval,
+        timeout: Duration::from_millis((10 * o.latency).max(1000)),
+        probe_every: Duration::from_millis(o.probe_interval),
+        probe_timeout: Duration::from_millis((4 * o.latency + 50).max(100)),
+    })
+}
+
+/// `--bin`, or this raftkv executable (run with no subcommand, it is the node).
+fn node_binary(o: &Opts) -> Result<PathBuf, String> {
+    match &o.bin {
+        Some(b) => Ok(b.clone()),
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot find the raftkv executable to run as the node: {e}")),
+    }
+}
+
+fn clock_seed() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+}
+
+fn secs(name: &str, v: f64) -> Result<Duration, String> {
+    if v.is_finite() && v >= 0.0 {
+        Ok(Duration::from_secs_f64(v))
+    } else {
+        Err(format!(
+            "{name} {v} must be a non-negative number of seconds"
+        ))
+    }
+}
+
+/// `N` or `Kn`; a positive multiple of the per-key group size 2n.
+fn parse_concurrency(text: &str, n: usize) -> Result<usize, String> {
+    let c = text.trim();
     let concurrency = match c.strip_suffix('n') {
         Some(k) => k.parse::<usize>().map(|k| k * n),
         None => c.parse::<usize>(),
@@ -168,70 +341,68 @@ fn plan(o: &Opts) -> Result<Plan, String> {
              (lin-kv runs per-key groups of {group} clients)"
         ));
     }
-    let mut faults = Vec::new();
-    for part in o
-        .nemesis
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-    {
-        match part {
-            "partition" => faults.push(FaultKind::Partition),
-            "kill" => faults.push(FaultKind::Kill),
-            "none" => {}
-            other => {
-                return Err(format!(
-                    "unknown --nemesis `{other}` (known: partition, kill, none)"
-                ))
-            }
+    Ok(concurrency)
+}
+
+/// A comma list of names from `known`; empty entries are skipped, repeats kept once.
+fn parse_list<T: Copy + PartialEq>(
+    flag: &str,
+    text: &str,
+    known: &[T],
+    name: fn(T) -> &'static str,
+) -> Result<Vec<T>, String> {
+    let mut out = Vec::new();
+    for part in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let Some(&item) = known.iter().find(|k| name(**k) == part) else {
+            let names: Vec<&str> = known.iter().map(|k| name(*k)).collect();
+            return Err(format!(
+                "unknown {flag} `{part}` (known: {})",
+                names.join(", ")
+            ));
+        };
+        if !out.contains(&item) {
+            out.push(item);
         }
     }
-    let secs = |name: &str, v: f64| {
-        if v.is_finite() && v >= 0.0 {
-            Ok(Duration::from_secs_f64(v))
-        } else {
-            Err(format!(
-                "{name} {v} must be a non-negative number of seconds"
-            ))
-        }
-    };
-    let time_limit = secs("--time-limit", o.time_limit)?;
-    let interval = secs("--nemesis-interval", o.nemesis_interval)?;
-    secs("--init-timeout", o.init_timeout)?;
-    secs("--recovery-timeout", o.recovery_timeout)?;
-    if !o.rate.is_finite() || o.rate < 0.0 {
-        return Err(format!("--rate {} must be >= 0", o.rate));
+    if out.is_empty() {
+        return Err(format!("{flag} names nothing"));
     }
-    if !faults.is_empty() && interval < Duration::from_millis(100) {
-        return Err("--nemesis-interval must be at least 0.1 s".into());
+    Ok(out)
+}
+
+fn parse_nemesis(text: &str) -> Result<Vec<FaultKind>, String> {
+    if text.split(',').map(str::trim).any(|p| p == "none") {
+        return match text.trim() {
+            "none" => Ok(Vec::new()),
+            _ => Err(format!(
+                "--nemesis `{text}`: `none` cannot be mixed with faults"
+            )),
+        };
     }
-    let bin = match &o.bin {
-        Some(b) => b.clone(),
-        None => std::env::current_exe()
-            .map_err(|e| format!("cannot find the raftkv executable to run as the node: {e}"))?,
+    let name = |k: FaultKind| match k {
+        FaultKind::Partition => "partition",
+        FaultKind::Kill => "kill",
+        FaultKind::Pause => "pause",
     };
-    let seed = o.seed.unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(0)
-    });
-    let timeout = Duration::from_millis((10 * o.latency).max(1000));
-    let probe_every = Duration::from_millis(o.probe_interval);
-    let probe_timeout = Duration::from_millis((4 * o.latency + 50).max(100));
-    Ok(Plan {
-        bin,
-        n,
-        concurrency,
-        group,
-        faults,
-        seed,
-        time_limit,
-        interval,
-        timeout,
-        probe_every,
-        probe_timeout,
-    })
+    let known = [FaultKind::Partition, FaultKind::Kill, FaultKind::Pause];
+    parse_list("--nemesis", text, &known, name).map_err(|e| format!("{e}, or none"))
+}
+
+/// The shapes of `text`, each of which must fit `n` nodes.
+fn parse_shapes(text: &str, n: usize) -> Result<Vec<Shape>, String> {
+    let shapes = if text.trim() == "all" {
+        Shape::ALL.to_vec()
+    } else {
+        parse_list("--partition-shapes", text, &Shape::ALL, Shape::name)?
+    };
+    if let Some(s) = shapes.iter().find(|s| s.min_nodes() > n) {
+        return Err(format!(
+            "--partition-shapes {} needs at least {} nodes (--node-count is {n})",
+            s.name(),
+            s.min_nodes()
+        ));
+    }
+    Ok(shapes)
 }
 
 /// `YYYYMMDDTHHMMSS.mmmZ` for a time since the epoch (UTC, proleptic Gregorian).
@@ -289,152 +460,21 @@ fn make_run_dir(store: &Path, workload: &str) -> Result<PathBuf, String> {
     ))
 }
 
-/// Sleeps up to `d`, waking early when `stop` is set. Returns false if stopped.
-fn nap(d: Duration, stop: &AtomicBool) -> bool {
-    let until = Instant::now() + d;
-    while Instant::now() < until {
-        if stop.load(Ordering::Relaxed) {
-            return false;
-        }
-        thread::sleep((until - Instant::now()).min(Duration::from_millis(20)));
-    }
-    !stop.load(Ordering::Relaxed)
+/// What every phase of a run shares.
+struct Ctx<'a> {
+    opts: &'a Opts,
+    plan: &'a Plan,
+    ids: &'a [String],
+    cluster: &'a Cluster,
+    rec: &'a Recorder,
+    log: &'a NemesisLog,
 }
 
-/// Everything the nemesis records.
-#[derive(Default)]
-struct NemesisLog {
-    faults: Mutex<Vec<Fault>>,
-    restarts: Mutex<Vec<Restart>>,
-    current: Mutex<String>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn restart_node(cluster: &Cluster, rec: &Recorder, log: &NemesisLog, i: usize, final_phase: bool) {
-    let at_ns = rec.now_ns();
-    let res = cluster.restart(i);
-    let r = Restart {
-        node: cluster.ids()[i].clone(),
-        at_ns,
-        init_ok_ns: res.is_ok().then(|| rec.now_ns()),
-        error: res.err(),
-        serves_again_ms: None,
-        final_phase,
-    };
-    lock(&log.restarts).push(r);
-}
-
-fn run_nemesis(
-    cluster: &Cluster,
-    rec: &Recorder,
-    log: &NemesisLog,
-    plan: &Plan,
-    mut rng: Rng,
-    stop: &AtomicBool,
-) {
-    let n = cluster.node_count();
-    let names =
-        |v: &[usize]| -> Vec<String> { v.iter().map(|&i| cluster.ids()[i].clone()).collect() };
-    let mut round = 0usize;
-    let mut sent_before = cluster.sent_counts();
-    while nap(plan.interval, stop) {
-        let sent_now = cluster.sent_counts();
-        let busiest = (0..n)
-            .max_by_key(|&i| sent_now[i].saturating_sub(sent_before[i]))
-            .unwrap_or(0);
-        // The enabled kinds take turns (every run with both sees both); targets are random.
-        let kind = plan.faults[round % plan.faults.len()];
-        round += 1;
-        let start_ns = rec.now_ns();
-        let mut killed = Vec::new();
-        let fault = match kind {
-            FaultKind::Partition => {
-                // Maelstrom's four shapes, plus the primary (the busiest sender) cut off.
-                let pick = rng.below(5) as usize;
-                let (shape, name, g, comps) = if pick == 4 {
-                    let others: Vec<usize> = (0..n).filter(|&i| i != busiest).collect();
-                    let comps = vec![vec![busiest], others];
-                    (Shape::One, "primary", grudge::complete(&comps, n), comps)
-                } else {
-                    let shape = Shape::ALL[pick];
-                    let (g, comps) = grudge::grudge(shape, n, &mut rng);
-                    (shape, shape.name(), g, comps)
-                };
-                cluster.set_grudge(g);
-                let cut = comps
-                    .iter()
-                    .min_by_key(|c| c.len())
-                    .cloned()
-                    .unwrap_or_default();
-                Fault {
-                    kind: "partition".into(),
-                    detail: name.into(),
-                    nodes: if shape == Shape::MajoritiesRing {
-                        Vec::new()
-                    } else {
-                        names(&cut)
-                    },
-                    components: comps.iter().map(|c| names(c)).collect(),
-                    start_ns,
-                    end_ns: None,
-                    serve_again_ms: None,
-                    majority_serves_again_ms: None,
-                }
-            }
-            FaultKind::Kill => {
-                let (target, k) = match rng.below(4) {
-                    0 => ("one", 1),
-                    1 => ("primary", 1),
-                    2 => ("minority", (n - 1) / 2),
-                    _ => ("majority", n / 2 + 1),
-                };
-                let mut nodes: Vec<usize> = if target == "primary" {
-                    vec![busiest]
-                } else {
-                    let mut v: Vec<usize> = (0..n).collect();
-                    rng.shuffle(&mut v);
-                    v
-                };
-                nodes.truncate(k.max(1).min(n));
-                nodes.sort_unstable();
-                for &i in &nodes {
-                    cluster.kill(i);
-                }
-                // The fault is in effect once the last kill has been reaped.
-                let start_ns = rec.now_ns();
-                killed = nodes.clone();
-                Fault {
-                    kind: "kill".into(),
-                    detail: target.into(),
-                    nodes: names(&nodes),
-                    components: Vec::new(),
-                    start_ns,
-                    end_ns: None,
-                    serve_again_ms: None,
-                    majority_serves_again_ms: None,
-                }
-            }
-        };
-        *lock(&log.current) = format!("{} {} {}", fault.kind, fault.detail, fault.nodes.join(","));
-        lock(&log.faults).push(fault);
-        let fi = lock(&log.faults).len() - 1;
-        let _ = nap(plan.interval, stop);
-        // Heal: always, even when stopping, so the fault's period is closed.
-        match kind {
-            FaultKind::Partition => cluster.set_grudge(grudge::healed(n)),
-            FaultKind::Kill => {
-                for &i in &killed {
-                    restart_node(cluster, rec, log, i, false);
-                }
-            }
-        }
-        lock(&log.faults)[fi].end_ns = Some(rec.now_ns());
-        lock(&log.current).clear();
-        sent_before = cluster.sent_counts();
-    }
+/// When the workload ran, in ns since the run started, and what the network tap saw meanwhile.
+struct Window {
+    start_ns: u64,
+    end_ns: u64,
+    tap: Vec<TapSample>,
 }
 
 /// Runs one test as `opts` describe. Errors are the ones that stop a run from being made.
@@ -442,6 +482,65 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
     let plan = plan(opts)?;
     let dir = make_run_dir(&opts.store, &opts.workload)?;
     let ids: Vec<String> = (0..plan.n).map(|i| format!("n{i}")).collect();
+    if !opts.quiet {
+        announce(opts, &plan, &dir);
+    }
+    let start = Instant::now();
+    let cluster = start_cluster(opts, &plan, &dir, &ids, start)?;
+    let rec = Recorder::new(start);
+    let log = NemesisLog::default();
+    let ctx = Ctx {
+        opts,
+        plan: &plan,
+        ids: &ids,
+        cluster: &cluster,
+        rec: &rec,
+        log: &log,
+    };
+    let wl = Workload::new(&cluster, &rec, workload_params(opts, &plan));
+    let window = drive_workload(&ctx, &wl, start);
+    let final_from_ns = match interrupt::requested() {
+        None => final_phase(&ctx, &wl),
+        Some(_) => rec.now_ns(),
+    };
+    let end_ns = rec.now_ns();
+    record_crashes(&ctx);
+    let problems = cluster.problems();
+    let net_json = net_counters(&cluster);
+    cluster.shutdown();
+    let finished = Finished {
+        window,
+        final_from_ns,
+        end_ns,
+        problems,
+        net_json,
+    };
+    report_run(&ctx, &dir, finished)
+}
+
+fn announce(opts: &Opts, plan: &Plan, dir: &Path) {
+    eprintln!(
+        "raftkv test: {} nodes of {}, {}s at {} ops/s, concurrency {}, latency {} ms, nemesis {} every {}s, seed {}\nstore: {}",
+        plan.n,
+        plan.bin.display(),
+        opts.time_limit,
+        opts.rate,
+        plan.concurrency,
+        opts.latency,
+        if plan.faults.is_empty() { "none".to_string() } else { opts.nemesis.clone() },
+        opts.nemesis_interval,
+        plan.seed,
+        dir.display()
+    );
+}
+
+fn start_cluster(
+    opts: &Opts,
+    plan: &Plan,
+    dir: &Path,
+    ids: &[String],
+    start: Instant,
+) -> Result<Cluster, String> {
     let spec = NodeSpec {
         bin: plan.bin.clone(),
         args: Vec::new(),
@@ -449,152 +548,186 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
         log_dir: dir.join("node-logs"),
         init_timeout: Duration::from_secs_f64(opts.init_timeout),
         latency: Duration::from_millis(opts.latency),
+        latency_dist: plan.latency_dist,
+        net_seed: plan.seed ^ 0x6E65_7477_6F72_6B00,
     };
-    let quiet = opts.quiet;
-    if !quiet {
-        eprintln!(
-            "raftkv test: {} nodes of {}, {}s at {} ops/s, concurrency {}, latency {} ms, nemesis {} every {}s, seed {}\nstore: {}",
-            plan.n,
-            plan.bin.display(),
-            opts.time_limit,
-            opts.rate,
-            plan.concurrency,
-            opts.latency,
-            if plan.faults.is_empty() { "none".to_string() } else { opts.nemesis.clone() },
-            opts.nemesis_interval,
-            plan.seed,
-            dir.display()
-        );
-    }
-    let start = Instant::now();
-    let cluster = Cluster::start(spec, ids.clone(), start).map_err(|e| {
+    Cluster::start(spec, ids.to_vec(), start).map_err(|e| {
         format!(
             "the cluster did not start:\n{e}\n(node logs: {})",
             dir.join("node-logs").display()
         )
-    })?;
-    let rec = Recorder::new(start);
-    let log = NemesisLog::default();
-    let mut rng = Rng::new(plan.seed);
-    let params = Params {
+    })
+}
+
+fn workload_params(opts: &Opts, plan: &Plan) -> Params {
+    Params {
         concurrency: plan.concurrency,
         group_size: plan.group,
         rate: opts.rate,
         per_key_limit: opts.per_key_limit.max(1),
         timeout: plan.timeout,
-    };
-    let wl = Workload::new(&cluster, &rec, params);
+    }
+}
+
+/// Runs the clients, the probes and the nemesis for `--time-limit`, showing progress, then stops
+/// them all (the nemesis heals what it broke).
+fn drive_workload(ctx: &Ctx, wl: &Workload, start: Instant) -> Window {
+    let plan = ctx.plan;
+    let mut rng = Rng::new(plan.seed);
     let nemesis_stop = AtomicBool::new(false);
-    let workload_start_ns = rec.now_ns();
-    let mut workload_end_ns = workload_start_ns;
+    let start_ns = ctx.rec.now_ns();
     thread::scope(|s| {
-        let mut workers = Vec::new();
-        for w in 0..plan.concurrency {
-            let r = rng.fork(w as u64);
-            let wl = &wl;
-            workers.push(s.spawn(move || wl.run_worker(w, r)));
-        }
+        let workers: Vec<_> = (0..plan.concurrency)
+            .map(|w| {
+                let r = rng.fork(w as u64);
+                s.spawn(move || wl.run_worker(w, r))
+            })
+            .collect();
         if !plan.probe_every.is_zero() {
             for i in 0..plan.n {
-                let wl = &wl;
                 let (every, timeout) = (plan.probe_every, plan.probe_timeout);
                 // Probe processes: 500_000_000 + node, stepping by 2^20 per op.
                 s.spawn(move || wl.run_probe(i, 500_000_000 + i as u64, every, timeout));
             }
         }
-        let nem = if plan.faults.is_empty() {
-            None
-        } else {
+        let nemesis = (!plan.faults.is_empty()).then(|| {
             let r = rng.fork(u64::MAX);
-            let (c, rc, l, p, st) = (&cluster, &rec, &log, &plan, &nemesis_stop);
-            Some(s.spawn(move || run_nemesis(c, rc, l, p, r, st)))
-        };
-        let tty = std::io::stderr().is_terminal();
-        let mut last_print = Instant::now();
-        while start.elapsed() < plan.time_limit + Duration::from_nanos(workload_start_ns) {
-            thread::sleep(Duration::from_millis(100));
-            for i in cluster.reap_exits() {
-                let t = rec.now_ns();
-                lock(&log.faults).push(Fault {
-                    kind: "crash".into(),
-                    detail: "exited on its own".into(),
-                    nodes: vec![ids[i].clone()],
-                    components: Vec::new(),
-                    start_ns: t,
-                    end_ns: Some(t),
-                    serve_again_ms: None,
-                    majority_serves_again_ms: None,
-                });
-            }
-            let every = if tty {
-                Duration::from_secs(1)
-            } else {
-                Duration::from_secs(5)
-            };
-            if !quiet && last_print.elapsed() >= every {
-                last_print = Instant::now();
-                let (ok, fail, info, all) = rec.op_count();
-                let t = start.elapsed().as_secs_f64();
-                let total = plan.time_limit.as_secs_f64().max(1e-9);
-                let filled = ((t / total).min(1.0) * 24.0) as usize;
-                let line = format!(
-                    "[{}{}] {t:5.1}s/{total:.0}s {all} ops: {ok} ok, {fail} fail, {info} info | {}",
-                    "#".repeat(filled),
-                    ".".repeat(24 - filled),
-                    {
-                        let c = lock(&log.current).clone();
-                        if c.is_empty() {
-                            "healthy".to_string()
-                        } else {
-                            c
-                        }
-                    }
-                );
-                if tty {
-                    eprint!("\r{line:<100}");
-                } else {
-                    eprintln!("{line}");
-                }
-            }
-        }
-        if tty && !quiet {
-            eprintln!();
-        }
+            let (c, rc, l, st) = (ctx.cluster, ctx.rec, ctx.log, &nemesis_stop);
+            s.spawn(move || run_nemesis(c, rc, l, plan, r, st))
+        });
+        let tap = watch(ctx, start, plan.time_limit + Duration::from_nanos(start_ns));
         wl.stop.store(true, Ordering::Relaxed);
         nemesis_stop.store(true, Ordering::Relaxed);
         for w in workers {
             let _ = w.join();
         }
-        workload_end_ns = rec.now_ns();
-        if let Some(h) = nem {
+        if let Some(h) = nemesis {
             let _ = h.join();
         }
-    });
+        Window {
+            start_ns,
+            end_ns: ctx.rec.now_ns(),
+            tap,
+        }
+    })
+}
 
-    // Final phase: heal, restart every node, wait until each serves, read every key once more.
-    if !quiet {
-        eprintln!("raftkv test: healing, restarting every node, reading every key back");
+/// Until `until` after `start`, or a stop signal: records nodes that exited on their own, reads
+/// the network tap every 100 ms (returned), and shows progress.
+fn watch(ctx: &Ctx, start: Instant, until: Duration) -> Vec<TapSample> {
+    let tty = std::io::stderr().is_terminal();
+    let every = Duration::from_secs(if tty { 1 } else { 5 });
+    let mut last_print = Instant::now();
+    let mut tap = vec![(ctx.rec.now_ns(), ctx.cluster.sent_counts())];
+    while start.elapsed() < until && interrupt::requested().is_none() {
+        thread::sleep(Duration::from_millis(100));
+        tap.push((ctx.rec.now_ns(), ctx.cluster.sent_counts()));
+        record_crashes(ctx);
+        if !ctx.opts.quiet && last_print.elapsed() >= every {
+            last_print = Instant::now();
+            let line = progress_line(ctx, start.elapsed());
+            if tty {
+                eprint!("\r{line:<100}");
+            } else {
+                eprintln!("{line}");
+            }
+        }
     }
-    cluster.set_grudge(grudge::healed(plan.n));
-    let final_from_ns = rec.now_ns();
+    if tty && !ctx.opts.quiet {
+        eprintln!();
+    }
+    if let Some(sig) = interrupt::requested() {
+        eprintln!(
+            "raftkv test: {} received: stopping the clients and the nodes, keeping what was recorded",
+            interrupt::name(sig)
+        );
+    }
+    tap
+}
+
+fn progress_line(ctx: &Ctx, elapsed: Duration) -> String {
+    let (ok, fail, info, all) = ctx.rec.op_count();
+    let t = elapsed.as_secs_f64();
+    let total = ctx.plan.time_limit.as_secs_f64().max(1e-9);
+    let filled = ((t / total).min(1.0) * 24.0) as usize;
+    let current = lock(&ctx.log.current).clone();
+    format!(
+        "[{}{}] {t:5.1}s/{total:.0}s {all} ops: {ok} ok, {fail} fail, {info} info | {}",
+        "#".repeat(filled),
+        ".".repeat(24 - filled),
+        if current.is_empty() {
+            "healthy"
+        } else {
+            &current
+        }
+    )
+}
+
+/// Records every node that exited on its own since the last look as a `crash` fault.
+fn record_crashes(ctx: &Ctx) {
+    for i in ctx.cluster.reap_exits() {
+        let t = ctx.rec.now_ns();
+        lock(&ctx.log.faults).push(Fault {
+            kind: "crash".into(),
+            detail: "exited on its own".into(),
+            nodes: vec![ctx.ids[i].clone()],
+            majority_side: Vec::new(),
+            components: Vec::new(),
+            start_ns: t,
+            end_ns: Some(t),
+            serve_again_ms: None,
+            majority_serves_again_ms: None,
+            liveness: None,
+        });
+    }
+}
+
+/// Heals, restarts the nodes (see `to_restart`), waits until each serves, and reads every key
+/// once more. Returns when the phase began.
+fn final_phase(ctx: &Ctx, wl: &Workload) -> u64 {
+    let restart = to_restart(ctx);
+    if !ctx.opts.quiet {
+        let what = match restart.len() {
+            0 => "restarting no node".to_string(),
+            k if k == ctx.plan.n => "restarting every node".to_string(),
+            _ => format!("restarting the {} node(s) that stopped", restart.len()),
+        };
+        eprintln!("raftkv test: healing, {what}, reading every key back");
+    }
+    ctx.cluster.heal();
+    let from_ns = ctx.rec.now_ns();
     thread::scope(|s| {
-        for i in 0..plan.n {
-            let (c, r, l) = (&cluster, &rec, &log);
-            s.spawn(move || restart_node(c, r, l, i, true));
+        for &i in &restart {
+            s.spawn(move || restart_node(ctx.cluster, ctx.rec, ctx.log, i, true));
         }
     });
-    let deadline = Instant::now() + Duration::from_secs_f64(opts.recovery_timeout);
+    let deadline = Instant::now() + Duration::from_secs_f64(ctx.opts.recovery_timeout);
     let next_process = AtomicU64::new(1_000_000_000);
-    let wl_ref = &wl;
-    // Wait for recovery: each node must answer a read (of key 0) once.
+    wait_until_each_serves(ctx, wl, deadline, &next_process);
+    read_every_key(ctx, wl, deadline, &next_process);
+    from_ns
+}
+
+/// Which nodes the final phase restarts: every node when the run killed nodes (their recovery is
+/// what the read-back tests) or `--final-restart` asks; otherwise only nodes that are down (they
+/// exited on their own), so a node that never had to recover is not failed for forgetting on a
+/// restart nobody asked for.
+fn to_restart(ctx: &Ctx) -> Vec<usize> {
+    let killed = lock(&ctx.log.faults).iter().any(|f| f.kind == "kill");
+    (0..ctx.plan.n)
+        .filter(|&i| ctx.opts.final_restart || killed || !ctx.cluster.is_running(i))
+        .collect()
+}
+
+/// Each node must answer a read (of key 0) once, or the deadline passes.
+fn wait_until_each_serves(ctx: &Ctx, wl: &Workload, deadline: Instant, next_process: &AtomicU64) {
     thread::scope(|s| {
-        for i in 0..plan.n {
-            let np = &next_process;
+        for i in 0..ctx.plan.n {
             s.spawn(move || {
-                let mut client = wl_ref.cluster.client();
-                while Instant::now() < deadline {
-                    let p = np.fetch_add(1, Ordering::Relaxed);
-                    let k = wl_ref.op(
+                let mut client = wl.cluster.client();
+                while Instant::now() < deadline && interrupt::requested().is_none() {
+                    let p = next_process.fetch_add(1, Ordering::Relaxed);
+                    let k = wl.op(
                         &mut client,
                         p,
                         i,
@@ -602,7 +735,7 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
                         0,
                         Value::Null,
                         Tag::Final,
-                        wl_ref.params.timeout,
+                        wl.params.timeout,
                     );
                     if k == Kind::Ok {
                         return;
@@ -612,22 +745,28 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
             });
         }
     });
+}
+
+/// Reads every key the workload touched until one read of it is `ok` (trying the nodes in
+/// turn), or the deadline passes.
+fn read_every_key(ctx: &Ctx, wl: &Workload, deadline: Instant, next_process: &AtomicU64) {
     let max_key = wl.max_key.load(Ordering::Relaxed);
     let next_key = AtomicU64::new(0);
+    let n = ctx.plan.n;
     thread::scope(|s| {
-        for t in 0..plan.concurrency.min(max_key as usize + 1) {
-            let (np, nk) = (&next_process, &next_key);
+        for t in 0..ctx.plan.concurrency.min(max_key as usize + 1) {
+            let next_key = &next_key;
             s.spawn(move || {
-                let mut client = wl_ref.cluster.client();
+                let mut client = wl.cluster.client();
                 loop {
-                    let key = nk.fetch_add(1, Ordering::Relaxed);
+                    let key = next_key.fetch_add(1, Ordering::Relaxed);
                     if key > max_key {
                         return;
                     }
-                    let mut node = (key as usize + t) % plan.n;
-                    while Instant::now() < deadline {
-                        let p = np.fetch_add(1, Ordering::Relaxed);
-                        let k = wl_ref.op(
+                    let mut node = (key as usize + t) % n;
+                    while Instant::now() < deadline && interrupt::requested().is_none() {
+                        let p = next_process.fetch_add(1, Ordering::Relaxed);
+                        let k = wl.op(
                             &mut client,
                             p,
                             node,
@@ -635,78 +774,165 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
                             key,
                             Value::Null,
                             Tag::Final,
-                            wl_ref.params.timeout,
+                            wl.params.timeout,
                         );
                         if k == Kind::Ok {
                             break;
                         }
-                        node = (node + 1) % plan.n;
+                        node = (node + 1) % n;
                         thread::sleep(Duration::from_millis(20));
                     }
                 }
             });
         }
     });
-    let end_ns = rec.now_ns();
-    for i in cluster.reap_exits() {
-        lock(&log.faults).push(Fault {
-            kind: "crash".into(),
-            detail: "exited on its own".into(),
-            nodes: vec![ids[i].clone()],
-            components: Vec::new(),
-            start_ns: end_ns,
-            end_ns: Some(end_ns),
-            serve_again_ms: None,
-            majority_serves_again_ms: None,
-        });
-    }
-    let problems = cluster.problems();
+}
+
+fn net_counters(cluster: &Cluster) -> Value {
     let net = cluster.stats();
-    let net_json = json!({
+    json!({
         "delivered": net.delivered.load(Ordering::Relaxed),
         "dropped_partition": net.dropped_partition.load(Ordering::Relaxed),
+        "dropped_loss": net.dropped_loss.load(Ordering::Relaxed),
         "dropped_node_down": net.dropped_node_down.load(Ordering::Relaxed),
         "late_replies": net.late_replies.load(Ordering::Relaxed),
         "unknown_dest": net.unknown_dest.load(Ordering::Relaxed),
-    });
-    cluster.shutdown();
-    drop(cluster);
+    })
+}
 
-    let (events, ops) = rec.snapshot();
-    let stats = report::stats(&ops, workload_end_ns - workload_start_ns);
-    let mut faults = std::mem::take(&mut *lock(&log.faults));
-    let mut restarts = std::mem::take(&mut *lock(&log.restarts));
-    report::serve_again(&mut faults, &mut restarts, &ops, &ids);
+/// What the run left once its nodes were stopped.
+struct Finished {
+    window: Window,
+    final_from_ns: u64,
+    end_ns: u64,
+    problems: Vec<String>,
+    net_json: Value,
+}
 
-    let write = |name: &str, text: &str| {
-        std::fs::write(dir.join(name), text).map_err(|e| format!("writing {name}: {e}"))
+/// Writes the store directory, checks the history, prints the summary.
+fn report_run(ctx: &Ctx, dir: &Path, done: Finished) -> Result<RunOutcome, String> {
+    let (events, ops) = ctx.rec.snapshot();
+    let stats = report::stats(&ops, done.window.end_ns - done.window.start_ns);
+    let mut faults = std::mem::take(&mut *lock(&ctx.log.faults));
+    let mut restarts = std::mem::take(&mut *lock(&ctx.log.restarts));
+    report::serve_again(&mut faults, &mut restarts, &ops, ctx.ids);
+    let run_end = done.window.end_ns;
+    liveness::measure(&mut faults, &ops, &done.window.tap, ctx.ids, run_end);
+    let missed_bound = ctx
+        .plan
+        .liveness_bound
+        .map(|b| liveness::missed_bound(&faults, b.as_secs_f64() * 1e3, run_end))
+        .unwrap_or_default();
+    write_history(dir, &events, &ops, &faults, &done)?;
+    let interrupted = interrupt::requested();
+    let verdict = match interrupted {
+        None => check_history(&events, dir),
+        Some(sig) => mark_incomplete(dir, sig, done.end_ns)?,
     };
-    report::write_jsonl(&dir.join("history.jsonl"), &events)?;
-    write("history.edn", &report::edn(&events))?;
-    let t_max = end_ns as f64 / 1e9;
-    let final_s = final_from_ns as f64 / 1e9;
-    write(
-        "latency.svg",
-        &report::latency_svg(&ops, &faults, t_max, final_s),
+    let exit_code = match interrupted {
+        Some(sig) => 128 + sig,
+        None => exit_code(&verdict, &stats, &done, &restarts, !missed_bound.is_empty()),
+    };
+    let outcome = summary::Outcome {
+        stats: &stats,
+        faults: &faults,
+        restarts: &restarts,
+        problems: &done.problems,
+        verdict: &verdict,
+        missed_bound: &missed_bound,
+        liveness_bound: ctx.plan.liveness_bound,
+        interrupted: interrupted.map(interrupt::name),
+        exit_code,
+        dir,
+    };
+    let results = results_json(ctx, &outcome, &done);
+    write_file(
+        dir,
+        "results.json",
+        &serde_json::to_string_pretty(&results).map_err(|e| format!("encoding results: {e}"))?,
     )?;
-    write("rate.svg", &report::rate_svg(&ops, &faults, t_max, final_s))?;
+    let text = summary(&outcome);
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    let _ = std::io::stdout().flush();
+    Ok(RunOutcome {
+        exit_code,
+        dir: dir.to_path_buf(),
+        stats,
+        linearizable: verdict.linearizable,
+    })
+}
 
-    let verdict = check_history(&events, &dir);
+fn write_file(dir: &Path, name: &str, text: &str) -> Result<(), String> {
+    std::fs::write(dir.join(name), text).map_err(|e| format!("writing {name}: {e}"))
+}
 
-    let restart_failures: Vec<&Restart> = restarts.iter().filter(|r| r.error.is_some()).collect();
-    let linearizable = verdict.linearizable;
-    let exit_code = if linearizable == Some(false) || !stats.lost_keys.is_empty() {
+/// The history in both forms and the two plots.
+fn write_history(
+    dir: &Path,
+    events: &[workload::Event],
+    ops: &[workload::OpRecord],
+    faults: &[Fault],
+    done: &Finished,
+) -> Result<(), String> {
+    report::write_jsonl(&dir.join("history.jsonl"), events)?;
+    write_file(dir, "history.edn", &report::edn(events))?;
+    let t_max = done.end_ns as f64 / 1e9;
+    let final_s = done.final_from_ns as f64 / 1e9;
+    write_file(
+        dir,
+        "latency.svg",
+        &report::latency_svg(ops, faults, t_max, final_s),
+    )?;
+    write_file(
+        dir,
+        "rate.svg",
+        &report::rate_svg(ops, faults, t_max, final_s),
+    )
+}
+
+/// Marks a run stopped by signal `sig` as incomplete (an `INCOMPLETE` file in its directory) and
+/// returns the verdict it gets: not checked.
+fn mark_incomplete(dir: &Path, sig: i32, at_ns: u64) -> Result<Verdict, String> {
+    let why = format!(
+        "stopped by {} at t={:.3}s: the history holds what was recorded until then; it was not checked",
+        interrupt::name(sig),
+        at_ns as f64 / 1e9
+    );
+    write_file(dir, "INCOMPLETE", &format!("{why}\n"))?;
+    Ok(Verdict {
+        linearizable: None,
+        text: format!("not checked: the run was {why}"),
+        json: Value::Null,
+    })
+}
+
+/// The exit status the module doc promises (for a run that was not interrupted).
+fn exit_code(
+    verdict: &Verdict,
+    stats: &Stats,
+    done: &Finished,
+    restarts: &[Restart],
+    missed_bound: bool,
+) -> i32 {
+    let restart_failed = restarts.iter().any(|r| r.error.is_some());
+    if verdict.linearizable == Some(false) || !stats.lost_keys.is_empty() {
         1
-    } else if linearizable.is_none()
-        || !problems.is_empty()
-        || !restart_failures.is_empty()
+    } else if verdict.linearizable.is_none()
+        || !done.problems.is_empty()
+        || restart_failed
         || !stats.unread_keys.is_empty()
     {
         3
+    } else if missed_bound {
+        4
     } else {
         0
-    };
-    let results = json!({
+    }
+}
+
+fn results_json(ctx: &Ctx, out: &summary::Outcome, done: &Finished) -> Value {
+    let (opts, plan) = (ctx.opts, ctx.plan);
+    json!({
         "command": std::env::args().collect::<Vec<_>>(),
         "workload": opts.workload,
         "bin": plan.bin.display().to_string(),
@@ -717,231 +943,26 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
         "latency_ms": opts.latency,
         "nemesis": opts.nemesis,
         "nemesis_interval_s": opts.nemesis_interval,
+        "partition_shapes": plan.shapes.iter().map(|s| s.name()).collect::<Vec<_>>(),
+        "loss": plan.loss,
+        "latency_dist": opts.latency_dist,
+        "fault_targets": plan.targets.iter().map(|t| t.name()).collect::<Vec<_>>(),
+        "liveness_bound_s": opts.liveness_bound,
+        "final_restart": opts.final_restart,
         "client_timeout_ms": plan.timeout.as_millis() as u64,
         "seed": plan.seed,
-        "stats": stats,
-        "faults": faults,
-        "restarts": restarts,
-        "final_phase_started_s": final_from_ns as f64 / 1e9,
-        "net": net_json,
-        "problems": problems,
-        "verdict": verdict.json,
-        "linearizable": linearizable,
-        "exit_code": exit_code,
-    });
-    write(
-        "results.json",
-        &serde_json::to_string_pretty(&results).map_err(|e| format!("encoding results: {e}"))?,
-    )?;
-    let summary = summary(
-        &stats, &faults, &restarts, &problems, &verdict, exit_code, &dir,
-    );
-    let _ = std::io::stdout().write_all(summary.as_bytes());
-    let _ = std::io::stdout().flush();
-    Ok(RunOutcome {
-        exit_code,
-        dir,
-        stats,
-        linearizable,
+        "incomplete": out.interrupted,
+        "stats": out.stats,
+        "faults": out.faults,
+        "restarts": out.restarts,
+        "liveness_bound_missed": out.missed_bound,
+        "final_phase_started_s": done.final_from_ns as f64 / 1e9,
+        "net": done.net_json,
+        "problems": done.problems,
+        "verdict": out.verdict.json,
+        "linearizable": out.verdict.linearizable,
+        "exit_code": out.exit_code,
     })
-}
-
-/// The checker's verdict on a history, as the bench reports it.
-pub struct Verdict {
-    pub linearizable: Option<bool>,
-    pub text: String,
-    pub json: Value,
-}
-
-/// Runs the checker (`crate::check`, its default options) over the history, and writes its HTML
-/// report next to the history.
-fn check_history(events: &[workload::Event], dir: &Path) -> Verdict {
-    use crate::check;
-    let report = check::check(events, &check::Options::default());
-    let _ = std::fs::write(dir.join("check.html"), report.to_html());
-    let linearizable = match report.verdict {
-        check::Verdict::Linearizable => Some(true),
-        check::Verdict::NotLinearizable => Some(false),
-        check::Verdict::Unknown { .. } => None,
-    };
-    let mut text = report.to_text();
-    if let Some(false) = linearizable {
-        let keys: Vec<String> = report
-            .violations
-            .iter()
-            .map(|v| v.key.to_string())
-            .collect();
-        text = format!("NOT LINEARIZABLE: failing keys {}\n{text}", keys.join(", "));
-    }
-    Verdict {
-        linearizable,
-        text: text.trim_end().to_string(),
-        json: report.to_json(),
-    }
-}
-
-fn median_of(mut v: Vec<f64>) -> Option<f64> {
-    if v.is_empty() {
-        return None;
-    }
-    v.sort_by(f64::total_cmp);
-    Some(v[v.len() / 2])
-}
-
-/// Where the nodes' stderr went, and at which level: the nodes inherit `RAFTKV_LOG`.
-fn node_logs_line(dir: &Path) -> String {
-    let level = match std::env::var(crate::logs::ENV_VAR) {
-        Ok(v) if !v.trim().is_empty() => format!("{}={v}", crate::logs::ENV_VAR),
-        _ => format!(
-            "default level; {}=debug logs every message",
-            crate::logs::ENV_VAR
-        ),
-    };
-    format!(
-        "node logs: {}/<node>.log ({level})",
-        dir.join("node-logs").display()
-    )
-}
-
-fn summary(
-    s: &Stats,
-    faults: &[Fault],
-    restarts: &[Restart],
-    problems: &[String],
-    verdict: &Verdict,
-    exit_code: i32,
-    dir: &Path,
-) -> String {
-    let mut o = String::new();
-    use std::fmt::Write as _;
-    let _ = writeln!(o, "\n== raftkv test summary ==");
-    let _ = writeln!(
-        o,
-        "ops: {} ({} ok, {} fail, {} info; {} timed out)   ok-fraction {:.3}   answered in time {:.3}",
-        s.ops, s.ok, s.fail, s.info, s.timeouts, s.ok_fraction, s.answered_fraction
-    );
-    for (f, c) in &s.by_f {
-        let _ = writeln!(
-            o,
-            "  {f:<5} ok {:>6}  fail {:>6}  info {:>6}",
-            c[0], c[1], c[2]
-        );
-    }
-    if !s.errors.is_empty() {
-        let _ = writeln!(o, "  error replies by code: {:?}", s.errors);
-    }
-    let _ = writeln!(
-        o,
-        "latency of ok ops: p50 {:.1} ms  p95 {:.1} ms  p99 {:.1} ms  max {:.1} ms",
-        s.latency_ok.p50_ms, s.latency_ok.p95_ms, s.latency_ok.p99_ms, s.latency_ok.max_ms
-    );
-    let _ = writeln!(
-        o,
-        "throughput: {:.1} ops/s ({:.1} ok/s) over {:.1} s",
-        s.throughput_ops_s, s.ok_throughput_ops_s, s.duration_s
-    );
-    let count = |k: &str| faults.iter().filter(|f| f.kind == k).count();
-    let nemesis_restarts: Vec<&Restart> = restarts.iter().filter(|r| !r.final_phase).collect();
-    let _ = writeln!(
-        o,
-        "faults: {} partitions, {} kills, {} restarts during the run (+{} in the final phase), {} crashes",
-        count("partition"),
-        count("kill"),
-        nemesis_restarts.len(),
-        restarts.len() - nemesis_restarts.len(),
-        count("crash")
-    );
-    for f in faults.iter().filter(|f| f.kind != "crash") {
-        let ms = |v: Option<f64>| v.map_or("never".to_string(), |m| format!("{m:.0} ms"));
-        let _ = writeln!(
-            o,
-            "  {:>7.2}s {:<9} {:<15} {:<14} majority side served after {:>8}, a client op after {:>8}",
-            f.start_ns as f64 / 1e9,
-            f.kind,
-            f.detail,
-            if f.nodes.is_empty() {
-                "-".into()
-            } else {
-                f.nodes.join(",")
-            },
-            ms(f.majority_serves_again_ms),
-            ms(f.serve_again_ms)
-        );
-    }
-    for (kind, detail, label) in [
-        ("partition", None, "a partition"),
-        ("kill", None, "a kill"),
-        ("kill", Some("primary"), "a kill of the primary (leader)"),
-    ] {
-        let pick = |g: fn(&Fault) -> Option<f64>| -> Vec<f64> {
-            faults
-                .iter()
-                .filter(|f| f.kind == kind && detail.is_none_or(|d| f.detail == d))
-                .filter_map(g)
-                .collect()
-        };
-        if let Some(m) = median_of(pick(|f| f.majority_serves_again_ms)) {
-            let any = median_of(pick(|f| f.serve_again_ms))
-                .map_or(String::new(), |a| format!(" (a client op: {a:.0} ms)"));
-            let _ = writeln!(
-                o,
-                "  median time until the majority side serves again after {label}: {m:.0} ms{any}"
-            );
-        }
-    }
-    if let Some(m) = median_of(
-        restarts
-            .iter()
-            .filter(|r| !r.final_phase)
-            .filter_map(|r| r.serves_again_ms)
-            .collect(),
-    ) {
-        let _ = writeln!(
-            o,
-            "  median time from restart to the node's first served answer: {m:.0} ms"
-        );
-    }
-    for r in restarts.iter().filter(|r| r.error.is_some()) {
-        let _ = writeln!(
-            o,
-            "  restart of {} at {:.2}s FAILED: {}",
-            r.node,
-            r.at_ns as f64 / 1e9,
-            r.error.as_deref().unwrap_or("")
-        );
-    }
-    let _ = writeln!(
-        o,
-        "final read-back: {} keys, {} reads ok, {} failed attempts, {} keys unread, {} keys lost",
-        s.keys,
-        s.final_reads_ok,
-        s.final_reads_failed,
-        s.unread_keys.len(),
-        s.lost_keys.len()
-    );
-    if !s.lost_keys.is_empty() {
-        let _ = writeln!(
-            o,
-            "  acknowledged writes lost (key absent at the end): keys {:?}",
-            s.lost_keys
-        );
-    }
-    for p in problems.iter().take(10) {
-        let _ = writeln!(o, "node problem: {p}");
-    }
-    let lines: Vec<&str> = verdict.text.lines().collect();
-    let _ = writeln!(o, "verdict: {}", lines[..lines.len().min(40)].join("\n"));
-    if lines.len() > 40 {
-        let _ = writeln!(
-            o,
-            "  ... {} more lines: the whole report is in check.html and results.json",
-            lines.len() - 40
-        );
-    }
-    let _ = writeln!(o, "store: {}", dir.display());
-    let _ = writeln!(o, "{}", node_logs_line(dir));
-    let _ = writeln!(o, "exit status: {exit_code}");
-    o
 }
 
 #[cfg(test)]
@@ -981,6 +1002,80 @@ mod tests {
         assert!(e.contains("`clock`"), "{e}");
         let e = plan(&opts(&["-w", "g-set"])).err().expect("bad workload");
         assert!(e.contains("g-set"), "{e}");
+    }
+
+    #[test]
+    fn fault_flags_parse_and_bad_ones_are_named() {
+        let p = plan(&opts(&[
+            "--nemesis",
+            "partition,kill,pause",
+            "--partition-shapes",
+            "bridge,link,spokes,deaf,mute,flaky",
+            "--fault-targets",
+            "primary",
+            "--loss",
+            "0.3",
+            "--latency-dist",
+            "exponential",
+            "--liveness-bound",
+            "2.5",
+        ]))
+        .expect("valid");
+        assert_eq!(
+            p.faults,
+            vec![FaultKind::Partition, FaultKind::Kill, FaultKind::Pause]
+        );
+        let names: Vec<&str> = p.shapes.iter().map(|s| s.name()).collect();
+        assert_eq!(names, ["bridge", "link", "spokes", "deaf", "mute", "flaky"]);
+        assert_eq!(p.targets, vec![Target::Primary]);
+        assert_eq!((p.loss, p.latency_dist), (0.3, LatencyDist::Exponential));
+        assert_eq!(p.liveness_bound, Some(Duration::from_millis(2500)));
+        let p = plan(&opts(&["--partition-shapes", "all"])).expect("valid");
+        assert_eq!(p.shapes.len(), 11);
+        let p = plan(&opts(&[])).expect("defaults");
+        assert_eq!(p.shapes.len(), 5, "Maelstrom's four and the primary");
+        assert_eq!(p.targets, Target::ALL.to_vec());
+        assert_eq!(p.latency_dist, LatencyDist::Constant);
+        for (args, named) in [
+            (&["--partition-shapes", "one,wedge"][..], "`wedge`"),
+            (&["--fault-targets", "all-of-them"], "`all-of-them`"),
+            (&["--latency-dist", "gamma"], "`gamma`"),
+            (&["--loss", "1.5"], "--loss 1.5"),
+            (&["--nemesis", "pause,none"], "cannot be mixed"),
+            (&["--liveness-bound=-1"], "--liveness-bound -1"),
+            (
+                &[
+                    "--node-count",
+                    "3",
+                    "--concurrency",
+                    "6",
+                    "--partition-shapes",
+                    "spokes",
+                ],
+                "spokes needs at least 4 nodes",
+            ),
+        ] {
+            let e = plan(&opts(args)).err().expect("bad flag");
+            assert!(e.contains(named), "{args:?}: {e}");
+        }
+        let one_node = plan(&opts(&[
+            "--node-count",
+            "1",
+            "--concurrency",
+            "2",
+            "--nemesis",
+            "none",
+        ]));
+        assert!(one_node.is_ok(), "shapes are not judged without partitions");
+    }
+
+    #[test]
+    fn targets_hit_their_share_of_the_nodes() {
+        let counts: Vec<usize> = Target::ALL.iter().map(|t| t.count(5)).collect();
+        assert_eq!(counts, [1, 1, 2, 3]);
+        assert_eq!(Target::Minority.count(2), 1, "at least one");
+        assert_eq!(Target::Minority.count(4), 1, "2 of 4 is not a minority");
+        assert_eq!(Target::Majority.count(4), 3);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! What a run leaves behind: the history in both forms, statistics, fault timings, plots.
 //!
-//! Owns: `history.jsonl` (the checker's canonical form), `history.edn` (Jepsen's independent-key form),
-//! the statistics of the summary and `results.json` (counts by outcome, ok-fraction, latency
-//! percentiles, throughput, time to serve again after each fault), and the two SVG plots.
+//! Owns: `history.jsonl` (canonical: the checker's input), `history.edn` (Jepsen's
+//! independent-key form), the statistics of the summary and `results.json` (counts by outcome,
+//! ok-fraction, latency percentiles, throughput, time to serve again after each fault), and the
+//! two SVG plots.
 //! Must never: alter or invent events; every figure is computed from the recorded history.
 
+use super::liveness::Liveness;
 use super::workload::{Event, Kind, OpRecord, Tag, F};
 use serde::Serialize;
 use serde_json::Value;
@@ -14,27 +16,34 @@ use std::path::Path;
 /// One fault the nemesis applied (or a node crash it observed).
 #[derive(Clone, Debug, Serialize)]
 pub struct Fault {
-    /// `partition`, `kill` or `crash` (a node that exited on its own).
+    /// `partition`, `kill`, `pause` or `crash` (a node that exited on its own).
     pub kind: String,
-    /// The partition shape (`one`, `majority`, `minority-third`, `majorities-ring`, `primary`)
-    /// or kill target (`one`, `primary`, `minority`, `majority`).
+    /// The partition shape (`one`, `majority`, `minority-third`, `majorities-ring`, `primary`,
+    /// `bridge`, `link`, `spokes`, `deaf`, `mute`, `flaky`) or kill / pause target (`one`,
+    /// `primary`, `minority`, `majority`).
     /// `primary` is the node that sent the most node-to-node messages since the previous fault
     /// healed, as a network tap sees it: for a leader-based protocol, the leader.
     pub detail: String,
-    /// Nodes cut off (the smaller side) or killed.
+    /// Nodes the fault centres on: cut off (the smaller side), the bridge, the cut link's ends,
+    /// the spokes, the deaf or mute node, or the nodes killed or paused.
     pub nodes: Vec<String>,
+    /// Nodes left able to form a majority: with a two-way link to more than half the cluster
+    /// (partitions), or running (kills, pauses) when they are more than half. Empty when the
+    /// fault leaves no majority.
+    pub majority_side: Vec<String>,
     /// For partitions, the components (or each node's view, for the ring).
     pub components: Vec<Vec<String>>,
     /// When the fault was in full effect (for kills: after the last killed node was reaped).
     pub start_ns: u64,
     pub end_ns: Option<u64>,
-    /// Time from the fault's start to the first op served on a node of a majority component
-    /// (partitions; every node for the ring) or on a node left running (kills), invoked after
-    /// the start. With probes on, this is seen within one probe interval.
+    /// Time from the fault's start to the first op served on a node of `majority_side`,
+    /// invoked after the start. With probes on, this is seen within one probe interval.
     pub majority_serves_again_ms: Option<f64>,
     /// Time from the fault's start to the first served workload op (`ok`, or a definite answer
     /// about the data: 20, 21, 22) invoked after it.
     pub serve_again_ms: Option<f64>,
+    /// Availability during the fault against before it (nemesis faults only).
+    pub liveness: Option<Liveness>,
 }
 
 /// One restart of a node (nemesis or final phase).
@@ -139,7 +148,13 @@ pub fn stats(ops: &[OpRecord], workload_ns: u64) -> Stats {
         s.throughput_ops_s = s.ops as f64 / s.duration_s;
         s.ok_throughput_ops_s = s.ok as f64 / s.duration_s;
     }
-    // Final reads: per key, the last successful one.
+    read_back(ops, &mut s);
+    s
+}
+
+/// The final phase's figures: per key, the last successful final read against the
+/// acknowledged writes.
+fn read_back(ops: &[OpRecord], s: &mut Stats) {
     let mut acked = std::collections::BTreeSet::new();
     let mut keys = std::collections::BTreeSet::new();
     for o in ops {
@@ -167,7 +182,6 @@ pub fn stats(ops: &[OpRecord], workload_ns: u64) -> Stats {
             Some(_) => {}
         }
     }
-    s
 }
 
 /// The cluster served this op: `ok`, or a definite answer about the data (20, 21, 22).
@@ -189,18 +203,11 @@ pub fn serve_again(
             .map(|o| o.complete_ns)
             .min()
             .map(|t| (t - f.start_ns) as f64 / 1e6);
-        let n = ids.len();
-        let majority_side: Vec<usize> = match f.kind.as_str() {
-            "partition" if f.detail == "majorities-ring" => (0..n).collect(),
-            "partition" => f
-                .components
-                .iter()
-                .filter(|c| c.len() > n / 2)
-                .flatten()
-                .filter_map(|id| ids.iter().position(|x| x == id))
-                .collect(),
-            _ => (0..n).filter(|i| !f.nodes.contains(&ids[*i])).collect(),
-        };
+        let majority_side: Vec<usize> = f
+            .majority_side
+            .iter()
+            .filter_map(|id| ids.iter().position(|x| x == id))
+            .collect();
         f.majority_serves_again_ms = ops
             .iter()
             .filter(|o| {
@@ -336,10 +343,10 @@ fn frame(title: &str, t_max: f64, final_s: f64, faults: &[Fault], out: &mut Stri
     for f in faults {
         let x0 = ML + pw * (f.start_ns as f64 / 1e9 / t_max).min(1.0);
         let x1 = ML + pw * (f.end_ns.map_or(t_max, |e| e as f64 / 1e9) / t_max).min(1.0);
-        let fill = if f.kind == "partition" {
-            "#4c72b0"
-        } else {
-            "#c44e52"
+        let fill = match f.kind.as_str() {
+            "partition" => "#4c72b0",
+            "pause" => "#8172b2",
+            _ => "#c44e52",
         };
         let _ = writeln!(
             out,
@@ -577,6 +584,7 @@ mod tests {
             kind: "partition".into(),
             detail: "majority".into(),
             nodes: vec!["n0".into(), "n1".into()],
+            majority_side: vec!["n2".into(), "n3".into(), "n4".into()],
             components: vec![
                 vec!["n0".into(), "n1".into()],
                 vec!["n2".into(), "n3".into(), "n4".into()],
@@ -585,6 +593,7 @@ mod tests {
             end_ns: None,
             serve_again_ms: None,
             majority_serves_again_ms: None,
+            liveness: None,
         }];
         let mut timed_out = op(F::Write, 1, 110 * ms, 1110 * ms, Kind::Info, 3);
         timed_out.timed_out = true;
@@ -631,11 +640,13 @@ mod tests {
             kind: "partition".into(),
             detail: "one".into(),
             nodes: vec![],
+            majority_side: vec!["n0".into()],
             components: vec![],
             start_ns: 105 * ms,
             end_ns: None,
             serve_again_ms: None,
             majority_serves_again_ms: None,
+            liveness: None,
         }];
         // ops invoked at/after 105 ms: i >= 11 (invoke 110 ms, completes 121 ms)
         serve_again(&mut faults, &mut [], &ops, &["n0".into()]);

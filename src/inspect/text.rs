@@ -8,6 +8,7 @@ use super::compare::{intact_copies, Divergence};
 use super::state::{read, Rebuilt, StateComparison};
 use super::Filter;
 use raftkv_storage::examine::{Damage, Image};
+use raftkv_storage::progress::{Progress, ProgressRecord};
 use raftkv_storage::scan::Status;
 use raftkv_storage::{Entry, EntryKind};
 use serde_json::Value;
@@ -55,7 +56,7 @@ pub fn status_text(status: &Status) -> String {
         Status::Stale => "  [stale, dropped on open]".into(),
         Status::Conflicting => "  [conflicts with snapshot, dropped on open]".into(),
         Status::Bad(d) => format!("  [BAD: {d}]"),
-        Status::AfterBad => "  [after a bad record, dropped on open]".into(),
+        Status::AfterBad => "  [after a bad record; kept, the node refuses the directory]".into(),
     }
 }
 
@@ -87,6 +88,10 @@ pub fn print_header(img: &Image) {
         ),
         None => println!("  hard state: (none saved)"),
     }
+    match &img.progress {
+        Some(p) => println!("  progress:   {}", progress_text(p)),
+        None => println!("  progress:   (no intact durable-progress record)"),
+    }
     match &img.snapshot {
         Some(s) => println!(
             "  snapshot:   index {} term {} voters {:?}, {} bytes in {} chunk(s)",
@@ -103,6 +108,24 @@ pub fn print_header(img: &Image) {
         "  records:    {} stored, checksums verified",
         img.records.len()
     );
+}
+
+/// The durable-progress record: the value after the last step, and the one before a step that
+/// truncated the log or installed a snapshot, when the record holds both.
+fn progress_text(p: &ProgressRecord) -> String {
+    let value = |v: &Progress| {
+        format!(
+            "term {} vote {}, last entry {} of term {}",
+            v.term,
+            v.vote.map_or("none".into(), |x| x.to_string()),
+            v.last_index,
+            v.last_term
+        )
+    };
+    match &p.old {
+        Some(old) => format!("{} (before the step: {})", value(&p.new), value(old)),
+        None => value(&p.new),
+    }
 }
 
 /// The entry listing: the records the filter keeps; without a filter or `--all`, the first and

@@ -182,6 +182,11 @@ impl<W: Write> Node<W> {
                 self.last_stats = Instant::now();
             }
         }
+        // End of input: the commit index that was riding on a later flush is written now.
+        if let Some(replica) = self.replica.as_mut() {
+            replica.shell.write_deferred_commit_next();
+        }
+        self.drive()?;
         self.out
             .flush()
             .map_err(|e| format!("cannot write to stdout: {e}"))?;
@@ -601,7 +606,7 @@ impl<W: Write> Node<W> {
             }
             c.peers_open = true;
         }
-        c.shell.raft_mut().tick();
+        c.shell.tick();
         for (client, code, text) in expire_requests(c, now, self.settings.request_timeout) {
             let body = error_body(Some(client.msg_id), code, text);
             if let Err(e) = self.send(&client.dest, &client.src, body) {

@@ -199,6 +199,11 @@ pub enum Progress {
 /// Most `Ready`s performed by one `drive` call; the rest waits for the next call.
 const MAX_READYS_PER_DRIVE: usize = 1000;
 
+/// Ticks a deferred commit index waits for a flush to ride on before it is written on its own,
+/// so an idle node's durable commit index (what a restart replays, what an operator inspects)
+/// trails the real one by at most this many ticks, while a busy node never flushes it alone.
+const DEFERRED_COMMIT_TICKS: u32 = 2;
+
 /// One node's shell: its core, its state machine and the client requests waiting on them.
 pub struct Shell<M: StateMachine, T> {
     raft: Raft,
@@ -217,6 +222,8 @@ pub struct Shell<M: StateMachine, T> {
     written: HardState,
     /// A commit-only hard-state change not yet written: it rides on the next flush.
     deferred: Option<HardState>,
+    /// Ticks since `deferred` was set (0 while it is `None`).
+    deferred_ticks: u32,
     pub stats: ShellStats,
 }
 
@@ -254,6 +261,7 @@ impl<M: StateMachine + Default, T> Shell<M, T> {
             in_flight: None,
             written,
             deferred: None,
+            deferred_ticks: 0,
             stats: ShellStats::default(),
         })
     }
@@ -326,6 +334,23 @@ impl<M: StateMachine, T> Shell<M, T> {
         self.pending.take_reads_where(expired)
     }
 
+    /// One tick of the core's clock; also ages a deferred commit index (see
+    /// [`DEFERRED_COMMIT_TICKS`]).
+    pub fn tick(&mut self) {
+        self.raft.tick();
+        if self.deferred.is_some() {
+            self.deferred_ticks += 1;
+        }
+    }
+
+    /// Makes the next [`Shell::drive`] write a deferred commit index at once: for a node that
+    /// is about to stop, so its directory keeps the commit index it reached.
+    pub fn write_deferred_commit_next(&mut self) {
+        if self.deferred.is_some() {
+            self.deferred_ticks = self.deferred_ticks.max(DEFERRED_COMMIT_TICKS);
+        }
+    }
+
     /// Performs every `Ready` the core has, until it has none or a persist stays in flight.
     pub fn drive<P>(&mut self, io: &mut P) -> Result<Progress, ShellError>
     where
@@ -337,6 +362,9 @@ impl<M: StateMachine, T> Shell<M, T> {
             }
             let ready = self.raft.ready();
             self.begin(ready, io)?;
+        }
+        if self.in_flight.is_none() && self.deferred_ticks >= DEFERRED_COMMIT_TICKS {
+            self.persist_deferred_commit(io)?;
         }
         Ok(if self.in_flight.is_some() {
             Progress::PersistInFlight
@@ -384,6 +412,32 @@ impl<M: StateMachine, T> Shell<M, T> {
             return self.complete(ready, io);
         }
         io.flush_sends().map_err(ShellError::Storage)?;
+        self.persist(ready, io)
+    }
+
+    /// Writes a commit index that found no flush to ride on for [`DEFERRED_COMMIT_TICKS`].
+    fn persist_deferred_commit<P>(&mut self, io: &mut P) -> Result<(), ShellError>
+    where
+        P: LogStorage + Outbox<T, M::Outcome>,
+    {
+        let hard_state = self.deferred.take();
+        self.deferred_ticks = 0;
+        if hard_state.is_none() {
+            return Ok(());
+        }
+        let ready = Ready {
+            hard_state,
+            ..Ready::default()
+        };
+        self.persist(ready, io)
+    }
+
+    /// Begins the persist of `ready`, completing it at once when the storage is synchronous.
+    fn persist<P>(&mut self, ready: Ready, io: &mut P) -> Result<(), ShellError>
+    where
+        P: LogStorage + Outbox<T, M::Outcome>,
+    {
+        debug_assert!(ready.must_persist());
         let batch = batch_of(&ready);
         let durability = io.begin_persist(&batch).map_err(ShellError::Storage)?;
         self.stats.flushes += 1;
@@ -425,6 +479,7 @@ impl<M: StateMachine, T> Shell<M, T> {
         }
         // The Ready's own hard state, when it has one, is newer than the deferred one.
         let deferred = self.deferred.take();
+        self.deferred_ticks = 0;
         if ready.hard_state.is_none() {
             ready.hard_state = deferred;
         }

@@ -215,6 +215,37 @@ fn a_commit_only_hard_state_rides_on_the_next_flush() {
 }
 
 #[test]
+fn an_idle_nodes_deferred_commit_is_written_after_two_ticks() {
+    let mut io = Recorder::default();
+    let mut s = single_leader(&mut io);
+    s.propose(write(1, 1), 10).unwrap();
+    s.drive(&mut io).unwrap();
+    assert_eq!(s.raft().status().commit, 2);
+    let flushes = s.stats.flushes;
+    io.did.clear();
+    // Nothing else to ride on: one tick is not enough, the second writes the commit alone.
+    s.tick();
+    s.drive(&mut io).unwrap();
+    assert_eq!(s.stats.flushes, flushes, "{:?}", io.did);
+    s.tick();
+    s.drive(&mut io).unwrap();
+    assert_eq!(s.stats.flushes, flushes + 1, "{:?}", io.did);
+    let Some(Did::Persist {
+        entries: 0,
+        hard_state: Some(hs),
+    }) = io.did.iter().find(|d| matches!(d, Did::Persist { .. }))
+    else {
+        panic!("a persist of the hard state alone: {:?}", io.did);
+    };
+    assert_eq!(hs.commit, 2, "{hs:?}");
+    // Written once: later ticks cost nothing more.
+    s.tick();
+    s.tick();
+    s.drive(&mut io).unwrap();
+    assert_eq!(s.stats.flushes, flushes + 1, "{:?}", io.did);
+}
+
+#[test]
 fn a_vote_costs_a_flush_and_its_grant_waits_for_it() {
     let mut io = Recorder::default();
     let mut s = shell(2, 3);

@@ -15,7 +15,7 @@ use std::hash::{Hash, Hasher};
 use serde_json::{json, Value};
 
 use super::disk::Disk;
-use super::faults::SimConfig;
+use super::faults::{self, SimConfig};
 use crate::check::{self, EventKind};
 use crate::kv::{Command, KvStore, Outcome};
 use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Role};
@@ -293,6 +293,8 @@ pub struct Sim {
     nodes: Vec<Node>,
     /// `blocked[from][to]`: messages on that link are dropped.
     blocked: Vec<Vec<bool>>,
+    /// Pause fault: node `i` takes no steps before `paused_until[i]`.
+    paused_until: Vec<Time>,
     clients: Vec<Client>,
     next_process: u64,
     next_req: u64,
@@ -366,6 +368,7 @@ impl Sim {
             queue: BinaryHeap::new(),
             nodes,
             blocked: vec![vec![false; n]; n],
+            paused_until: vec![0; n],
             clients,
             next_req: 1,
             issued: 0,
@@ -455,7 +458,7 @@ impl Sim {
 
     fn nemesis_enabled(&self) -> bool {
         let f = &self.cfg.faults;
-        f.partition || f.one_way || f.crash || f.slow_disk
+        f.partition || f.one_way || f.crash || f.slow_disk || !f.partial_kinds().is_empty()
     }
 
     fn shell_settings(&self) -> ShellSettings {
@@ -521,12 +524,15 @@ impl Sim {
     }
 
     fn handle(&mut self, ev: Ev) {
+        let Some(ev) = self.hold_for_pause(ev) else {
+            return;
+        };
         match ev {
             Ev::Tick(i) => {
                 let tick_ms = self.cfg.tick_ms;
                 self.at(tick_ms, Ev::Tick(i));
                 if let Some(shell) = self.nodes[i].shell.as_mut() {
-                    shell.raft_mut().tick();
+                    shell.tick();
                     self.drive(i);
                 }
             }
@@ -1044,6 +1050,7 @@ impl Sim {
         if f.slow_disk {
             kinds.push("slowdisk");
         }
+        kinds.extend(f.partial_kinds());
         let kind = self.rng.pick(&kinds).copied().unwrap_or("heal");
         let leader = if f.leader && self.rng.chance(0.5) {
             self.leader()
@@ -1073,6 +1080,7 @@ impl Sim {
                 self.at(back, Ev::DiskFast(target));
                 self.trace_event(|| format!("n{target} disk slow"));
             }
+            "bridge" | "link" | "spokes" | "pause" => self.partial_fault(kind, target),
             _ => self.heal(),
         }
         let d = self.rng.between(100, 800);
@@ -1557,6 +1565,52 @@ impl Outbox<Request, Outcome> for SimIo<'_> {
                 self.ledger.committed.insert(e.index, (e.term, h));
             }
         }
+    }
+}
+
+// Partial partitions and pauses (shapes in faults.rs): the nemesis's hook.
+impl Sim {
+    /// Applies `bridge`, `link` or `spokes` around `target`, or pauses `target` for 50 ms to 1.5 s
+    /// of virtual time.
+    fn partial_fault(&mut self, kind: &str, target: usize) {
+        if kind == "pause" {
+            let d = self.rng.between(50, 1500);
+            self.pause_node(target, d);
+            return;
+        }
+        let mut order: Vec<usize> = (0..self.cfg.nodes).filter(|&x| x != target).collect();
+        for k in (1..order.len()).rev() {
+            let j = self.rng.below(k as u64 + 1) as usize;
+            order.swap(k, j);
+        }
+        order.insert(0, target);
+        self.blocked = faults::partial_partition(kind, &order);
+        self.stats.partitions += 1;
+        self.trace_event(|| format!("partition {kind} {order:?}"));
+    }
+
+    /// Node `i` takes no steps for the next `ms` of virtual time.
+    pub fn pause_node(&mut self, i: usize, ms: Time) {
+        self.paused_until[i] = self.now + ms;
+        self.trace_event(|| format!("n{i} paused for {ms} ms"));
+    }
+
+    /// A paused node takes no steps: its ticks, the messages and client requests that reach it,
+    /// and its disk's completions wait until it resumes (as a stopped process's input waits in
+    /// its pipe). Returns `ev` when it may be handled now.
+    fn hold_for_pause(&mut self, ev: Ev) -> Option<Ev> {
+        let node = match &ev {
+            Ev::Tick(i) => *i,
+            Ev::Deliver { to, .. } => *to,
+            Ev::PersistDone { node, .. } | Ev::ClientArrive { node, .. } => *node,
+            _ => return Some(ev),
+        };
+        let until = self.paused_until[node];
+        if until <= self.now {
+            return Some(ev);
+        }
+        self.at(until - self.now, ev);
+        None
     }
 }
 

@@ -1,9 +1,10 @@
 //! Which faults a run injects, and the knobs of a run.
 //!
-//! Owns: the `--faults` vocabulary and the run configuration.
+//! Owns: the `--faults` vocabulary, the run configuration, and the shapes of the partial
+//! partitions (which links a bridge, a cut link or a core with spokes blocks).
 //! Must never: hold run state.
 
-/// The faults a run may inject. `all()` is what CI runs.
+/// The faults a run may inject. `all()` is what CI runs (every fault but `pause`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Faults {
     /// Variable message delay with occasional long delays (reordering).
@@ -22,6 +23,18 @@ pub struct Faults {
     pub slow_disk: bool,
     /// Partitions, crashes and slow disks aimed at the current leader.
     pub leader: bool,
+    /// Jepsen's bridge: two halves that share one node.
+    pub bridge: bool,
+    /// One cut link (both ways) between the target and another node.
+    pub link: bool,
+    /// A connected core of three; every other node talks to one core node only.
+    pub spokes: bool,
+    /// A node takes no steps for a while (a stalled process) as virtual time goes on; what
+    /// reaches it waits until it resumes. Not in `all()`: a candidate paused with its vote
+    /// replies waiting can win its (stale) term after a later term has committed entries, which
+    /// Raft allows (leader completeness binds leaders of later terms only) but the simulator's
+    /// leader-completeness check, which compares with every entry committed so far, reports.
+    pub pause: bool,
 }
 
 pub const FAULT_NAMES: &[&str] = &[
@@ -34,6 +47,10 @@ pub const FAULT_NAMES: &[&str] = &[
     "torn",
     "slowdisk",
     "leader",
+    "bridge",
+    "link",
+    "spokes",
+    "pause",
 ];
 
 impl Faults {
@@ -48,6 +65,10 @@ impl Faults {
             torn: true,
             slow_disk: true,
             leader: true,
+            bridge: true,
+            link: true,
+            spokes: true,
+            pause: false,
         }
     }
 
@@ -71,6 +92,10 @@ impl Faults {
                 "torn" => f.torn = true,
                 "slowdisk" => f.slow_disk = true,
                 "leader" => f.leader = true,
+                "bridge" => f.bridge = true,
+                "link" => f.link = true,
+                "spokes" => f.spokes = true,
+                "pause" => f.pause = true,
                 other => {
                     return Err(format!(
                         "unknown fault `{other}` (known: all, none, {})",
@@ -97,6 +122,10 @@ impl Faults {
             self.torn,
             self.slow_disk,
             self.leader,
+            self.bridge,
+            self.link,
+            self.spokes,
+            self.pause,
         ];
         let v: Vec<&str> = FAULT_NAMES
             .iter()
@@ -110,6 +139,60 @@ impl Faults {
             v.join(",")
         }
     }
+}
+
+impl Faults {
+    /// The nemesis kinds of the partial partitions and the pause this run enables.
+    pub fn partial_kinds(&self) -> Vec<&'static str> {
+        [
+            (self.bridge, "bridge"),
+            (self.link, "link"),
+            (self.spokes, "spokes"),
+            (self.pause, "pause"),
+        ]
+        .into_iter()
+        .filter(|(on, _)| *on)
+        .map(|(_, name)| name)
+        .collect()
+    }
+}
+
+/// `blocked[from][to]` for the partial partition `shape` over the nodes in `order` (a
+/// permutation of `0..n`; its first node is the nemesis's target):
+/// - `bridge`: `order` split in two halves that share its middle node, which hears both;
+/// - `link`: only the link between `order[0]` and `order[1]` is cut, both ways;
+/// - `spokes`: `order[..3]` is a connected core; every later node is a spoke that talks to one
+///   core node (dealt in turn) and to no one else.
+///
+/// Any other shape blocks nothing.
+pub fn partial_partition(shape: &str, order: &[usize]) -> Vec<Vec<bool>> {
+    let n = order.len();
+    let mut blocked = vec![vec![false; n]; n];
+    let mut cut = |a: usize, b: usize| {
+        blocked[a][b] = true;
+        blocked[b][a] = true;
+    };
+    match shape {
+        "bridge" if n >= 3 => {
+            let mid = n / 2;
+            for &a in &order[..mid] {
+                for &b in &order[mid + 1..] {
+                    cut(a, b);
+                }
+            }
+        }
+        "link" if n >= 2 => cut(order[0], order[1]),
+        "spokes" if n >= 4 => {
+            for (k, &spoke) in order.iter().enumerate().skip(3) {
+                let hub = order[(k - 3) % 3];
+                for &other in order.iter().filter(|&&x| x != spoke && x != hub) {
+                    cut(spoke, other);
+                }
+            }
+        }
+        _ => {}
+    }
+    blocked
 }
 
 /// One simulated run.
@@ -174,5 +257,86 @@ mod tests {
         assert_eq!(Faults::all().to_arg(), "all");
         let err = Faults::parse("loss,meteor").unwrap_err();
         assert!(err.contains("meteor"), "{err}");
+        let f = Faults::parse("bridge,pause").unwrap();
+        assert_eq!(f.partial_kinds(), vec!["bridge", "pause"]);
+        assert_eq!(Faults::parse(&f.to_arg()).unwrap(), f);
+        assert_eq!(
+            Faults::all().partial_kinds(),
+            vec!["bridge", "link", "spokes"]
+        );
+    }
+
+    /// Pairs (a, b), a < b, whose link is cut, checking that every cut is two-way.
+    fn cut_links(blocked: &[Vec<bool>]) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        for (a, row) in blocked.iter().enumerate() {
+            for (b, &cut) in row.iter().enumerate() {
+                assert_eq!(cut, blocked[b][a], "{a}-{b} cut one way only");
+                if a < b && cut {
+                    out.push((a, b));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_bridge_node_talks_to_both_halves_which_do_not_talk_to_each_other() {
+        let b = partial_partition("bridge", &[3, 0, 4, 1, 2]);
+        assert_eq!(
+            cut_links(&b),
+            vec![(0, 1), (0, 2), (1, 3), (2, 3)],
+            "halves {{3, 0, 4}} and {{4, 1, 2}} share 4"
+        );
+        assert!((0..5).all(|x| !b[4][x] && !b[x][4]), "the bridge hears all");
+    }
+
+    #[test]
+    fn link_cuts_one_link_and_spokes_talk_to_their_hub_only() {
+        assert_eq!(
+            cut_links(&partial_partition("link", &[2, 4, 0, 1, 3])),
+            vec![(2, 4)]
+        );
+        let s = partial_partition("spokes", &[0, 1, 2, 3, 4, 5]);
+        for core in [(0, 1), (0, 2), (1, 2)] {
+            assert!(!s[core.0][core.1], "the core {core:?} is connected");
+        }
+        for (spoke, hub) in [(3, 0), (4, 1), (5, 2)] {
+            let talks: Vec<usize> = (0..6).filter(|&x| x != spoke && !s[spoke][x]).collect();
+            assert_eq!(talks, vec![hub], "spoke {spoke} talks to hub {hub} only");
+        }
+        cut_links(&s);
+        assert_eq!(
+            partial_partition("spokes", &[0, 1, 2]),
+            vec![vec![false; 3]; 3]
+        );
+    }
+
+    /// A paused leader takes no steps while virtual time goes on: the others elect a new leader
+    /// in a higher term while its own term stands still; once it resumes it reads what waited
+    /// for it and follows the new term.
+    #[test]
+    fn a_paused_leader_takes_no_steps_until_it_resumes() {
+        use crate::sim::cluster::Sim;
+        let mut cfg = SimConfig::new(7);
+        cfg.faults = Faults::none();
+        let mut sim = Sim::new(cfg);
+        sim.boot();
+        sim.run_until(5_000, |s| s.leader().is_some());
+        let old = sim.leader().expect("a leader within 5 s");
+        let term = sim.node_term(old);
+        sim.pause_node(old, 3_000);
+        let paused_at = sim.now;
+        sim.run_until(paused_at + 2_500, |s| s.leader().is_some_and(|l| l != old));
+        let new = sim.leader().expect("a leader");
+        assert_ne!(new, old, "the others elected a new leader");
+        assert!(sim.node_term(new) > term);
+        assert_eq!(sim.node_term(old), term, "the paused node took no step");
+        sim.run_until(paused_at + 3_500, |_| false);
+        assert!(
+            sim.node_term(old) > term,
+            "after resuming it learned the new term"
+        );
+        assert!(sim.failure.is_none(), "{:?}", sim.failure);
     }
 }

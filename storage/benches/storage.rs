@@ -4,7 +4,8 @@
 //! 256 entries, this crate's `persist` rate next to raw sled insert+flush of the same batches in
 //! the same process, alternating rounds between the two so both see the same load (the ratio is
 //! the median of the per-run ratios); the open+verify (recovery) rate of a directory of 1,000,000 entries; and the
-//! peak memory (VmHWM) of each case. Each case runs in its own child process so its VmHWM is its
+//! peak memory (VmHWM) of each case; and the cost of one durable-progress record write (the
+//! `pwrite` of 78 bytes each `persist` adds after sled's flush), in nanoseconds. Each case runs in its own child process so its VmHWM is its
 //! own; every case is repeated `RAFTKV_BENCH_RUNS` times (default 3) and the median is printed.
 //! `RAFTKV_BENCH_ENTRIES` changes the recovery size (default 1000000).
 
@@ -104,6 +105,36 @@ fn build(dir: &Path, n: u64) {
     }
 }
 
+/// Nanoseconds per write of the durable-progress record, as `persist` writes it (one `pwrite` of
+/// the encoded record at offset 0, each a different value), over `n` writes.
+fn progress_write_ns(dir: &Path, n: u64) -> f64 {
+    use raftkv_storage::progress::{encode, Progress, ProgressRecord, PROGRESS_FILE};
+    use std::os::unix::fs::FileExt;
+    fresh(dir);
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(dir.join(PROGRESS_FILE))
+        .expect("open record");
+    let t = Instant::now();
+    for i in 0..n {
+        let rec = ProgressRecord {
+            new: Progress {
+                term: 1,
+                vote: Some(0),
+                last_term: 1,
+                last_index: i,
+            },
+            old: None,
+        };
+        f.write_all_at(&encode(&rec), 0).expect("write record");
+    }
+    t.elapsed().as_secs_f64() * 1e9 / n as f64
+}
+
 fn recover(dir: &Path) -> (f64, u64) {
     let t = Instant::now();
     let (st, rec) = Storage::open(dir).expect("open");
@@ -125,6 +156,10 @@ fn child(case: &str, dir: &Path) {
         Some(("build", n)) => {
             build(dir, n.parse().expect("n"));
             "rate=0".into()
+        }
+        Some(("progress", n)) => {
+            let ns = progress_write_ns(dir, n.parse().expect("n"));
+            format!("rate={ns:.0}")
         }
         Some(("recover", _)) => {
             let (rate, n) = recover(dir);
@@ -206,6 +241,14 @@ fn main() {
             h / 1024
         );
     }
+    let mut ns = vec![];
+    for _ in 0..runs {
+        ns.push(run("progress:100000", &dir).0);
+    }
+    println!(
+        "durable-progress record: {:.0} ns per write (median of {runs} runs of 100000 writes)",
+        median(ns)
+    );
     let t = Instant::now();
     run(&format!("build:{n}"), &dir);
     println!("built {n} entries in {:.1}s", t.elapsed().as_secs_f64());

@@ -4,15 +4,17 @@
 //! crc32 covers the tree name, the record's key, the version, the length and the payload, so a
 //! record stored under the wrong key or in the wrong tree fails its checksum like a flipped byte.
 //! Payloads are bincode (serde, standard config), decoded with a size limit only after the checksum
-//! has passed.
+//! has passed. A log record's payload is the entry preceded by the term of the entry before it (the
+//! chain of terms: recovery checks each record against the one before it).
 //! Must never: panic or allocate without bound on bytes read from disk; every failure is a
 //! [`DecodeError`] that says what was wrong.
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-/// The only record frame version this build writes and reads.
-pub const RECORD_VERSION: u8 = 1;
+/// The only record frame version this build writes and reads (1 was the format without the chain
+/// of terms; its records are refused by version, never misread).
+pub const RECORD_VERSION: u8 = 2;
 /// Bytes before the payload: version, length, crc32.
 pub const HEADER_LEN: usize = 9;
 /// Largest payload accepted when decoding (a snapshot chunk is at most [`crate::SNAPSHOT_CHUNK`]).
@@ -96,6 +98,49 @@ fn seal(tree: &str, key: &[u8], mut out: Vec<u8>) -> Vec<u8> {
     out
 }
 
+/// A log record as stored: the entry and the term of the entry before it (the snapshot's term for
+/// the first entry after a snapshot, 0 for index 1).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Deserialize)]
+pub struct LogRecord {
+    pub prev_term: u64,
+    pub entry: crate::Entry,
+}
+
+#[derive(Serialize)]
+struct LogRecordOut<'a> {
+    prev_term: u64,
+    entry: crate::EntryRef<'a>,
+}
+
+/// Frames a log entry for `key` in the `log` tree, chained to `prev_term`.
+pub fn frame_entry(key: &[u8], prev_term: u64, entry: &crate::Entry) -> Vec<u8> {
+    frame_entry_ref(key, prev_term, crate::AsEntryRef::entry_ref(entry))
+}
+
+/// [`frame_entry`] of a borrowed entry: the same bytes, without copying its payload.
+fn frame_entry_ref(key: &[u8], prev_term: u64, entry: crate::EntryRef<'_>) -> Vec<u8> {
+    frame(crate::LOG, key, &LogRecordOut { prev_term, entry })
+}
+
+/// Frames `entries` (contiguous) as log records keyed by index, the first chained to `prev_term`
+/// and each later one to the entry before it.
+pub(crate) fn frame_log<E: crate::AsEntryRef>(
+    entries: &[E],
+    prev_term: u64,
+) -> impl Iterator<Item = ([u8; 8], Vec<u8>)> + '_ {
+    let refs = entries.iter().map(crate::AsEntryRef::entry_ref);
+    let prev_terms = std::iter::once(prev_term).chain(refs.clone().map(|e| e.term));
+    refs.zip(prev_terms).map(|(e, prev)| {
+        let key = e.index.to_be_bytes();
+        (key, frame_entry_ref(&key, prev, e))
+    })
+}
+
+/// Checks and decodes a stored log record.
+pub fn unframe_entry(key: &[u8], bytes: &[u8]) -> Result<LogRecord, DecodeError> {
+    unframe(crate::LOG, key, bytes)
+}
+
 /// Checks the frame and checksum of a stored record and returns its payload bytes.
 pub fn unframe_raw<'a>(tree: &str, key: &[u8], bytes: &'a [u8]) -> Result<&'a [u8], DecodeError> {
     if bytes.len() < HEADER_LEN {
@@ -164,6 +209,19 @@ mod tests {
         let rec = frame("log", &7u64.to_be_bytes(), &entry());
         let back: Entry = unframe("log", &7u64.to_be_bytes(), &rec).unwrap();
         assert_eq!(back, entry());
+        let rec = frame_entry(&7u64.to_be_bytes(), 2, &entry());
+        let back = unframe_entry(&7u64.to_be_bytes(), &rec).unwrap();
+        assert_eq!((back.prev_term, back.entry), (2, entry()));
+    }
+
+    #[test]
+    fn a_record_of_the_previous_frame_version_is_refused_by_version() {
+        let mut rec = frame("log", &7u64.to_be_bytes(), &entry());
+        rec[0] = 1;
+        assert_eq!(
+            unframe::<Entry>("log", &7u64.to_be_bytes(), &rec),
+            Err(DecodeError::UnknownVersion(1))
+        );
     }
 
     #[test]

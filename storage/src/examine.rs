@@ -2,17 +2,22 @@
 //!
 //! Owns: making a private copy of the directory (sled opens for writing, so it never opens the
 //! original), and reporting everything in the copy: format, identity, hard state, snapshot (its
-//! data on request), every log record with its classification, the problems recovery would act
-//! on, every damaged log index, and on request a raw walk over every stored record of every tree.
+//! data on request), the durable-progress record, every log record with its classification, the
+//! damage that makes `Storage::open` refuse the directory, every damaged log index (a bad record,
+//! a missing one, a broken chain of terms), and on request a raw walk over every stored record of
+//! every tree.
 //! A copy sled cannot open (or panics on) is reported as an image holding sled's message.
 //! Must never: open, lock, create or change anything in the inspected directory. Works on a
 //! directory a live node holds, since only the copy is opened.
 
+use crate::codec::LogRecord;
+use crate::progress::{self, ProgressRecord};
 use crate::scan::{self, RecordView, Status};
 use crate::{
-    codec, io_err, open_trees, precheck, read_meta, read_snapshot, remove_stale_generating, Entry,
-    Error, Found, HardState, Identity, SnapshotMeta, SnapshotRecord, Trees, FORMAT_VERSION,
-    KEY_CHUNK_PREFIX, KEY_FORMAT, KEY_HARD_STATE, KEY_IDENTITY, KEY_SNAP_META, LOG, META, SNAP,
+    codec, io_err, open_trees, precheck, read_meta, read_snapshot, recover,
+    remove_stale_generating, Error, Found, HardState, Identity, SnapshotMeta, SnapshotRecord,
+    Trees, FORMAT_VERSION, KEY_CHUNK_PREFIX, KEY_FORMAT, KEY_HARD_STATE, KEY_IDENTITY,
+    KEY_SNAP_META, LOG, META, SNAP,
 };
 use std::path::{Path, PathBuf};
 
@@ -22,8 +27,8 @@ pub struct Problem {
     pub tree: &'static str,
     pub index: Option<u64>,
     pub detail: String,
-    /// True when `Storage::open` would refuse to start; false for what recovery repairs (a torn
-    /// tail above the commit index).
+    /// True when `Storage::open` would refuse the directory (every damage is; kept so readers of
+    /// the JSON output need not change).
     pub fatal: bool,
 }
 
@@ -84,6 +89,8 @@ pub struct Image {
     pub format: Option<u32>,
     pub identity: Option<Identity>,
     pub hard_state: Option<HardState>,
+    /// The durable-progress record, when it exists and is intact.
+    pub progress: Option<ProgressRecord>,
     pub snapshot: Option<SnapshotInfo>,
     /// The snapshot's data, when asked for and intact.
     pub snapshot_data: Option<Vec<u8>>,
@@ -133,6 +140,7 @@ impl Image {
             format: None,
             identity: None,
             hard_state: None,
+            progress: None,
             snapshot: None,
             snapshot_data: None,
             records: vec![],
@@ -234,19 +242,46 @@ pub fn examine_with(dir: &Path, options: Options) -> Result<Image, Error> {
     let tmp = private_copy(dir)?;
     let trees = match open_copy(dir, &tmp.0) {
         Ok(trees) => trees,
-        Err(message) => return Ok(Image::unopenable(dir, message)),
+        Err(message) => {
+            // The record lives outside sled's files: it can be read when sled cannot open.
+            let mut img = Image::unopenable(dir, message);
+            img.progress = progress::read(&tmp.0).ok().flatten();
+            return Ok(img);
+        }
     };
-    let img = read_image(dir, &trees, options);
+    let img = read_image(dir, &tmp.0, &trees, options);
     drop(trees);
     img
 }
 
+/// A problem from an error: a damage report's own tree, index, kind and detail; any other error
+/// as its message under `tree`.
+fn problem_of(tree: &'static str, e: Error) -> Problem {
+    match e {
+        Error::Damaged(d) => Problem {
+            tree: d.tree,
+            index: d.index,
+            detail: format!("{}: {}", d.kind.name(), d.detail),
+            fatal: true,
+        },
+        other => Problem {
+            tree,
+            index: None,
+            detail: other.to_string(),
+            fatal: true,
+        },
+    }
+}
+
 fn meta_problem(key: &[u8], e: Error) -> Problem {
-    Problem {
-        tree: META,
-        index: None,
-        detail: format!("record `{}`: {e}", String::from_utf8_lossy(key)),
-        fatal: true,
+    match e {
+        e @ Error::Damaged(_) => problem_of(META, e),
+        other => Problem {
+            tree: META,
+            index: None,
+            detail: format!("record `{}`: {other}", String::from_utf8_lossy(key)),
+            fatal: true,
+        },
     }
 }
 
@@ -262,6 +297,12 @@ fn read_meta_tree(
     let format = match read_meta::<u32>(dir, &trees.meta, KEY_FORMAT) {
         Ok(Some(v)) if v > FORMAT_VERSION => {
             return Err(Error::NewerFormat {
+                found: v,
+                supported: FORMAT_VERSION,
+            })
+        }
+        Ok(Some(v)) if v < FORMAT_VERSION => {
+            return Err(Error::OldFormat {
                 found: v,
                 supported: FORMAT_VERSION,
             })
@@ -298,16 +339,7 @@ fn read_snapshot_tree(
     let data = match read_snapshot(dir, &trees.snap, with_data) {
         Ok(found) => found.filter(|_| with_data).map(|(_, data)| data),
         Err(e) => {
-            let (index, detail) = match e {
-                Error::Corruption { index, detail, .. } => (index, detail),
-                other => (None, other.to_string()),
-            };
-            problems.push(Problem {
-                tree: SNAP,
-                index,
-                detail,
-                fatal: true,
-            });
+            problems.push(problem_of(SNAP, e));
             None
         }
     };
@@ -319,38 +351,22 @@ fn read_snapshot_tree(
     (info, data)
 }
 
-/// What recovery would do about the log: refuse (a bad record or a missing entry at or below the
-/// commit index) or drop a torn tail above it.
-fn log_problems(s: &scan::Scan, commit: u64, snap_index: u64) -> Vec<Problem> {
+/// The first damage recovery meets in the log, and committed entries missing at its end.
+fn log_problems(s: &scan::Scan, commit: u64) -> Vec<Problem> {
     let mut out = vec![];
-    if let Some(b) = &s.fatal {
+    if let Some(b) = &s.damage {
         out.push(Problem {
             tree: LOG,
             index: Some(b.index),
-            detail: format!(
-                "{} (at or below the commit index {commit}: the node refuses to start)",
-                b.detail
-            ),
+            detail: format!("{}: {}", b.kind.name(), b.detail),
             fatal: true,
         });
-    }
-    if let Some(b) = &s.torn {
-        out.push(Problem {
-            tree: LOG,
-            index: Some(b.index),
-            detail: format!(
-                "torn tail: {} ({} record(s) from here on, above the commit index {commit}, are dropped on open)",
-                b.detail, s.torn_dropped
-            ),
-            fatal: false,
-        });
-    }
-    if s.fatal.is_none() && commit > s.last.max(snap_index) {
+    } else if commit > s.last {
         out.push(Problem {
             tree: LOG,
             index: Some(s.last + 1),
             detail: format!(
-                "committed entry missing (commit index {commit}, log ends at {})",
+                "missing record: committed entry missing (commit index {commit}, log ends at {})",
                 s.last
             ),
             fatal: true,
@@ -359,7 +375,23 @@ fn log_problems(s: &scan::Scan, commit: u64, snap_index: u64) -> Vec<Problem> {
     out
 }
 
-fn read_image(dir: &Path, trees: &Trees, options: Options) -> Result<Image, Error> {
+/// The durable-progress record of the copy, and what recovery would say about it against the
+/// intact part of the log and the hard state.
+fn progress_problems(
+    dir: &Path,
+    copy: &Path,
+    found: &recover::SledState,
+) -> (Option<ProgressRecord>, Vec<Problem>) {
+    let record = progress::read(copy)
+        .map_err(|why| why.replace(&copy.display().to_string(), &dir.display().to_string()));
+    let intact = record.as_ref().ok().copied().flatten();
+    match recover::check_progress(dir, found, record) {
+        Ok(()) => (intact, vec![]),
+        Err(e) => (intact, vec![problem_of("progress", e)]),
+    }
+}
+
+fn read_image(dir: &Path, copy: &Path, trees: &Trees, options: Options) -> Result<Image, Error> {
     let mut problems = vec![];
     let (format, hard_state, identity) = read_meta_tree(dir, trees, &mut problems)?;
     let (snapshot, snapshot_data) =
@@ -367,7 +399,7 @@ fn read_image(dir: &Path, trees: &Trees, options: Options) -> Result<Image, Erro
     let commit = hard_state.map_or(0, |h| h.commit);
     let snap_meta = snapshot.as_ref().map(|s| &s.meta);
     let mut records = vec![];
-    let s = scan::scan_log(&trees.log, snap_meta, commit, Some(&mut records))
+    let s = scan::scan_log(&trees.log, snap_meta, Some(&mut records))
         .map_err(|e| io_err("scan log copy", e))?;
     let (intact, damage) =
         check_log(&trees.log, snap_meta, commit).map_err(|e| io_err("check log copy", e))?;
@@ -377,7 +409,15 @@ fn read_image(dir: &Path, trees: &Trees, options: Options) -> Result<Image, Erro
         vec![]
     };
     let snap_index = snapshot.as_ref().map_or(0, |s| s.meta.index);
-    problems.extend(log_problems(&s, commit, snap_index));
+    problems.extend(log_problems(&s, commit));
+    let sled_state = recover::SledState {
+        snapshot: snap_meta,
+        scan: &s,
+        hard_state,
+        any: hard_state.is_some() || snapshot.is_some() || !trees.log.is_empty(),
+    };
+    let (progress, progress_problems) = progress_problems(dir, copy, &sled_state);
+    problems.extend(progress_problems);
     if format.is_none() && (!trees.log.is_empty() || !trees.snap.is_empty()) {
         problems.push(Problem {
             tree: META,
@@ -392,6 +432,7 @@ fn read_image(dir: &Path, trees: &Trees, options: Options) -> Result<Image, Erro
         format,
         identity,
         hard_state,
+        progress,
         snapshot,
         snapshot_data,
         records,
@@ -409,15 +450,15 @@ fn key_index(key: &[u8]) -> Option<u64> {
 }
 
 /// A log record's own checks: frame, checksum, payload, and the index it holds against its key.
-fn check_entry(key: &[u8], value: &[u8], index: u64) -> Result<Entry, String> {
-    let entry: Entry = codec::unframe(LOG, key, value).map_err(|e| e.to_string())?;
-    if entry.index != index {
+fn check_entry(key: &[u8], value: &[u8], index: u64) -> Result<LogRecord, String> {
+    let rec = codec::unframe_entry(key, value).map_err(|e| e.to_string())?;
+    if rec.entry.index != index {
         return Err(format!(
             "record holds index {} under key {index}",
-            entry.index
+            rec.entry.index
         ));
     }
-    Ok(entry)
+    Ok(rec)
 }
 
 /// Where the chain of the log after the snapshot stands while [`check_log`] walks it.
@@ -427,15 +468,18 @@ struct Chain {
     has_snapshot: bool,
     expect: u64,
     prev_term: u64,
+    /// The index of the last record the chain accepted (the snapshot's index before any).
+    chained: u64,
     /// The entry at the snapshot index has another term: what follows is the old log an
     /// installed snapshot replaced (recovery deletes it; not damage).
     replaced: bool,
 }
 
 impl Chain {
-    /// Damage an intact record at `index` with `term` shows against the chain: missing indices
-    /// before it, a term lower than the one before it.
-    fn follow(&mut self, index: u64, term: u64, damage: &mut Vec<Damage>) {
+    /// Damage an intact record at `index` with `term` and stored previous term `prev_term` shows
+    /// against the chain: missing indices before it, a previous term other than the term of the
+    /// intact record (or snapshot) right before it, a term lower than the one before it.
+    fn follow(&mut self, index: u64, term: u64, prev_term: u64, damage: &mut Vec<Damage>) {
         if index <= self.snap_index {
             if self.has_snapshot && index == self.snap_index {
                 self.replaced = term != self.snap_term;
@@ -446,7 +490,18 @@ impl Chain {
             return;
         }
         self.skip_to(index, damage);
-        if term < self.prev_term {
+        if self.chained + 1 == index && prev_term != self.prev_term {
+            damage.push(Damage {
+                index: Some(index),
+                through: None,
+                key: index.to_be_bytes().to_vec(),
+                detail: format!(
+                    "broken chain of terms: the record stores previous term {prev_term}, the \
+                     record before it has term {}",
+                    self.prev_term
+                ),
+            });
+        } else if term < self.prev_term {
             damage.push(Damage {
                 index: Some(index),
                 through: None,
@@ -458,6 +513,7 @@ impl Chain {
             });
         } else {
             self.prev_term = term;
+            self.chained = index;
         }
     }
 
@@ -501,6 +557,7 @@ fn check_log(
         has_snapshot: snapshot.is_some(),
         expect: snap_index + 1,
         prev_term: snapshot.map_or(0, |s| s.term),
+        chained: snap_index,
         replaced: false,
     };
     let (mut intact, mut damage) = (vec![], vec![]);
@@ -516,12 +573,15 @@ fn check_log(
             continue;
         };
         match check_entry(&key, &value, index) {
-            Ok(entry) => {
-                intact.push((index, entry.term));
-                chain.follow(index, entry.term, &mut damage);
+            Ok(rec) => {
+                intact.push((index, rec.entry.term));
+                chain.follow(index, rec.entry.term, rec.prev_term, &mut damage);
             }
-            Err(detail) if index > snap_index && !chain.replaced => {
-                chain.skip_to(index, &mut damage);
+            // A bad record is damage wherever it is, below the snapshot or in a replaced log too.
+            Err(detail) => {
+                if index > snap_index && !chain.replaced {
+                    chain.skip_to(index, &mut damage);
+                }
                 damage.push(Damage {
                     index: Some(index),
                     through: None,
@@ -529,8 +589,6 @@ fn check_log(
                     detail,
                 });
             }
-            // At or below the snapshot, or in a log a snapshot replaced: deleted on open.
-            Err(_) => {}
         }
     }
     if !chain.replaced && commit >= chain.expect {
@@ -625,22 +683,26 @@ mod tests {
     use super::*;
     use crate::EntryKind;
 
-    fn put(log: &sled::Tree, key: u64, index: u64, term: u64) {
-        let e = Entry {
+    fn put(log: &sled::Tree, key: u64, index: u64, term: u64, prev_term: u64) {
+        let e = crate::Entry {
             term,
             index,
             kind: EntryKind::Normal,
             data: vec![7],
         };
         let k = key.to_be_bytes();
-        log.insert(k, codec::frame(LOG, &k, &e)).unwrap();
+        log.insert(k, codec::frame_entry(&k, prev_term, &e))
+            .unwrap();
     }
 
+    /// A log of `(index, term)` records, each chained to the term of the record listed before it.
     fn log_of(terms: &[(u64, u64)]) -> (sled::Db, sled::Tree) {
         let db = sled::Config::new().temporary(true).open().unwrap();
         let log = db.open_tree(LOG).unwrap();
+        let mut prev = 0;
         for &(i, t) in terms {
-            put(&log, i, i, t);
+            put(&log, i, i, t, prev);
+            prev = t;
         }
         (db, log)
     }
@@ -652,7 +714,7 @@ mod tests {
     #[test]
     fn every_damaged_index_is_found_not_only_the_first() {
         let (_db, log) = log_of(&[(1, 1), (2, 1), (3, 2), (5, 2), (6, 1), (7, 2)]);
-        put(&log, 8, 9, 2); // a record holding index 9 under key 8
+        put(&log, 8, 9, 2, 2); // a record holding index 9 under key 8
         log.insert(&[1u8, 2, 3][..], vec![0u8; 4]).unwrap(); // not a log key
         let (intact, damage) = check_log(&log, None, 12).unwrap();
         assert_eq!(
@@ -686,7 +748,6 @@ mod tests {
         // Snapshot at 3 term 3; the stored entry 3 has term 2, so 4.. is the old log a snapshot
         // install replaced (recovery deletes it), holes and all.
         let (_db, log) = log_of(&[(1, 1), (3, 2), (4, 2), (6, 1)]);
-        log.insert(2u64.to_be_bytes(), vec![9u8; 3]).unwrap();
         let snap = SnapshotMeta {
             index: 3,
             term: 3,
@@ -698,5 +759,30 @@ mod tests {
         let snap = SnapshotMeta { term: 2, ..snap };
         let (_, damage) = check_log(&log, Some(&snap), 3).unwrap();
         assert_eq!(places(&damage), vec![(Some(5), Some(5)), (Some(6), None)]);
+        // A record that fails its checksum is damage even below the snapshot.
+        log.insert(2u64.to_be_bytes(), vec![9u8; 3]).unwrap();
+        let (_, damage) = check_log(&log, Some(&snap), 3).unwrap();
+        assert_eq!(places(&damage)[0], (Some(2), None));
+    }
+
+    #[test]
+    fn a_record_chained_to_another_term_than_the_one_before_it_is_damage() {
+        let (_db, log) = log_of(&[(1, 1), (2, 1), (3, 2), (4, 2)]);
+        put(&log, 3, 3, 2, 2); // entry 2 has term 1
+        let (intact, damage) = check_log(&log, None, 0).unwrap();
+        assert_eq!(places(&damage), vec![(Some(3), None)]);
+        assert!(damage[0].detail.contains("broken chain"), "{damage:?}");
+        assert_eq!(intact.len(), 4, "the record itself is intact");
+        // The first entry after a snapshot chains to the snapshot's term.
+        let (_db, log) = log_of(&[(5, 3), (6, 3)]);
+        let snap = |term| SnapshotMeta {
+            index: 4,
+            term,
+            voters: vec![1],
+        };
+        put(&log, 5, 5, 3, 2);
+        assert!(check_log(&log, Some(&snap(2)), 4).unwrap().1.is_empty());
+        let (_, damage) = check_log(&log, Some(&snap(3)), 4).unwrap();
+        assert_eq!(places(&damage), vec![(Some(5), None)]);
     }
 }

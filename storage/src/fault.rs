@@ -1,7 +1,9 @@
 //! Fault injection for tests: damages a closed data directory the way disks and bugs do.
 //!
 //! Owns: byte flips, records moved under another key, truncated records, damaged snapshot
-//! chunks, a forged format version. Used by this crate's tests and by the inspector's tests.
+//! chunks, a forged format version, a record chained to another term, an older hard state, and
+//! the points where a test can stop `persist` as a kill would. Used by this crate's tests and by
+//! the inspector's tests.
 //! Must never: be called by the node or any tool on a real data directory.
 
 use crate::{
@@ -147,4 +149,98 @@ pub fn write_snapshot_only(
         let b = crate::snapshot_batch(&t.snap, meta, data)?;
         t.snap.apply_batch(b)
     })
+}
+
+/// Rewrites the log record at `index` intact (a valid checksum) but storing `prev_term` as the
+/// term of the entry before it: a record the chain of terms must catch.
+pub fn set_log_prev_term(dir: &Path, index: u64, prev_term: u64) -> Result<(), Error> {
+    let key = index.to_be_bytes();
+    let ok = with_trees(dir, |t| {
+        let Some(v) = t.log.get(key)? else {
+            return Ok(false);
+        };
+        let Ok(rec) = codec::unframe_entry(&key, &v) else {
+            return Ok(false);
+        };
+        t.log
+            .insert(key, codec::frame_entry(&key, prev_term, &rec.entry))?;
+        Ok(true)
+    })?;
+    if ok {
+        Ok(())
+    } else {
+        Err(missing(format!("intact log record {index}")))
+    }
+}
+
+/// Writes `hs` as the stored hard state, intact (a rolled-back or misdirected write).
+pub fn set_hard_state(dir: &Path, hs: &crate::HardState) -> Result<(), Error> {
+    with_trees(dir, |t| {
+        t.meta
+            .insert(
+                crate::KEY_HARD_STATE,
+                codec::frame(META, crate::KEY_HARD_STATE, hs),
+            )
+            .map(|_| ())
+    })
+}
+
+/// Where [`stop_persist_at`] makes the next `persist` of this process stop, as a kill there would.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u8)]
+pub enum StopPoint {
+    /// After the two-value durable-progress record a truncation or snapshot install writes
+    /// first, before sled changes.
+    BeforeSled = 1,
+    /// After sled's flush, before the durable-progress record of the step.
+    BeforeProgress = 2,
+}
+
+static STOP_AT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
+/// Makes the next `persist` (in any handle of this process) return an error at `point`, leaving
+/// the directory as a kill there would; the switch then clears itself. For a test binary that
+/// runs one test at a time.
+pub fn stop_persist_at(point: StopPoint) {
+    STOP_AT.store(point as u8, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// Called by `persist` at each point; an error when a test stopped it there.
+pub(crate) fn stop_point(point: StopPoint) -> Result<(), Error> {
+    let here = point as u8;
+    let armed = STOP_AT.load(std::sync::atomic::Ordering::Relaxed);
+    if armed == here
+        && STOP_AT
+            .compare_exchange(
+                here,
+                0,
+                std::sync::atomic::Ordering::SeqCst,
+                std::sync::atomic::Ordering::SeqCst,
+            )
+            .is_ok()
+    {
+        return Err(Error::Io(format!(
+            "fault injection: persist stopped at {point:?}"
+        )));
+    }
+    Ok(())
+}
+
+/// XORs byte `offset` of the `meta` record `key` (`hard_state`, `identity`, `format`) with `mask`.
+pub fn flip_meta_byte(dir: &Path, key: &str, offset: usize, mask: u8) -> Result<(), Error> {
+    let ok = with_trees(dir, |t| {
+        let Some(v) = t.meta.get(key.as_bytes())? else {
+            return Ok(false);
+        };
+        let mut v = v.to_vec();
+        let at = offset % v.len().max(1);
+        v[at] ^= mask;
+        t.meta.insert(key.as_bytes(), v)?;
+        Ok(true)
+    })?;
+    if ok {
+        Ok(())
+    } else {
+        Err(missing(format!("meta record `{key}`")))
+    }
 }

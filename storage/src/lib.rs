@@ -1,7 +1,8 @@
 //! raftkv-storage: the durable home of a node's Raft state.
 //!
 //! Owns: the on-disk format (one sled `Db` per node directory, trees `log`, `meta`, `snapshot`),
-//! the checksummed record codec, and the recovery rules of [`Storage::open`].
+//! the checksummed record codec, the durable-progress record, and the recovery rules of
+//! [`Storage::open`].
 //! Must never: report anything durable before `flush()` has returned, panic on bytes read from
 //! disk, or change a byte of a directory it was asked only to inspect.
 //!
@@ -130,8 +131,6 @@ pub struct Recovered {
     pub first_index: u64,
     pub last_index: u64,
     pub identity: Option<Identity>,
-    /// Records past the last good one that recovery dropped as a torn tail.
-    pub torn_records_dropped: u64,
 }
 
 /// One durable step: everything one turn of the node's loop produced, made durable by one flush.
@@ -189,12 +188,13 @@ pub enum Error {
         found: u32,
         supported: u32,
     },
-    /// A record that must be intact is not.
-    Corruption {
-        tree: &'static str,
-        index: Option<u64>,
-        detail: String,
+    /// The directory was written by an older on-disk format, which this build does not read.
+    OldFormat {
+        found: u32,
+        supported: u32,
     },
+    /// The directory is damaged: what, where, and what could still be read intact.
+    Damaged(Box<Damage>),
     /// The operation is not valid on the current state (for example a gap in the log).
     Invalid(String),
     Io(String),
@@ -217,20 +217,13 @@ impl std::fmt::Display for Error {
                 f,
                 "data directory has format version {found}, newer than the supported {supported}"
             ),
-            Error::Corruption {
-                tree,
-                index: Some(i),
-                detail,
-            } => {
-                write!(f, "corruption in tree `{tree}` at index {i}: {detail}")
-            }
-            Error::Corruption {
-                tree,
-                index: None,
-                detail,
-            } => {
-                write!(f, "corruption in tree `{tree}`: {detail}")
-            }
+            Error::OldFormat { found, supported } => write!(
+                f,
+                "data directory has format version {found}, older than the supported {supported} \
+                 (format {supported} adds the chain of terms and the durable-progress record); \
+                 this build does not read it and changed nothing"
+            ),
+            Error::Damaged(d) => write!(f, "{d}; no record was changed"),
             Error::Invalid(s) => write!(f, "invalid storage operation: {s}"),
             Error::Io(s) => write!(f, "storage I/O error: {s}"),
         }
@@ -240,15 +233,22 @@ impl std::fmt::Display for Error {
 impl std::error::Error for Error {}
 
 pub mod codec;
+pub mod damage;
 pub mod examine;
 #[doc(hidden)]
 pub mod fault;
+mod preserve;
+pub mod progress;
+mod recover;
 pub mod scan;
+
+pub use damage::{Damage, DamageKind};
 
 use std::path::{Path, PathBuf};
 
-/// The on-disk format this build writes; a directory with a higher number is refused.
-pub const FORMAT_VERSION: u32 = 1;
+/// The on-disk format this build writes and reads; a directory of another number is refused.
+/// Format 2 chains each log record to its predecessor's term and adds the durable-progress record.
+pub const FORMAT_VERSION: u32 = 2;
 /// Name of the plain-text marker file that identifies a raftkv data directory and repeats the
 /// format version, so a foreign or newer directory is refused before sled touches a byte of it.
 pub const MARKER_FILE: &str = "raftkv-format";
@@ -290,11 +290,13 @@ pub(crate) fn sled_err(dir: &Path, what: &str, e: sled::Error) -> Error {
                 dir: dir.to_path_buf(),
             }
         }
-        sled::Error::Corruption { .. } => Error::Corruption {
-            tree: "sled",
-            index: None,
-            detail: format!("{what} in {}: sled reports {e}", dir.display()),
-        },
+        sled::Error::Corruption { .. } => Error::Damaged(Box::new(Damage::new(
+            dir,
+            "sled",
+            None,
+            DamageKind::Unopenable,
+            format!("{what}: sled reports {e}"),
+        ))),
         other => Error::Io(format!("{what} in {}: {other}", dir.display())),
     }
 }
@@ -321,7 +323,7 @@ impl Terms {
             .saturating_sub(1);
         self.0.drain(..keep_from);
     }
-    fn get(&self, index: u64) -> Option<u64> {
+    pub(crate) fn get(&self, index: u64) -> Option<u64> {
         let p = self.0.partition_point(|&(i, _)| i <= index);
         if p == 0 {
             None
@@ -388,6 +390,12 @@ pub(crate) fn precheck(dir: &Path) -> Result<Found, Error> {
         })?;
     if version > FORMAT_VERSION {
         return Err(Error::NewerFormat {
+            found: version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    if version < FORMAT_VERSION {
+        return Err(Error::OldFormat {
             found: version,
             supported: FORMAT_VERSION,
         });
@@ -489,18 +497,15 @@ pub(crate) fn read_meta<T: serde::de::DeserializeOwned>(
     let Some(v) = meta.get(key).map_err(|e| sled_err(dir, "read meta", e))? else {
         return Ok(None);
     };
-    codec::unframe(META, key, &v)
-        .map(Some)
-        .map_err(|e| Error::Corruption {
-            tree: META,
-            index: None,
-            detail: format!(
-                "{} in {}: record `{}`: {e}",
-                "meta",
-                dir.display(),
-                String::from_utf8_lossy(key)
-            ),
-        })
+    codec::unframe(META, key, &v).map(Some).map_err(|e| {
+        Error::Damaged(Box::new(Damage::new(
+            dir,
+            META,
+            None,
+            DamageKind::BadRecord,
+            format!("record `{}`: {e}", String::from_utf8_lossy(key)),
+        )))
+    })
 }
 
 /// Reads and verifies the snapshot tree: `Ok(None)` when there is no snapshot.
@@ -509,10 +514,8 @@ pub(crate) fn read_snapshot(
     snap: &sled::Tree,
     with_data: bool,
 ) -> Result<Option<(SnapshotMeta, Vec<u8>)>, Error> {
-    let corrupt = |index: Option<u64>, detail: String| Error::Corruption {
-        tree: SNAP,
-        index,
-        detail: format!("{}: {detail}", dir.display()),
+    let corrupt = |index: Option<u64>, kind: DamageKind, detail: String| {
+        Error::Damaged(Box::new(Damage::new(dir, SNAP, index, kind, detail)))
     };
     let Some(v) = snap
         .get(KEY_SNAP_META)
@@ -520,8 +523,10 @@ pub(crate) fn read_snapshot(
     else {
         return Ok(None);
     };
-    let rec: SnapshotRecord = codec::unframe(SNAP, KEY_SNAP_META, &v)
-        .map_err(|e| corrupt(None, format!("snapshot metadata record: {e}")))?;
+    let rec: SnapshotRecord = codec::unframe(SNAP, KEY_SNAP_META, &v).map_err(|e| {
+        let detail = format!("snapshot metadata record: {e}");
+        corrupt(None, DamageKind::BadRecord, detail)
+    })?;
     let idx = Some(rec.meta.index);
     let mut data = Vec::new();
     let mut hasher = crc32fast::Hasher::new();
@@ -534,11 +539,12 @@ pub(crate) fn read_snapshot(
         else {
             return Err(corrupt(
                 idx,
+                DamageKind::MissingRecord,
                 format!("chunk {i} of {} is missing", rec.chunks),
             ));
         };
         let payload = codec::unframe_raw(SNAP, &key, &c)
-            .map_err(|e| corrupt(idx, format!("chunk {i}: {e}")))?;
+            .map_err(|e| corrupt(idx, DamageKind::BadRecord, format!("chunk {i}: {e}")))?;
         hasher.update(payload);
         len += payload.len() as u64;
         if with_data {
@@ -548,6 +554,7 @@ pub(crate) fn read_snapshot(
     if len != rec.len || hasher.finalize() != rec.data_crc {
         return Err(corrupt(
             idx,
+            DamageKind::BadSnapshot,
             format!(
                 "snapshot data does not match its metadata ({len} bytes read, {} expected, or checksum differs)",
                 rec.len
@@ -594,136 +601,19 @@ pub struct Storage {
     terms: Terms,
     snapshot: Option<SnapshotMeta>,
     hard_state: HardState,
+    progress: progress::ProgressFile,
     poisoned: Option<String>,
 }
 
 impl Storage {
-    /// Opens (creating if absent) a node directory and recovers its state by the rules above.
+    /// Opens (creating if absent) a node directory and recovers its state. Any damage (a record
+    /// that fails its checksum or does not decode anywhere, a broken chain of terms, a bad hard
+    /// state or snapshot, a directory sled cannot open, a missing or damaged durable-progress
+    /// record, a log or hard state below it) is returned as [`Error::Damaged`] with no record
+    /// changed; only a clean directory is repaired (compaction leftovers, a log an installed
+    /// snapshot replaced, a term behind the log's) and opened.
     pub fn open(dir: &Path) -> Result<(Storage, Recovered), Error> {
-        let fresh = matches!(precheck(dir)?, Found::Fresh);
-        if fresh {
-            std::fs::create_dir_all(dir).map_err(|e| Error::NotADataDir {
-                dir: dir.to_path_buf(),
-                why: format!("cannot create it: {e}"),
-            })?;
-            write_marker(dir)?;
-        } else {
-            probe_lock(dir)?;
-        }
-        remove_stale_generating(dir)?;
-        let trees = open_trees(dir)?;
-        match read_meta::<u32>(dir, &trees.meta, KEY_FORMAT)? {
-            Some(v) if v > FORMAT_VERSION => {
-                return Err(Error::NewerFormat {
-                    found: v,
-                    supported: FORMAT_VERSION,
-                })
-            }
-            Some(_) => {}
-            None => {
-                if !trees.log.is_empty() || !trees.snap.is_empty() {
-                    return Err(Error::Corruption {
-                        tree: META,
-                        index: None,
-                        detail: format!(
-                            "{}: the format record is missing but the log or snapshot is not empty",
-                            dir.display()
-                        ),
-                    });
-                }
-                trees
-                    .meta
-                    .insert(KEY_FORMAT, codec::frame(META, KEY_FORMAT, &FORMAT_VERSION))
-                    .map_err(|e| sled_err(dir, "write format", e))?;
-            }
-        }
-        let identity: Option<Identity> = read_meta(dir, &trees.meta, KEY_IDENTITY)?;
-        let stored_hs: Option<HardState> = read_meta(dir, &trees.meta, KEY_HARD_STATE)?;
-        let snapshot = read_snapshot(dir, &trees.snap, false)?.map(|(m, _)| m);
-        let who = match &identity {
-            Some(id) => format!("node {} ({})", id.node, dir.display()),
-            None => dir.display().to_string(),
-        };
-        let mut hs = stored_hs.unwrap_or_default();
-        let scan = scan::scan_log(&trees.log, snapshot.as_ref(), hs.commit, None)
-            .map_err(|e| sled_err(dir, "scan log", e))?;
-        if let Some(bad) = &scan.fatal {
-            return Err(Error::Corruption {
-                tree: LOG,
-                index: Some(bad.index),
-                detail: format!(
-                    "{who}: {} (at or below the commit index {}; refusing to start, nothing was changed)",
-                    bad.detail, hs.commit
-                ),
-            });
-        }
-        if hs.commit > scan.last {
-            return Err(Error::Corruption {
-                tree: LOG,
-                index: Some(scan.last + 1),
-                detail: format!(
-                    "{who}: committed entry missing (commit index {}, log ends at {})",
-                    hs.commit, scan.last
-                ),
-            });
-        }
-        // Repair what recovery may repair: compaction leftovers, a conflicting log left behind
-        // an installed snapshot, a torn tail. All of it is above the commit index.
-        let mut b = sled::Batch::default();
-        let mut changed = false;
-        for k in scan.drop_keys.iter() {
-            b.remove(k.clone());
-            changed = true;
-        }
-        let snap_index = snapshot.as_ref().map_or(0, |s| s.index);
-        let snap_term = snapshot.as_ref().map_or(0, |s| s.term);
-        let last_term = scan.terms.get(scan.last).unwrap_or(snap_term);
-        if last_term > hs.term {
-            // Entries of a newer term reached the log in a step whose hard state did not: the
-            // node cannot have voted in that term durably, so the vote is empty.
-            hs.term = last_term;
-            hs.vote = None;
-        }
-        if hs.commit < snap_index {
-            hs.commit = snap_index;
-        }
-        let hs_changed =
-            Some(hs) != stored_hs && (stored_hs.is_some() || hs != HardState::default());
-        if changed {
-            trees
-                .log
-                .apply_batch(b)
-                .map_err(|e| sled_err(dir, "drop torn tail", e))?;
-        }
-        if hs_changed {
-            trees
-                .meta
-                .insert(KEY_HARD_STATE, codec::frame(META, KEY_HARD_STATE, &hs))
-                .map_err(|e| sled_err(dir, "write hard state", e))?;
-        }
-        trees
-            .db
-            .flush()
-            .map_err(|e| sled_err(dir, "flush after recovery", e))?;
-        let rec = Recovered {
-            hard_state: hs,
-            snapshot: snapshot.clone(),
-            first_index: snap_index + 1,
-            last_index: scan.last,
-            identity,
-            torn_records_dropped: scan.torn_dropped,
-        };
-        let st = Storage {
-            dir: dir.to_path_buf(),
-            trees,
-            first_index: snap_index + 1,
-            last_index: scan.last,
-            terms: scan.terms,
-            snapshot,
-            hard_state: hs,
-            poisoned: None,
-        };
-        Ok((st, rec))
+        recover::open(dir)
     }
 
     fn check(&self) -> Result<(), Error> {
@@ -810,6 +700,29 @@ impl Storage {
             last = e0.index + batch.entries.len() as u64 - 1;
         }
         first = first.min(last + 1);
+        let snap_term = match &batch.snapshot {
+            Some((meta, _)) => meta.term,
+            None => self.snapshot.as_ref().map_or(0, |s| s.term),
+        };
+        let after = self.progress_after(batch, (snap_index, snap_term), last);
+        // A step after which the log may no longer hold its old last entry (a truncation, a
+        // snapshot that discards the log) records the old and the new value before sled changes.
+        let rewrites =
+            first_entry.is_some_and(|e| e.index <= self.last_index) || !keep_log_after_snapshot;
+        if rewrites {
+            let both = progress::ProgressRecord {
+                new: after,
+                old: Some(self.progress_now()),
+            };
+            self.write_progress(&both)?;
+            fault::stop_point(fault::StopPoint::BeforeSled)?;
+        }
+        // The first new entry chains to the snapshot's term or to the kept entry before it.
+        let prev_term = match first_entry {
+            Some(e0) if e0.index - 1 == snap_index => snap_term,
+            Some(e0) => self.terms.get(e0.index - 1).unwrap_or(0),
+            None => 0,
+        };
         // Snapshot part.
         if let Some((meta, data)) = &batch.snapshot {
             let b = snapshot_batch(&self.trees.snap, meta, data)
@@ -836,21 +749,15 @@ impl Storage {
             removes.extend(e0.index..=old_last);
         }
         let r = if removes.is_empty() {
-            entries().try_for_each(|e| {
-                let key = e.index.to_be_bytes();
-                self.trees
-                    .log
-                    .insert(key, codec::frame(LOG, &key, &e))
-                    .map(|_| ())
-            })
+            codec::frame_log(batch.entries, prev_term)
+                .try_for_each(|(key, record)| self.trees.log.insert(key, record).map(|_| ()))
         } else {
             let mut b = sled::Batch::default();
             for i in removes {
                 b.remove(&i.to_be_bytes());
             }
-            for e in entries() {
-                let key = e.index.to_be_bytes();
-                b.insert(&key, codec::frame(LOG, &key, &e));
+            for (key, record) in codec::frame_log(batch.entries, prev_term) {
+                b.insert(&key, record);
             }
             self.trees.log.apply_batch(b)
         };
@@ -869,6 +776,12 @@ impl Storage {
         if let Err(e) = self.trees.db.flush() {
             return Err(self.fail("flush", e));
         }
+        // Durable in sled: the record follows, before any vote or acknowledgement of this step.
+        fault::stop_point(fault::StopPoint::BeforeProgress)?;
+        self.write_progress(&progress::ProgressRecord {
+            new: after,
+            old: None,
+        })?;
         // Durable: now update what this handle reports.
         if let Some((meta, _)) = &batch.snapshot {
             if keep_log_after_snapshot {
@@ -909,17 +822,31 @@ impl Storage {
         let range = self.trees.log.range(lo.to_be_bytes()..hi.to_be_bytes());
         for (expect, kv) in (lo..).zip(range) {
             let (k, v) = kv.map_err(|e| sled_err(&self.dir, "read log", e))?;
-            let e: Entry = codec::unframe(LOG, &k, &v).map_err(|err| Error::Corruption {
-                tree: LOG,
-                index: Some(expect),
-                detail: format!("{}: {err}", self.dir.display()),
-            })?;
+            let damaged = |kind, detail| {
+                Error::Damaged(Box::new(Damage::new(
+                    &self.dir,
+                    LOG,
+                    Some(expect),
+                    kind,
+                    detail,
+                )))
+            };
+            let rec = codec::unframe_entry(&k, &v)
+                .map_err(|err| damaged(DamageKind::BadRecord, err.to_string()))?;
+            let e = rec.entry;
             if e.index != expect {
-                return Err(Error::Corruption {
-                    tree: LOG,
-                    index: Some(expect),
-                    detail: format!("{}: found index {} instead", self.dir.display(), e.index),
-                });
+                let detail = format!("found index {} instead", e.index);
+                return Err(damaged(DamageKind::BadRecord, detail));
+            }
+            let before = self.term(expect - 1)?;
+            if Some(rec.prev_term) != before || Some(e.term) != self.terms.get(expect) {
+                let detail = format!(
+                    "stores term {} after term {}, the log holds term {:?} after {before:?}",
+                    e.term,
+                    rec.prev_term,
+                    self.terms.get(expect)
+                );
+                return Err(damaged(DamageKind::BrokenChain, detail));
             }
             bytes += e.data.len() as u64;
             if !out.is_empty() && bytes > max_bytes {
@@ -929,11 +856,13 @@ impl Storage {
         }
         if (out.len() as u64) < hi - lo {
             let missing = lo + out.len() as u64;
-            return Err(Error::Corruption {
-                tree: LOG,
-                index: Some(missing),
-                detail: format!("{}: entry missing", self.dir.display()),
-            });
+            return Err(Error::Damaged(Box::new(Damage::new(
+                &self.dir,
+                LOG,
+                Some(missing),
+                DamageKind::MissingRecord,
+                "entry missing".into(),
+            ))));
         }
         Ok(out)
     }

@@ -1,14 +1,19 @@
 //! The log scan shared by recovery ([`crate::Storage::open`]) and inspection ([`crate::examine`]).
 //!
-//! Owns: the classification of every record of the `log` tree against the snapshot and the commit
-//! index (DESIGN §3): good, compaction leftover, conflicting with an installed snapshot, the first
-//! bad record (fatal at or below the commit index, a torn tail above it) and what follows it.
+//! Owns: the classification of every record of the `log` tree against the snapshot: good,
+//! compaction leftover, conflicting with an installed snapshot, or damage. sled keeps each value
+//! whole and a kill leaves it a clean prefix of its flushes, so there are no torn records: a record
+//! that fails its checksum or does not decode, holds another index than its key, is missing between
+//! or before intact records, or breaks the chain of terms (each record stores its predecessor's
+//! term; the first entry after a snapshot chains to the snapshot's term) is damage wherever it is,
+//! whatever the commit index says. Recovery stops at the first damage; the inspector's views go on.
 //! Recovery reads and verifies the two halves of the log's key range on two threads, then classifies
 //! every record in key order with the same code as the inspector's one-thread scan.
 //! Must never: write; it only reads and reports, the caller decides what to repair.
 
 use crate::codec;
-use crate::{Entry, SnapshotMeta, Terms, LOG};
+use crate::damage::DamageKind;
+use crate::{Entry, SnapshotMeta, Terms};
 
 /// How one stored log record was classified.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -19,9 +24,9 @@ pub enum Status {
     Stale,
     /// After a snapshot whose index holds an entry of another term: recovery deletes it.
     Conflicting,
-    /// The first bad record (or the first missing index); the detail says what is wrong.
+    /// The first damage (a bad record, or the first missing index); the detail says what is wrong.
     Bad(String),
-    /// After the first bad record: dropped with the torn tail.
+    /// After the first damage: recovery refuses the directory before it gets here.
     AfterBad,
 }
 
@@ -35,9 +40,11 @@ pub struct RecordView {
     pub status: Status,
 }
 
+/// The first damage the scan met.
 #[derive(Clone, Debug)]
 pub(crate) struct Bad {
     pub index: u64,
+    pub kind: DamageKind,
     pub detail: String,
 }
 
@@ -46,20 +53,20 @@ pub(crate) struct Scan {
     /// Last index of the recovered, contiguous log (snapshot index when it is empty).
     pub last: u64,
     pub terms: Terms,
-    /// Keys recovery deletes (stale, conflicting, torn tail).
+    /// Keys a clean recovery deletes (compaction leftovers, a log an installed snapshot replaced).
     pub drop_keys: Vec<sled::IVec>,
-    pub torn_dropped: u64,
-    /// First bad record at or below the commit index: refuse to start.
-    pub fatal: Option<Bad>,
-    /// First bad record above the commit index: the torn tail starts here.
-    pub torn: Option<Bad>,
+    /// The first damage: recovery refuses the directory.
+    pub damage: Option<Bad>,
 }
 
-/// What the classification needs from one record: its key, the index the key names, and either
-/// the decoded entry's (index, term) or the decode error text.
+/// What a decoded record says about itself: (index, term, stored previous term).
+type RecordMeta = (u64, u64, u64);
+
+/// What the classification needs from one record: its key and either the decoded record's
+/// (index, term, previous term) or the decode error text.
 struct Item {
     key: sled::IVec,
-    meta: Result<(u64, u64), String>,
+    meta: Result<RecordMeta, String>,
 }
 
 fn key_index(k: &[u8]) -> Option<u64> {
@@ -68,11 +75,26 @@ fn key_index(k: &[u8]) -> Option<u64> {
 
 /// Decodes one record; the entry is kept only when `keep` (the inspector's views).
 fn decode(k: sled::IVec, v: &[u8], keep: bool) -> (Item, Option<Entry>) {
-    let (meta, entry) = match codec::unframe::<Entry>(LOG, &k, v) {
-        Ok(e) => (Ok((e.index, e.term)), if keep { Some(e) } else { None }),
+    let (meta, entry) = match codec::unframe_entry(&k, v) {
+        Ok(r) => (
+            Ok((r.entry.index, r.entry.term, r.prev_term)),
+            if keep { Some(r.entry) } else { None },
+        ),
         Err(e) => (Err(e.to_string()), None),
     };
     (Item { key: k, meta }, entry)
+}
+
+/// What is wrong with a record on its own (key, frame, checksum, decode, index), if anything.
+fn own_problem(k: &[u8], idx: Option<u64>, meta: &Result<RecordMeta, String>) -> Option<String> {
+    match (idx, meta) {
+        (None, _) => Some(format!("a key of {} bytes is not a log index", k.len())),
+        (Some(_), Err(e)) => Some(e.clone()),
+        (Some(i), Ok((index, _, _))) if *index != i => {
+            Some(format!("record holds index {index} under key {i}"))
+        }
+        _ => None,
+    }
 }
 
 /// The sequential classification state, fed one record at a time in key order.
@@ -81,15 +103,54 @@ struct Classifier {
     snap_index: u64,
     snap_term: u64,
     has_snapshot: bool,
-    commit: u64,
     expect: u64,
     prev_term: u64,
     conflict: bool,
 }
 
 impl Classifier {
-    /// Classifies one record; returns `false` when recovery must stop (a fatal record and no
-    /// views are collected).
+    /// Where an intact record at `i` (past the snapshot) stands against the chain: the index
+    /// expected next, the stored previous term, a term not below the one before it.
+    fn chain_problem(&self, i: u64, term: u64, prev_term: u64) -> Option<Bad> {
+        let expect = self.expect;
+        let (index, kind, detail) = if i != expect {
+            (
+                expect,
+                DamageKind::MissingRecord,
+                format!("entry {expect} is missing (the next stored index is {i})"),
+            )
+        } else if prev_term != self.prev_term {
+            let before = if i - 1 == self.snap_index && self.has_snapshot {
+                format!("the snapshot at index {} has term", self.snap_index)
+            } else {
+                format!("entry {} has term", i - 1)
+            };
+            (
+                i,
+                DamageKind::BrokenChain,
+                format!(
+                    "the record stores previous term {prev_term} but {before} {}",
+                    self.prev_term
+                ),
+            )
+        } else if term < prev_term {
+            (
+                i,
+                DamageKind::BrokenChain,
+                format!("term {term} is lower than the term {prev_term} before it"),
+            )
+        } else {
+            return None;
+        };
+        Some(Bad {
+            index,
+            kind,
+            detail,
+        })
+    }
+
+    /// Classifies one record; returns `false` when recovery must stop (damage found and no views
+    /// are collected).
     fn feed(
         &mut self,
         item: Item,
@@ -108,75 +169,49 @@ impl Classifier {
                 });
             }
         };
-        let s = &mut self.s;
-        if let Some(i) = idx {
-            if i <= self.snap_index {
+        let own = own_problem(&k, idx, &meta);
+        if self.s.damage.is_some() {
+            view(entry, Status::AfterBad);
+            return true;
+        }
+        let problem = match (own, idx, meta) {
+            (Some(detail), _, _) => Some(Bad {
+                index: idx.unwrap_or(self.expect),
+                kind: DamageKind::BadRecord,
+                detail,
+            }),
+            (None, Some(i), Ok((_, term, _))) if i <= self.snap_index => {
                 if self.has_snapshot && i == self.snap_index {
-                    if let Ok((_, term)) = meta {
-                        self.conflict = term != self.snap_term;
-                    }
+                    self.conflict = term != self.snap_term;
                 }
                 view(entry, Status::Stale);
-                s.drop_keys.push(k);
+                self.s.drop_keys.push(k);
                 return true;
             }
-        }
-        if self.conflict {
-            view(entry, Status::Conflicting);
-            s.drop_keys.push(k);
-            return true;
-        }
-        if s.fatal.is_some() || s.torn.is_some() {
-            view(entry, Status::AfterBad);
-            s.drop_keys.push(k);
-            s.torn_dropped += 1;
-            return true;
-        }
-        let expect = self.expect;
-        let prev_term = self.prev_term;
-        let problem = match idx {
-            None => Some((
-                expect,
-                format!("a key of {} bytes is not a log index", k.len()),
-            )),
-            Some(i) if i != expect => Some((
-                expect,
-                format!("entry {expect} is missing (the next stored index is {i})"),
-            )),
-            Some(i) => match meta {
-                Err(e) => Some((i, e)),
-                Ok((index, _)) if index != i => {
-                    Some((i, format!("record holds index {index} under key {i}")))
-                }
-                Ok((_, term)) if term < prev_term => Some((
-                    i,
-                    format!("term {term} is lower than the term {prev_term} before it"),
-                )),
-                Ok((_, term)) => {
-                    s.terms.push(i, term);
+            (None, _, _) if self.conflict => {
+                view(entry, Status::Conflicting);
+                self.s.drop_keys.push(k);
+                return true;
+            }
+            (None, Some(i), Ok((_, term, prev_term))) => {
+                let bad = self.chain_problem(i, term, prev_term);
+                if bad.is_none() {
+                    self.s.terms.push(i, term);
                     self.prev_term = term;
-                    s.last = i;
+                    self.s.last = i;
                     self.expect = i + 1;
                     view(entry, Status::Ok);
-                    None
                 }
-            },
-        };
-        if let Some((index, detail)) = problem {
-            view(None, Status::Bad(detail.clone()));
-            let bad = Bad { index, detail };
-            if index <= self.commit {
-                s.fatal = Some(bad);
-                if !collecting {
-                    return false;
-                }
-            } else {
-                s.torn = Some(bad);
+                bad
             }
-            s.drop_keys.push(k);
-            s.torn_dropped += 1;
-        }
-        true
+            (None, _, _) => unreachable!("a record without a problem has an index and decodes"),
+        };
+        let Some(bad) = problem else {
+            return true;
+        };
+        view(None, Status::Bad(bad.detail.clone()));
+        self.s.damage = Some(bad);
+        collecting
     }
 }
 
@@ -197,17 +232,15 @@ fn split_key(log: &sled::Tree) -> Result<Option<([u8; 8], u64)>, sled::Error> {
 pub(crate) fn scan_log(
     log: &sled::Tree,
     snapshot: Option<&SnapshotMeta>,
-    commit: u64,
     views: Option<&mut Vec<RecordView>>,
 ) -> Result<Scan, sled::Error> {
-    scan_log_with(log, snapshot, commit, views, true)
+    scan_log_with(log, snapshot, views, true)
 }
 
 /// `scan_log`, with the two-thread recovery read allowed or not (the test compares both).
 fn scan_log_with(
     log: &sled::Tree,
     snapshot: Option<&SnapshotMeta>,
-    commit: u64,
     mut views: Option<&mut Vec<RecordView>>,
     split: bool,
 ) -> Result<Scan, sled::Error> {
@@ -221,7 +254,6 @@ fn scan_log_with(
         snap_index,
         snap_term,
         has_snapshot: snapshot.is_some(),
-        commit,
         expect: snap_index + 1,
         prev_term: snap_term,
         conflict: false,
@@ -303,7 +335,7 @@ fn scan_log_with(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::EntryKind;
+    use crate::{EntryKind, LOG};
 
     /// A small deterministic generator (xorshift) so every case can be replayed.
     struct Rng(u64);
@@ -316,7 +348,7 @@ mod tests {
         }
     }
 
-    fn put_entry(log: &sled::Tree, key: u64, index: u64, term: u64) {
+    fn put_entry(log: &sled::Tree, key: u64, index: u64, term: u64, prev_term: u64) {
         let e = Entry {
             term,
             index,
@@ -324,12 +356,14 @@ mod tests {
             data: vec![1, 2, 3],
         };
         let k = key.to_be_bytes();
-        log.insert(k, codec::frame(LOG, &k, &e)).unwrap();
+        log.insert(k, codec::frame_entry(&k, prev_term, &e))
+            .unwrap();
     }
 
     /// The two-thread recovery scan classifies every damaged log exactly as the one-thread scan:
     /// odd key lengths, holes, flipped bytes, wrong indices, falling terms, stale and
-    /// conflicting records around a snapshot, on either side of the split key and the commit.
+    /// conflicting records around a snapshot, a broken chain of terms, on either side of the
+    /// split key.
     #[test]
     fn split_scan_matches_the_sequential_scan() {
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
@@ -337,18 +371,23 @@ mod tests {
         for case in 0..400 {
             let db = sled::Config::new().temporary(true).open().unwrap();
             let log = db.open_tree(LOG).unwrap();
-            let first = 1 + rng.below(20);
+            let first = if rng.below(2) == 0 {
+                1
+            } else {
+                1 + rng.below(20)
+            };
             let n = 2 + rng.below(200);
             let mut term = 1;
             for i in first..first + n {
+                let prev = if i == first { 0 } else { term };
                 if rng.below(30) == 0 {
                     term += 1;
                 }
-                put_entry(&log, i, i, term);
+                put_entry(&log, i, i, term, prev);
             }
             for _ in 0..rng.below(4) {
                 let i = first + rng.below(n);
-                match rng.below(6) {
+                match rng.below(7) {
                     0 => {
                         log.remove(i.to_be_bytes()).unwrap();
                     }
@@ -361,8 +400,9 @@ mod tests {
                             log.insert(k, v).unwrap();
                         }
                     }
-                    2 => put_entry(&log, i, i + 1, term),
-                    3 => put_entry(&log, i, i, 0),
+                    2 => put_entry(&log, i, i + 1, term, term),
+                    3 => put_entry(&log, i, i, 0, 0),
+                    5 => put_entry(&log, i, i, term, term + 1),
                     4 => {
                         let len = [1usize, 7, 9][rng.below(3) as usize];
                         let k = &i.to_be_bytes().repeat(2)[..len];
@@ -379,12 +419,11 @@ mod tests {
                 term: 1 + rng.below(2),
                 voters: vec![1],
             });
-            let commit = rng.below(first + n + 2);
             if split_key(&log).unwrap().is_some() {
                 split_used += 1;
             }
-            let two = scan_log_with(&log, snapshot.as_ref(), commit, None, true).unwrap();
-            let one = scan_log_with(&log, snapshot.as_ref(), commit, None, false).unwrap();
+            let two = scan_log_with(&log, snapshot.as_ref(), None, true).unwrap();
+            let one = scan_log_with(&log, snapshot.as_ref(), None, false).unwrap();
             assert_eq!(format!("{two:?}"), format!("{one:?}"), "case {case}");
         }
         assert!(split_used > 300, "the split path ran in {split_used} cases");
