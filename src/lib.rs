@@ -6,6 +6,7 @@ pub mod bench;
 pub mod check;
 pub mod inspect;
 pub mod kv;
+pub mod logs;
 pub mod maelstrom;
 pub mod node;
 pub mod raft;

@@ -1,30 +1,84 @@
-//! raftkv: one binary. No subcommand runs the Maelstrom node; `inspect`, `check`, `sim` and `test`
-//! are the tools around it. Each subcommand module parses its own flags (`cli(args) -> exit code`).
+//! raftkv: one binary, one command tree. No subcommand runs the Maelstrom node on stdin/stdout;
+//! `test`, `sim`, `check` and `inspect` are the tools around it, and `completions` prints a shell
+//! completion script.
+//!
+//! Owns: the command tree (each subcommand's flags are a clap `Args` in its own module), the
+//! version string and the exit status of a bad command line: 2 with clap's message (3 for
+//! `check`, whose 2 means "unknown").
+//! Must never: change what a subcommand's flags mean; it only dispatches.
 
-use raftkv::node;
+use clap::{CommandFactory, Parser, Subcommand};
+use raftkv::{bench, check, inspect, node, sim};
+
+/// The crate version, with the git revision when built from a checkout.
+const VERSION: &str = if env!("RAFTKV_GIT_REV").is_empty() {
+    env!("CARGO_PKG_VERSION")
+} else {
+    concat!(env!("CARGO_PKG_VERSION"), " (", env!("RAFTKV_GIT_REV"), ")")
+};
+
+/// A persistent Raft key-value node for Maelstrom's lin-kv workload, with its test bench,
+/// simulator, checker and inspector.
+#[derive(Parser, Debug)]
+#[command(
+    name = "raftkv",
+    version = VERSION,
+    after_help = "With no subcommand, raftkv runs a Maelstrom lin-kv node on stdin/stdout."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+/// The subcommands; each one's help text is on its `Args` struct, next to its flags.
+#[derive(Subcommand, Debug)]
+enum Command {
+    Test(bench::Opts),
+    Sim(sim::SimArgs),
+    Check(check::CheckArgs),
+    Inspect(inspect::InspectArgs),
+    // Further tools are mounted here, one variant each, with their `Args` in their own module.
+    /// Print a shell completion script for raftkv.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
 
 fn main() {
-    let args: Vec<String> = std::env::args().collect();
-    let code = match args.get(1).map(String::as_str) {
-        None => node::run_stdio(),
-        Some("inspect") => raftkv::inspect::cli(&args[2..]),
-        Some("sim") => raftkv::sim::cli(&args[2..]),
-        Some("check") => raftkv::check::cli(&args[2..]),
-        Some("test") => raftkv::bench::cli(&args[2..]),
-        Some("-h") | Some("--help") | Some("help") => {
-            println!("{USAGE}");
-            0
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            std::process::exit(usage_error_status(&e));
         }
-        Some(other) => {
-            eprintln!("raftkv: unknown subcommand `{other}`\n\n{USAGE}");
-            2
+    };
+    raftkv::logs::init();
+    let code = match cli.command {
+        None => node::run_stdio(),
+        Some(Command::Test(opts)) => bench::run_cli(&opts),
+        Some(Command::Sim(args)) => sim::cli(args),
+        Some(Command::Check(args)) => check::cli(args),
+        Some(Command::Inspect(args)) => inspect::cli(args),
+        Some(Command::Completions { shell }) => {
+            let mut cmd = Cli::command();
+            clap_complete::generate(shell, &mut cmd, "raftkv", &mut std::io::stdout());
+            0
         }
     };
     std::process::exit(code);
 }
 
-const USAGE: &str = "usage: raftkv                  run a Maelstrom lin-kv node on stdin/stdout
-       raftkv inspect DIR...    show and verify node data directories
-       raftkv check FILE        check a history for linearizability
-       raftkv sim               run the deterministic cluster simulator
-       raftkv test              run the 5-node lin-kv bench with partitions and kills";
+/// 0 for `--help`/`--version`; for a bad command line 2, or 3 under `check` (its 2 is a verdict).
+fn usage_error_status(e: &clap::Error) -> i32 {
+    if !e.use_stderr() {
+        return 0;
+    }
+    let subcommand = std::env::args().skip(1).find(|a| !a.starts_with('-'));
+    if subcommand.as_deref() == Some("check") {
+        3
+    } else {
+        2
+    }
+}

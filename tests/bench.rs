@@ -666,3 +666,38 @@ fn sigterm_stops_the_nodes_and_keeps_the_run_marked_incomplete() {
         "{stdout}"
     );
 }
+
+#[test]
+fn raftkv_log_reaches_the_nodes_and_the_summary_names_their_logs() {
+    let r = bench(
+        &[
+            "--node-count",
+            "3",
+            "--time-limit",
+            "1",
+            "--nemesis",
+            "none",
+            "--rate",
+            "20",
+        ],
+        &[("RAFTKV_LOG", "debug")],
+        Duration::from_secs(60),
+    );
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    // The summary names the run's own directory (the store's `latest` links to it).
+    assert!(
+        r.stdout
+            .contains("/node-logs/<node>.log (RAFTKV_LOG=debug)"),
+        "{}",
+        r.stdout
+    );
+    let logs = r.dir.join("node-logs");
+    let n0 = std::fs::read_to_string(logs.join("n0.log")).expect("n0.log");
+    assert!(n0.contains("send raft to n"), "{n0}");
+    assert!(
+        n0.contains("recv read from")
+            || n0.contains("recv write from")
+            || n0.contains("recv cas from"),
+        "{n0}"
+    );
+}

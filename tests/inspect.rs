@@ -327,13 +327,19 @@ fn range_and_kind_filters_list_exactly_what_they_name() {
         "{out}"
     );
     for (flags, want) in [
-        (&["--from", "x"][..], "--from `x` is not an index"),
+        (
+            &["--from", "x"][..],
+            "invalid value 'x' for '--from <N>': not an index",
+        ),
         (&["--from", "9", "--to", "5"], "--from 9 is above --to 5"),
         (
             &["--kind", "snapshot"],
-            "--kind `snapshot` is not an entry kind",
+            "invalid value 'snapshot' for '--kind <K>': `snapshot` is not an entry kind",
         ),
-        (&["--key", "1"], "--key needs --state"),
+        (
+            &["--key", "1"],
+            "required arguments were not provided:\n  --state",
+        ),
     ] {
         let (code, _, err) = inspect_with(flags, d);
         assert_eq!(code, 2, "{flags:?}");

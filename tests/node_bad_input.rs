@@ -117,7 +117,7 @@ fn bad_input_never_stops_the_node() {
         "no `value` field",
         "no `src` field",
         "not a JSON object",
-        "bad raft message from n1: base64 text length 11",
+        "bad raft message from n1: packed payload is not base64: Invalid symbol",
         "raft message has no string `m`",
         "raft message from non-member n2",
     ] {

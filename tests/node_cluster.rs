@@ -176,7 +176,7 @@ fn stop_and_stats(c: &mut Cluster, i: usize) -> std::collections::HashMap<String
         c.stderr(i)
     );
     // The exit stats line is the node's last (periodic ones are off); its reader may lag a little.
-    wait_for_stderr(c, i, "raftkv stats:");
+    wait_for_stderr(c, i, "raftkv::stats:");
     last_stats(&c.stderr(i)).unwrap_or_else(|| panic!("no stats line: {:?}", c.stderr(i)))
 }
 

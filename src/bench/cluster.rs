@@ -1,6 +1,7 @@
 //! Node processes and the simulated network between them.
 //!
-//! Owns: spawning each node binary with `RAFTKV_DATA_DIR`, its stderr going to a per-node log;
+//! Owns: spawning each node binary with `RAFTKV_DATA_DIR` (and the bench's own environment, so
+//! `RAFTKV_LOG` reaches every node), its stderr going to a per-node log;
 //! the `init`/`init_ok` handshake (with a deadline, naming the node on every failure); the router
 //! that carries every message between nodes and clients with delays drawn from the configured
 //! distribution and drops what the current network fault forbids or loses; SIGKILL and restart

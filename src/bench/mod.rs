@@ -144,11 +144,17 @@ pub fn cli(args: &[String]) -> i32 {
             return if e.use_stderr() { 2 } else { 0 };
         }
     };
+    run_cli(&opts)
+}
+
+/// Runs a parsed `raftkv test` (the binary's command tree parses it): installs the interrupt
+/// handlers, runs, and returns the exit status.
+pub fn run_cli(opts: &Opts) -> i32 {
     if let Err(e) = interrupt::install() {
         eprintln!("raftkv test: {e}");
         return 2;
     }
-    match run(&opts) {
+    match run(opts) {
         Ok(out) => out.exit_code,
         Err(e) => {
             eprintln!("raftkv test: {e}");

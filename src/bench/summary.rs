@@ -86,6 +86,21 @@ pub struct Outcome<'a> {
     pub dir: &'a Path,
 }
 
+/// Where the nodes' stderr went, and at which level: the nodes inherit `RAFTKV_LOG`.
+fn node_logs_line(dir: &Path) -> String {
+    let level = match std::env::var(crate::logs::ENV_VAR) {
+        Ok(v) if !v.trim().is_empty() => format!("{}={v}", crate::logs::ENV_VAR),
+        _ => format!(
+            "default level; {}=debug logs every message",
+            crate::logs::ENV_VAR
+        ),
+    };
+    format!(
+        "node logs: {}/<node>.log ({level})",
+        dir.join("node-logs").display()
+    )
+}
+
 pub fn summary(out: &Outcome) -> String {
     let mut o = String::new();
     let _ = writeln!(o, "\n== raftkv test summary ==");
@@ -118,6 +133,7 @@ pub fn summary(out: &Outcome) -> String {
         );
     }
     let _ = writeln!(o, "store: {}", out.dir.display());
+    let _ = writeln!(o, "{}", node_logs_line(out.dir));
     let _ = writeln!(o, "exit status: {}", out.exit_code);
     o
 }

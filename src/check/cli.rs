@@ -1,118 +1,83 @@
 //! `raftkv check FILE [--json] [--html FILE] [--init VALUE] [--failed-cas observed]
-//! [--time-limit SECS] [--memory-limit MIB]`.
+//! [--time-limit SECS] [--memory-limit MIB] [--threads N]`.
 //!
-//! Owns: flags, reading the file, printing the report, the exit status (0 linearizable, 1 not
-//! linearizable, 2 unknown, 3 bad input or usage).
+//! Owns: the flags (a clap `Args` the binary's command tree mounts), reading the file, printing
+//! the report, the exit status (0 linearizable, 1 not linearizable, 2 unknown, 3 bad input or
+//! bad flags).
 //! Must never: print a verdict the report does not hold.
 
 use super::{check, parse_auto, validate, Options, Verdict};
 use std::time::Duration;
 
-const USAGE: &str = "usage: raftkv check FILE [--json] [--html OUT.html] [--init VALUE]
-                    [--failed-cas observed|ignored] [--time-limit SECS] [--memory-limit MIB]
-                    [--threads N]
-
-Checks a lin-kv history for linearizability. FILE is canonical JSON Lines (.jsonl), a JSON array
-of the same events (.json), or Jepsen/Knossos EDN (.edn); `-` reads standard input.
-  --init VALUE        initial value of every key, as JSON (default: absent)
-  --failed-cas observed  a failed cas observed a value different from `from`
-                      (default: ignored, a failed cas did not happen)
-  --time-limit SECS   per-key search bound (default 10)
-  --memory-limit MIB  per-key memory bound (default 512)
-Exit status: 0 linearizable, 1 not linearizable, 2 unknown, 3 bad input.";
-
-struct Args {
+/// `raftkv check`: the checker's flags.
+#[derive(clap::Args, Debug, Clone)]
+#[command(
+    about = "Check a lin-kv history for linearizability",
+    long_about = "Checks a lin-kv history for linearizability. FILE is canonical JSON Lines \
+(.jsonl), a JSON array of the same events (.json), or Jepsen/Knossos EDN (.edn); `-` reads \
+standard input.",
+    after_help = "Exit status: 0 linearizable, 1 not linearizable, 2 unknown, 3 bad input or bad flags."
+)]
+pub struct CheckArgs {
+    /// The history: .jsonl, .json or .edn; `-` reads standard input.
+    #[arg(value_name = "FILE")]
     file: String,
+    /// Print the report as JSON.
+    #[arg(long)]
     json: bool,
+    /// Also write the report as an HTML page to OUT.html.
+    #[arg(long, value_name = "OUT.html")]
     html: Option<String>,
-    opts: Options,
+    /// Initial value of every key, as JSON (default: absent; `null` is absent too).
+    #[arg(long, value_name = "VALUE", value_parser = parse_json_value)]
+    init: Option<serde_json::Value>,
+    /// `observed`: a failed cas observed a value different from `from`; `ignored`: a failed cas
+    /// did not happen.
+    #[arg(long, value_name = "observed|ignored", default_value = "ignored",
+          value_parser = ["observed", "ignored"])]
+    failed_cas: String,
+    /// Per-key search bound in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, value_parser = positive_seconds,
+          allow_negative_numbers = true)]
+    time_limit: f64,
+    /// Per-key memory bound in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 512,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    memory_limit: u64,
+    /// Worker threads; 0 = the machine's available parallelism.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    threads: usize,
 }
 
-fn parse_args(args: &[String]) -> Result<Option<Args>, String> {
-    let mut file = None;
-    let mut json = false;
-    let mut html = None;
-    let mut opts = Options::default();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .ok_or_else(|| format!("{name} needs a value"))
-        };
-        match a.as_str() {
-            "-h" | "--help" => return Ok(None),
-            "--json" => json = true,
-            "--html" => html = Some(value("--html")?),
-            "--init" => {
-                let v = value("--init")?;
-                let parsed: serde_json::Value = serde_json::from_str(&v)
-                    .map_err(|e| format!("--init {v:?} is not a JSON value: {e}"))?;
-                opts.initial = if parsed.is_null() { None } else { Some(parsed) };
-            }
-            "--failed-cas" => match value("--failed-cas")?.as_str() {
-                "observed" => opts.failed_cas_observed = true,
-                "ignored" => opts.failed_cas_observed = false,
-                other => {
-                    return Err(format!(
-                        "--failed-cas takes `observed` or `ignored`, not {other:?}"
-                    ))
-                }
-            },
-            "--time-limit" => {
-                let v = value("--time-limit")?;
-                let secs: f64 = v
-                    .parse()
-                    .ok()
-                    .filter(|s: &f64| s.is_finite() && *s > 0.0)
-                    .ok_or(format!(
-                        "--time-limit {v:?} is not a positive number of seconds"
-                    ))?;
-                opts.max_time_per_key = Duration::from_secs_f64(secs);
-            }
-            "--memory-limit" => {
-                let v = value("--memory-limit")?;
-                let mib: usize = v.parse().ok().filter(|m| *m > 0).ok_or(format!(
-                    "--memory-limit {v:?} is not a positive number of MiB"
-                ))?;
-                opts.max_memory_per_key = mib << 20;
-            }
-            "--threads" => {
-                let v = value("--threads")?;
-                opts.threads = v
-                    .parse()
-                    .map_err(|_| format!("--threads {v:?} is not a number"))?;
-            }
-            s if s.starts_with("--") => return Err(format!("unknown flag {s}")),
-            s => {
-                if file.replace(s.to_string()).is_some() {
-                    return Err("give one history FILE".into());
-                }
-            }
+fn parse_json_value(v: &str) -> Result<serde_json::Value, String> {
+    serde_json::from_str(v).map_err(|e| format!("not a JSON value: {e}"))
+}
+
+fn positive_seconds(v: &str) -> Result<f64, String> {
+    v.parse::<f64>()
+        .ok()
+        .filter(|s| s.is_finite() && *s > 0.0)
+        .ok_or_else(|| "not a positive number of seconds".to_string())
+}
+
+impl CheckArgs {
+    fn options(&self) -> Options {
+        Options {
+            initial: self.init.clone().filter(|v| !v.is_null()),
+            failed_cas_observed: self.failed_cas == "observed",
+            max_time_per_key: Duration::from_secs_f64(self.time_limit),
+            max_memory_per_key: usize::try_from(self.memory_limit)
+                .ok()
+                .and_then(|m| m.checked_mul(1 << 20))
+                .unwrap_or(usize::MAX),
+            threads: self.threads,
         }
     }
-    let file = file.ok_or("missing history FILE")?;
-    Ok(Some(Args {
-        file,
-        json,
-        html,
-        opts,
-    }))
 }
 
 /// Runs `raftkv check`; returns the exit status.
-pub fn cli(args: &[String]) -> i32 {
-    let a = match parse_args(args) {
-        Ok(Some(a)) => a,
-        Ok(None) => {
-            println!("{USAGE}");
-            return 0;
-        }
-        Err(e) => {
-            eprintln!("raftkv check: {e}\n\n{USAGE}");
-            return 3;
-        }
-    };
+pub fn cli(a: CheckArgs) -> i32 {
+    let opts = a.options();
     let text = if a.file == "-" {
         let mut s = String::new();
         match std::io::Read::read_to_string(&mut std::io::stdin(), &mut s) {
@@ -142,7 +107,7 @@ pub fn cli(args: &[String]) -> i32 {
         eprintln!("raftkv check: {}: {e}", a.file);
         return 3;
     }
-    let report = check(&events, &a.opts);
+    let report = check(&events, &opts);
     if a.json {
         println!(
             "{}",

@@ -22,7 +22,7 @@ mod parse;
 mod report;
 mod search;
 
-pub use cli::cli;
+pub use cli::{cli, CheckArgs};
 pub use parse::{parse_auto, parse_edn, parse_json_array, parse_jsonl, ParseError};
 pub use report::{KeyStats, OpSummary, Report, Verdict, Violation};
 

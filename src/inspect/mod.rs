@@ -29,25 +29,6 @@ use raftkv_storage::EntryKind;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
-const USAGE: &str =
-    "usage: raftkv inspect [--json] [--all] [--from N] [--to N] [--kind K] [--raw] DIR...
-       raftkv inspect --state [--key K] [--json] DIR...
-  Shows and verifies raftkv data directories without changing them (a private copy is opened).
-  --json     JSON on stdout: one document (with --state, one line per directory)
-  --all      list every entry in text output (default: the first and last 20)
-  --from N   list only entries with index >= N (also limits the log tree in --raw)
-  --to N     list only entries with index <= N (also limits the log tree in --raw)
-  --kind K   list only entries of kind K: normal, noop, or a comma-separated list
-  --raw      walk every stored record of every tree: tree, key, length, checksum status
-  --state    the state machine the node would serve: its snapshot plus its log up to the
-             commit index, as a key/value table
-  --key K    with --state, only key K (K is read as JSON: 3 is a number, '\"3\"' a string;
-             text that is not JSON is a string)
-  With several DIRs: their logs are compared (first divergence), each replica's state is hashed
-  at the highest index all have applied (equal or differ, naming the first differing keys), and
-  each damaged entry names the peers holding an intact copy.
-  Exit: 0 ok, 1 corruption, a log-matching violation or differing states, 2 bad input.";
-
 /// Which entries the listing (and the log tree of the raw walk) shows.
 #[derive(Clone, Debug, Default)]
 pub struct Filter {
@@ -105,6 +86,73 @@ impl Filter {
     }
 }
 
+/// `raftkv inspect`: the inspector's flags.
+#[derive(clap::Args, Debug, Clone)]
+#[command(
+    about = "Show and verify node data directories without changing them",
+    long_about = "Shows and verifies raftkv data directories without changing them (a private \
+copy is opened). With several DIRs: their logs are compared (first divergence), each replica's \
+state is hashed at the highest index all have applied (equal or differ, naming the first \
+differing keys), and each damaged entry names the peers holding an intact copy.",
+    after_help = "Exit status: 0 ok, 1 corruption, a log-matching violation or differing states, \
+2 bad input or bad flags."
+)]
+pub struct InspectArgs {
+    /// JSON on stdout: one document (with --state, one line per directory).
+    #[arg(long)]
+    json: bool,
+    /// List every entry in text output (default: the first and last 20).
+    #[arg(long)]
+    all: bool,
+    /// List only entries with index >= N (also limits the log tree in --raw).
+    #[arg(long, value_name = "N", value_parser = parse_index)]
+    from: Option<u64>,
+    /// List only entries with index <= N (also limits the log tree in --raw).
+    #[arg(long, value_name = "N", value_parser = parse_index)]
+    to: Option<u64>,
+    /// List only entries of kind K: normal, noop, or a comma-separated list.
+    #[arg(long, value_name = "K", value_parser = parse_kinds)]
+    kind: Option<Kinds>,
+    /// Walk every stored record of every tree: tree, key, length, checksum status.
+    #[arg(long)]
+    raw: bool,
+    /// The state machine the node would serve: its snapshot plus its log up to the commit index,
+    /// as a key/value table.
+    #[arg(long, conflicts_with_all = ["raw", "all", "from", "to", "kind"])]
+    state: bool,
+    /// With --state, only key K (K is read as JSON: 3 is a number, '"3"' a string; text that is
+    /// not JSON is a string).
+    #[arg(long, value_name = "K", requires = "state", value_parser = parse_key)]
+    key: Option<Value>,
+    /// The data directories.
+    #[arg(value_name = "DIR", required = true)]
+    dirs: Vec<PathBuf>,
+}
+
+/// The entry kinds of `--kind` (a newtype so clap takes the list as one value).
+#[derive(Clone, Debug)]
+struct Kinds(Vec<EntryKind>);
+
+fn parse_index(v: &str) -> Result<u64, String> {
+    v.parse::<u64>()
+        .map_err(|_| "not an index (a whole number >= 0)".to_string())
+}
+
+fn parse_key(k: &str) -> Result<Value, String> {
+    Ok(serde_json::from_str(k).unwrap_or_else(|_| json!(k)))
+}
+
+fn parse_kinds(v: &str) -> Result<Kinds, String> {
+    v.split(',')
+        .map(|k| match k.trim() {
+            "normal" => Ok(EntryKind::Normal),
+            "noop" => Ok(EntryKind::Noop),
+            other => Err(format!("`{other}` is not an entry kind (normal, noop)")),
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map(Kinds)
+}
+
 /// The parsed command line.
 #[derive(Debug, Default)]
 struct Args {
@@ -117,74 +165,35 @@ struct Args {
     dirs: Vec<PathBuf>,
 }
 
-fn parse_index(flag: &str, value: Option<&String>) -> Result<u64, String> {
-    let v = value.ok_or_else(|| format!("{flag} needs an index"))?;
-    v.parse::<u64>()
-        .map_err(|_| format!("{flag} `{v}` is not an index (a whole number >= 0)"))
-}
-
-fn parse_kinds(value: Option<&String>) -> Result<Vec<EntryKind>, String> {
-    let v = value.ok_or("--kind needs a kind: normal, noop, or a comma-separated list")?;
-    v.split(',')
-        .map(|k| match k.trim() {
-            "normal" => Ok(EntryKind::Normal),
-            "noop" => Ok(EntryKind::Noop),
-            other => Err(format!(
-                "--kind `{other}` is not an entry kind (normal, noop)"
-            )),
+impl InspectArgs {
+    fn resolve(self) -> Result<Args, String> {
+        if let (Some(f), Some(t)) = (self.from, self.to) {
+            if f > t {
+                return Err(format!("--from {f} is above --to {t}: the range is empty"));
+            }
+        }
+        Ok(Args {
+            json: self.json,
+            all: self.all,
+            raw: self.raw,
+            state: self.state,
+            key: self.key,
+            filter: Filter {
+                from: self.from,
+                to: self.to,
+                kinds: self.kind.map(|k| k.0),
+            },
+            dirs: self.dirs,
         })
-        .collect()
-}
-
-/// Parses the flags; `Ok(None)` means `--help` was printed.
-fn parse(args: &[String]) -> Result<Option<Args>, String> {
-    let mut a = Args::default();
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--json" => a.json = true,
-            "--all" => a.all = true,
-            "--raw" => a.raw = true,
-            "--state" => a.state = true,
-            "--from" => a.filter.from = Some(parse_index("--from", it.next())?),
-            "--to" => a.filter.to = Some(parse_index("--to", it.next())?),
-            "--kind" => a.filter.kinds = Some(parse_kinds(it.next())?),
-            "--key" => {
-                let k = it.next().ok_or("--key needs a key")?;
-                a.key = Some(serde_json::from_str(k).unwrap_or_else(|_| json!(k)));
-            }
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return Ok(None);
-            }
-            s if s.starts_with('-') => return Err(format!("unknown flag `{s}`")),
-            s => a.dirs.push(PathBuf::from(s)),
-        }
     }
-    if let (Some(f), Some(t)) = (a.filter.from, a.filter.to) {
-        if f > t {
-            return Err(format!("--from {f} is above --to {t}: the range is empty"));
-        }
-    }
-    if a.key.is_some() && !a.state {
-        return Err("--key needs --state".into());
-    }
-    if a.state && (a.raw || a.all || a.filter.active()) {
-        return Err("--state shows the state machine; --raw, --all, --from, --to and --kind list records and do not go with it".into());
-    }
-    if a.dirs.is_empty() {
-        return Err("no directory given".into());
-    }
-    Ok(Some(a))
 }
 
 /// `raftkv inspect`: returns the exit status.
-pub fn cli(args: &[String]) -> i32 {
-    let a = match parse(args) {
-        Ok(Some(a)) => a,
-        Ok(None) => return 0,
+pub fn cli(args: InspectArgs) -> i32 {
+    let a = match args.resolve() {
+        Ok(a) => a,
         Err(e) => {
-            eprintln!("raftkv inspect: {e}\n{USAGE}");
+            eprintln!("raftkv inspect: {e}");
             return 2;
         }
     };

@@ -131,6 +131,8 @@ pub fn reply_body(kind: &str, in_reply_to: Option<u64>) -> Map<String, Value> {
 /// bincode, then base64 (standard alphabet, padded).
 pub mod pack {
     use super::ParseError;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
     use serde::{de::DeserializeOwned, Serialize};
 
     /// Largest payload [`unpack`] accepts before decoding (a guard against hostile lengths).
@@ -164,69 +166,16 @@ pub mod pack {
         Ok(value)
     }
 
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
+    /// Base64 with the standard alphabet, padded; decoding accepts only canonical text.
     pub fn base64_encode(bytes: &[u8]) -> String {
-        let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
-        for chunk in bytes.chunks(3) {
-            let b = [
-                chunk[0],
-                chunk.get(1).copied().unwrap_or(0),
-                chunk.get(2).copied().unwrap_or(0),
-            ];
-            let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-            for i in 0..4 {
-                if i <= chunk.len() {
-                    out.push(char::from(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize]));
-                } else {
-                    out.push('=');
-                }
-            }
-        }
-        out
+        STANDARD.encode(bytes)
     }
 
+    /// Inverse of [`base64_encode`]; names what is wrong (length, character, padding).
     pub fn base64_decode(text: &str) -> Result<Vec<u8>, ParseError> {
-        let s = text.as_bytes();
-        if !s.len().is_multiple_of(4) {
-            return Err(ParseError(format!(
-                "base64 text length {} is not a multiple of 4",
-                s.len()
-            )));
-        }
-        let mut out = Vec::with_capacity(s.len() / 4 * 3);
-        for (q, quad) in s.chunks(4).enumerate() {
-            let last = q + 1 == s.len() / 4;
-            let mut n = 0u32;
-            let mut pad = 0;
-            for (i, &c) in quad.iter().enumerate() {
-                let v = match c {
-                    b'A'..=b'Z' => c - b'A',
-                    b'a'..=b'z' => c - b'a' + 26,
-                    b'0'..=b'9' => c - b'0' + 52,
-                    b'+' => 62,
-                    b'/' => 63,
-                    b'=' if last && i >= 2 => {
-                        pad += 1;
-                        0
-                    }
-                    _ => {
-                        return Err(ParseError(format!(
-                            "invalid base64 character {:?} at {}",
-                            char::from(c),
-                            q * 4 + i
-                        )))
-                    }
-                };
-                if pad > 0 && c != b'=' {
-                    return Err(ParseError("base64 data after padding".into()));
-                }
-                n = (n << 6) | u32::from(v);
-            }
-            let bytes = [(n >> 16) as u8, (n >> 8) as u8, n as u8];
-            out.extend_from_slice(&bytes[..3 - pad]);
-        }
-        Ok(out)
+        STANDARD
+            .decode(text)
+            .map_err(|e| ParseError(format!("packed payload is not base64: {e}")))
     }
 }
 

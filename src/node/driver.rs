@@ -205,7 +205,7 @@ impl<W: Write> Node<W> {
             }
             Event::BadLine(why) => {
                 self.stats.bad_input += 1;
-                eprintln!("raftkv: ignoring input: {why}");
+                tracing::warn!("ignoring input: {why}");
                 Ok(false)
             }
             Event::Answer(env) => {
@@ -238,8 +238,9 @@ impl<W: Write> Node<W> {
             }
             None => ("uninitialised".to_string(), Default::default()),
         };
-        eprintln!(
-            "raftkv stats: {who} turns={} flushes={} entries_persisted={} commits_deferred={} \
+        tracing::info!(
+            target: "raftkv::stats",
+            "{who} turns={} flushes={} entries_persisted={} commits_deferred={} \
              applied_entries={} client_requests={} forwarded={} peer_messages_out={} bad_input={}",
             s.turns,
             shell.flushes,
@@ -254,6 +255,7 @@ impl<W: Write> Node<W> {
     }
 
     fn emit(&mut self, env: &Envelope) -> Result<(), String> {
+        super::msglog::envelope("send", env);
         env.write_line_buffered(&mut self.out)
             .map_err(|e| format!("cannot write to stdout: {e}"))
     }
@@ -274,8 +276,8 @@ impl<W: Write> Node<W> {
                 self.send(&env.dest, &env.src, body)
             }
             None => {
-                eprintln!(
-                    "raftkv: cannot answer a `{}` from {} without msg_id: error {code}: {text}",
+                tracing::warn!(
+                    "cannot answer a `{}` from {} without msg_id: error {code}: {text}",
                     env.kind().unwrap_or("?"),
                     env.src
                 );
@@ -289,7 +291,7 @@ impl<W: Write> Node<W> {
             Ok(env) => env,
             Err(e) => {
                 self.stats.bad_input += 1;
-                eprintln!("raftkv: ignoring input line: {e}: {}", excerpt(line));
+                tracing::warn!("ignoring input line: {e}: {}", excerpt(line));
                 // Answer if the line says who asked and under which msg_id.
                 if let Ok(Value::Object(top)) = serde_json::from_str::<Value>(line) {
                     let src = top.get("src").and_then(Value::as_str);
@@ -313,12 +315,15 @@ impl<W: Write> Node<W> {
         };
         let Some(kind) = env.kind().map(str::to_string) else {
             self.stats.bad_input += 1;
-            eprintln!(
-                "raftkv: ignoring message without a string `type`: {}",
+            tracing::warn!(
+                "ignoring message without a string `type`: {}",
                 excerpt(line)
             );
             return self.reply_error(&env, code::MALFORMED_REQUEST, "body has no string `type`");
         };
+        if kind != "raft" {
+            super::msglog::envelope("recv", &env);
+        }
         match kind.as_str() {
             "init" => self.handle_init(&env),
             "partition_test" | "verify_linearizability" => self.spawn_worker(env, kind),
@@ -327,7 +332,7 @@ impl<W: Write> Node<W> {
             "read_ok" | "write_ok" | "cas_ok" | "error" => self.handle_relay(env),
             other => {
                 self.stats.bad_input += 1;
-                eprintln!("raftkv: unknown message type `{other}` from {}", env.src);
+                tracing::warn!("unknown message type `{other}` from {}", env.src);
                 let text = format!("unknown message type `{other}`");
                 self.reply_error(&env, code::NOT_SUPPORTED, &text)
             }
@@ -386,7 +391,7 @@ impl<W: Write> Node<W> {
             .and_then(|a| a.iter().map(|v| v.as_str().map(String::from)).collect());
         let (Some(node_id), Some(ids)) = (node_id, ids) else {
             self.stats.bad_input += 1;
-            eprintln!("raftkv: malformed init from {}", env.src);
+            tracing::warn!("malformed init from {}", env.src);
             return self.reply_error(
                 env,
                 code::MALFORMED_REQUEST,
@@ -396,13 +401,13 @@ impl<W: Write> Node<W> {
         let Some(position) = ids.iter().position(|n| n == node_id) else {
             self.stats.bad_input += 1;
             let text = format!("init: node_id {node_id:?} is not in node_ids {ids:?}");
-            eprintln!("raftkv: {text}");
+            tracing::warn!("{text}");
             return self.reply_error(env, code::MALFORMED_REQUEST, &text);
         };
         let distinct: HashSet<&String> = ids.iter().collect();
         if distinct.len() != ids.len() {
             let text = format!("init: node_ids {ids:?} has duplicates");
-            eprintln!("raftkv: {text}");
+            tracing::warn!("{text}");
             return self.reply_error(env, code::MALFORMED_REQUEST, &text);
         }
         if let Some(c) = &self.replica {
@@ -411,14 +416,14 @@ impl<W: Write> Node<W> {
                     "init: already initialised as {} of {:?}; refusing {node_id} of {ids:?}",
                     c.me, c.ids
                 );
-                eprintln!("raftkv: {text}");
+                tracing::warn!("{text}");
                 return self.reply_error(env, code::MALFORMED_REQUEST, &text);
             }
         } else {
             // A node id that cannot name a data directory is bad input, not a reason to stop.
             if let Err(text) = datadir::check_node_id(node_id) {
                 let text = format!("init: {text}");
-                eprintln!("raftkv: {text}");
+                tracing::warn!("{text}");
                 return self.reply_error(env, code::MALFORMED_REQUEST, &text);
             }
             let replica = Replica::open(node_id, ids, position, self.settings.snapshot_every)?;
@@ -438,18 +443,12 @@ impl<W: Write> Node<W> {
 
     fn handle_raft(&mut self, env: &Envelope) -> Result<(), String> {
         let Some(c) = self.replica.as_mut() else {
-            eprintln!(
-                "raftkv: dropping a raft message from {} before init",
-                env.src
-            );
+            tracing::warn!("dropping a raft message from {} before init", env.src);
             return Ok(());
         };
         let Some(from) = c.ids.iter().position(|n| *n == env.src).map(core_id) else {
             self.stats.bad_input += 1;
-            eprintln!(
-                "raftkv: dropping a raft message from non-member {}",
-                env.src
-            );
+            tracing::warn!("dropping a raft message from non-member {}", env.src);
             return Ok(());
         };
         let msg = match env.body.get("m").and_then(Value::as_str) {
@@ -458,19 +457,23 @@ impl<W: Write> Node<W> {
         };
         match msg {
             Ok(msg) if msg.from == from && msg.to == c.my => {
+                super::msglog::raft("recv", &env.src, &msg);
                 c.heard_from.insert(from);
                 c.shell.raft_mut().step(msg);
             }
             Ok(msg) => {
                 self.stats.bad_input += 1;
-                eprintln!(
-                    "raftkv: dropping a raft message from {} claiming {} -> {} (I am {})",
-                    env.src, msg.from, msg.to, c.my
+                tracing::warn!(
+                    "dropping a raft message from {} claiming {} -> {} (I am {})",
+                    env.src,
+                    msg.from,
+                    msg.to,
+                    c.my
                 );
             }
             Err(e) => {
                 self.stats.bad_input += 1;
-                eprintln!("raftkv: dropping a bad raft message from {}: {e}", env.src);
+                tracing::warn!("dropping a bad raft message from {}: {e}", env.src);
             }
         }
         Ok(())
@@ -490,7 +493,7 @@ impl<W: Write> Node<W> {
             Ok(op) => op,
             Err(text) => {
                 self.stats.bad_input += 1;
-                eprintln!("raftkv: malformed request from {}: {text}", env.src);
+                tracing::warn!("malformed request from {}: {text}", env.src);
                 return self.reply_error(&env, code::MALFORMED_REQUEST, &text);
             }
         };
@@ -580,8 +583,8 @@ impl<W: Write> Node<W> {
             _ => None,
         };
         let Some(fwd) = fwd else {
-            eprintln!(
-                "raftkv: ignoring a `{}` from {} that answers nothing in flight",
+            tracing::warn!(
+                "ignoring a `{}` from {} that answers nothing in flight",
                 env.kind().unwrap_or("?"),
                 env.src
             );
@@ -607,7 +610,7 @@ impl<W: Write> Node<W> {
         for (client, code, text) in expire_requests(c, now, self.settings.request_timeout) {
             let body = error_body(Some(client.msg_id), code, text);
             if let Err(e) = self.send(&client.dest, &client.src, body) {
-                eprintln!("raftkv: {e}");
+                tracing::error!("{e}");
             }
         }
     }

@@ -13,6 +13,7 @@
 
 pub mod datadir;
 mod driver;
+mod msglog;
 mod records;
 mod replica;
 pub mod request;
@@ -42,7 +43,7 @@ pub fn run_stdio() -> i32 {
     let settings = match Settings::from_env() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("raftkv: {e}");
+            tracing::error!("{e}");
             return 2;
         }
     };
@@ -52,7 +53,7 @@ pub fn run_stdio() -> i32 {
         .name("stdin".into())
         .spawn(move || read_lines(std::io::stdin().lock(), &reader_tx));
     if let Err(e) = spawned {
-        eprintln!("raftkv: cannot start the stdin reader thread: {e}");
+        tracing::error!("cannot start the stdin reader thread: {e}");
         return 1;
     }
     let stdout = std::io::stdout();
@@ -61,7 +62,7 @@ pub fn run_stdio() -> i32 {
     match node.run(&rx) {
         Ok(()) => 0,
         Err(e) => {
-            eprintln!("raftkv: fatal: {e}");
+            tracing::error!("fatal: {e}");
             1
         }
     }
@@ -88,7 +89,7 @@ pub fn read_lines(mut input: impl BufRead, tx: &mpsc::Sender<Event>) {
             }
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             Err(e) => {
-                eprintln!("raftkv: reading stdin failed: {e}; treating it as end of input");
+                tracing::warn!("reading stdin failed: {e}; treating it as end of input");
                 break;
             }
         }

@@ -8,10 +8,10 @@
 //! the peer delay has passed unless that peer spoke first (it may not be running yet).
 
 use super::request::Op;
-use super::{datadir, records};
+use super::{datadir, msglog, records};
 use crate::kv::{KvStore, Outcome};
 use crate::maelstrom::{code, error_body, pack, Envelope};
-use crate::raft::{Config, Entry, InitialState, Message, NodeId, Role, SnapshotMeta};
+use crate::raft::{Config, Entry, InitialState, Message, NodeId, Raft, Ready, Role, SnapshotMeta};
 use crate::shell::{
     Answer, Batch, Durability, LogStorage, Outbox, Progress, Shell, ShellSettings, ShellStats,
 };
@@ -94,7 +94,7 @@ impl Replica {
     ) -> Result<Replica, String> {
         let dir = datadir::data_dir(me)?;
         if let Some(warning) = datadir::shell_parent_warning() {
-            eprintln!("raftkv: warning: {warning}");
+            tracing::warn!("{warning}");
         }
         if let Some(parent) = dir.parent() {
             std::fs::create_dir_all(parent).map_err(|e| {
@@ -154,8 +154,8 @@ impl Replica {
         }
         let sent = io.peer_messages;
         if self.shell.stats.snapshots_installed > installed {
-            eprintln!(
-                "raftkv: {} installed a snapshot from the leader at index {} (applied was {applied})",
+            tracing::info!(
+                "{} installed a snapshot from the leader at index {} (applied was {applied})",
                 self.me,
                 self.shell.snapshot_point().0
             );
@@ -170,11 +170,13 @@ impl Replica {
             return;
         }
         if st.role == Role::Leader {
-            eprintln!("raftkv: {} is leader for term {}", self.me, st.term);
+            tracing::info!("{} is leader for term {}", self.me, st.term);
         } else if self.last_role == Role::Leader {
-            eprintln!(
-                "raftkv: {} is no longer leader (now {:?}, term {})",
-                self.me, st.role, st.term
+            tracing::info!(
+                "{} is no longer leader (now {:?}, term {})",
+                self.me,
+                st.role,
+                st.term
             );
         }
         self.last_role = st.role;
@@ -226,8 +228,8 @@ fn open_storage(
         next = last.index + 1;
         entries.extend(batch.into_iter().map(Entry::from));
     }
-    eprintln!(
-        "raftkv: {me} opened {}: term {} commit {} snapshot {:?} log [{}, {}]",
+    tracing::info!(
+        "{me} opened {}: term {} commit {} snapshot {:?} log [{}, {}]",
         dir.display(),
         rec.hard_state.term,
         rec.hard_state.commit,
@@ -299,12 +301,13 @@ impl<W: Write> Outbox<Waiting, Outcome> for NodeIo<'_, W> {
     /// that have spoken to this node get anything.
     fn send(&mut self, m: Message) {
         let Some(dest) = (m.to as usize).checked_sub(1).and_then(|i| self.ids.get(i)) else {
-            eprintln!("raftkv: core addressed a message to unknown id {}", m.to);
+            tracing::error!("core addressed a message to unknown id {}", m.to);
             return;
         };
         if !self.peers_open && !self.heard_from.contains(&m.to) {
             return;
         }
+        msglog::raft("send", dest, &m);
         match pack::pack(&m) {
             Ok(text) => {
                 let mut body = Map::new();
@@ -318,7 +321,7 @@ impl<W: Write> Outbox<Waiting, Outcome> for NodeIo<'_, W> {
                 self.peer_messages += 1;
                 self.emit(&env);
             }
-            Err(e) => eprintln!("raftkv: cannot encode a raft message: {e}"),
+            Err(e) => tracing::error!("cannot encode a raft message: {e}"),
         }
     }
 
@@ -330,7 +333,13 @@ impl<W: Write> Outbox<Waiting, Outcome> for NodeIo<'_, W> {
 
     fn answer(&mut self, token: Waiting, answer: Answer<Outcome>) {
         let body = answer_body(&token.op, token.client.msg_id, answer);
-        self.emit(&reply(&token.client, body));
+        let env = reply(&token.client, body);
+        msglog::envelope("send", &env);
+        self.emit(&env);
+    }
+
+    fn observe_ready(&mut self, _raft: &Raft, ready: &Ready) {
+        tracing::trace!(target: "raftkv::shell", "{} ready: {ready:?}", self.me);
     }
 }
 

@@ -21,7 +21,7 @@ pub mod verdict;
 #[cfg(test)]
 mod tests;
 
-pub use cli::cli;
+pub use cli::{cli, SimArgs};
 pub use cluster::{Failure, Op, OpResult, Sim};
 pub use faults::{Faults, SimConfig};
 pub use partition::{partition_test, PartitionOutcome, PartitionSpec};

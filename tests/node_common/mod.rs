@@ -350,10 +350,7 @@ fn route_from(
 
 /// The last stats line of a node's stderr, as key=value pairs.
 pub fn last_stats(lines: &[String]) -> Option<HashMap<String, String>> {
-    let line = lines
-        .iter()
-        .rev()
-        .find(|l| l.starts_with("raftkv stats:"))?;
+    let line = lines.iter().rev().find(|l| l.contains("raftkv::stats:"))?;
     Some(
         line.split_whitespace()
             .filter_map(|w| w.split_once('='))
