@@ -277,8 +277,21 @@ impl Cluster {
         }
     }
 
-    /// The node that most recently logged that it became leader (highest term), if any.
+    /// The node that announced itself leader for the highest term. Its stderr line is read by
+    /// a thread of its own, which may lag a loaded machine, so this waits up to two seconds for
+    /// a first announcement.
     pub fn leader(&self) -> Option<usize> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            let found = self.announced_leader();
+            if found.is_some() || Instant::now() >= deadline {
+                return found;
+            }
+            thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn announced_leader(&self) -> Option<usize> {
         let mut best: Option<(u64, usize)> = None;
         for i in 0..self.ids.len() {
             for l in self.stderr(i) {
