@@ -7,6 +7,7 @@ pub mod check;
 pub mod inspect;
 pub mod kv;
 pub mod maelstrom;
+pub mod model;
 pub mod node;
 pub mod raft;
 pub mod sim;

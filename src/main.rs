@@ -1,4 +1,5 @@
-//! raftkv: one binary. No subcommand runs the Maelstrom node; `inspect`, `check`, `sim` and `test`
+//! raftkv: one binary. No subcommand runs the Maelstrom node; `inspect`, `check`, `sim`, `test`
+//! and `model`
 //! are the tools around it. Each subcommand module parses its own flags (`cli(args) -> exit code`).
 
 use raftkv::node;
@@ -11,6 +12,7 @@ fn main() {
         Some("sim") => raftkv::sim::cli(&args[2..]),
         Some("check") => raftkv::check::cli(&args[2..]),
         Some("test") => raftkv::bench::cli(&args[2..]),
+        Some("model") => raftkv::model::cli(&args[2..]),
         Some("-h") | Some("--help") | Some("help") => {
             println!("{USAGE}");
             0
@@ -27,4 +29,5 @@ const USAGE: &str = "usage: raftkv                  run a Maelstrom lin-kv node 
        raftkv inspect DIR...    show and verify node data directories
        raftkv check FILE        check a history for linearizability
        raftkv sim               run the deterministic cluster simulator
-       raftkv test              run the 5-node lin-kv bench with partitions and kills";
+       raftkv test              run the 5-node lin-kv bench with partitions and kills
+       raftkv model             model-check the consensus core exhaustively to a bounded depth";

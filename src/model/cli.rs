@@ -1,0 +1,360 @@
+//! `raftkv model`: flags, the checker run with its progress line and figures, and the
+//! counter-example printed as a trace.
+//!
+//! Owns: parsing the flags, running `stateright`'s breadth-first checker, the progress line on
+//! stderr, the summary, and the trace of a violation.
+//! Must never: claim a depth was covered when the run stopped early (a violation stops it, and
+//! the summary says so).
+
+use super::cluster::{Action, Cluster};
+use super::{props, switch, Faults, RaftModel, Settings, State, SWITCHES};
+use crate::raft::{Message, MessageBody, Role};
+use stateright::{Checker, HasDiscoveries, Model, Path};
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "usage: raftkv model [--nodes N] [--depth D] [--faults all|none|LIST] [--switch NAME]
+                    [--threads T] [--writes W] [--reads R] [--max-crashes C] [--max-drops K]
+                    [--max-dups K] [--max-term T] [--max-in-flight M] [--no-symmetry] [--quiet]
+
+Explores every state of an N-node cluster of real cores reachable in at most D actions
+(breadth-first): deliver, drop or duplicate a message, a node's timer fires, a node crashes and
+restarts (possibly losing its last persist), a client writes or reads at a leader. Checks in every
+state: election safety, log matching, leader completeness, no electable node lacking a committed
+entry, state machine safety, commit never goes back, linearizability of the client operations.
+Reports whether a leader was elected, a write committed and a read served within the depth.
+Faults (comma-separated): drop, dup, crash; default all. --switch turns on one of the core's bug
+switches: vote_without_persist, read_without_read_index, commit_old_term_by_counting,
+read_before_own_term_commit. Prints states explored, unique states, depth, states/s, elapsed and
+peak memory; on a violation the shortest path to it as a trace, and exit status 1.
+Defaults: --nodes 3 --depth 12 --faults all --threads 1 --writes 1 --reads 1 --max-crashes 1
+--max-drops 1 --max-dups 1 --max-term 3 --max-in-flight 6. Exit status 2 on bad flags.";
+
+/// A parsed command line.
+#[derive(Clone, Debug)]
+pub struct Args {
+    pub settings: Settings,
+    pub depth: usize,
+    pub threads: usize,
+    pub quiet: bool,
+}
+
+fn parse(args: &[String]) -> Result<Option<Args>, String> {
+    let mut a = Args {
+        settings: Settings::default(),
+        depth: 12,
+        threads: 1,
+        quiet: false,
+    };
+    let mut it = args.iter();
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| {
+            it.next()
+                .cloned()
+                .ok_or_else(|| format!("flag {name} needs a value"))
+        };
+        let num = |name: &str, v: String, max: u64| match v.parse::<u64>() {
+            Ok(n) if n <= max => Ok(n),
+            _ => Err(format!("flag {name}: `{v}` is not an integer in 0..={max}")),
+        };
+        let s = &mut a.settings;
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(None),
+            "--nodes" => s.nodes = num("--nodes", value("--nodes")?, 5)? as usize,
+            "--depth" => a.depth = num("--depth", value("--depth")?, 1000)? as usize,
+            "--faults" => s.faults = Faults::parse(&value("--faults")?)?,
+            "--switch" => s.bugs = switch(&value("--switch")?)?,
+            "--threads" => a.threads = num("--threads", value("--threads")?, 256)?.max(1) as usize,
+            "--writes" => s.writes = num("--writes", value("--writes")?, 9)? as u8,
+            "--reads" => s.reads = num("--reads", value("--reads")?, 9)? as u8,
+            "--max-crashes" => s.max_crashes = num(flag, value(flag)?, 9)? as u8,
+            "--max-drops" => s.max_drops = num(flag, value(flag)?, 9)? as u8,
+            "--max-dups" => s.max_dups = num(flag, value(flag)?, 9)? as u8,
+            "--max-term" => s.max_term = num(flag, value(flag)?, 100)?,
+            "--max-in-flight" => s.max_in_flight = num(flag, value(flag)?, 100)? as usize,
+            "--no-symmetry" => s.symmetry = false,
+            "--quiet" => a.quiet = true,
+            other => return Err(format!("unknown flag `{other}`")),
+        }
+    }
+    if !(1..=5).contains(&a.settings.nodes) {
+        return Err(format!("--nodes must be 1..=5, got {}", a.settings.nodes));
+    }
+    Ok(Some(a))
+}
+
+/// What one run found.
+pub struct Outcome {
+    pub states: usize,
+    pub unique: usize,
+    /// Actions on the longest path checked.
+    pub depth: usize,
+    pub elapsed: Duration,
+    /// The violated property, its detail and the path to it.
+    pub violation: Option<(&'static str, String, Path<State, Action>)>,
+    /// Reachability checks: name and whether the run reached it.
+    pub reached: Vec<(&'static str, bool)>,
+}
+
+/// Runs the checker to `depth` actions; `progress` gets a line about once a second.
+pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Outcome {
+    let model = RaftModel {
+        settings: args.settings.clone(),
+    };
+    let properties = model.properties();
+    let started = Instant::now();
+    // stateright counts the initial state as depth 1 and skips states at the target depth.
+    let mut checker = model
+        .checker()
+        .threads(args.threads)
+        .target_max_depth(args.depth + 2)
+        .finish_when(HasDiscoveries::AnyFailures)
+        .spawn_bfs();
+    let handles = checker.handles();
+    let mut last = Instant::now();
+    while !handles.iter().all(|h| h.is_finished()) {
+        std::thread::sleep(Duration::from_millis(50));
+        if last.elapsed() >= Duration::from_secs(1) {
+            last = Instant::now();
+            let (states, secs) = (checker.state_count(), started.elapsed().as_secs_f64());
+            progress(&format!(
+                "depth {:>3}  states {states:>11}  unique {:>10}  {:>9.0} states/s  {secs:>6.1} s",
+                checker.max_depth().saturating_sub(1),
+                checker.unique_state_count(),
+                states as f64 / secs.max(1e-9),
+            ));
+        }
+    }
+    let mut panicked = false;
+    for h in handles {
+        panicked |= h.join().is_err();
+    }
+    let elapsed = started.elapsed();
+    let discoveries = checker.discoveries();
+    let mut violation = None;
+    let mut reached = Vec::new();
+    for p in &properties {
+        let found = discoveries.get(p.name);
+        if p.expectation == stateright::Expectation::Sometimes {
+            reached.push((p.name, found.is_some()));
+        } else if let (Some(path), None) = (found, &violation) {
+            let detail = props::explain(&path.last_state().cluster, p.name)
+                .unwrap_or_else(|| "(no detail)".into());
+            violation = Some((p.name, detail, path.clone()));
+        }
+    }
+    if panicked && violation.is_none() {
+        let path = Path::from_actions(&checker.model().clone(), first_state(checker.model()), &[]);
+        if let Some(path) = path {
+            violation = Some(("no panic", "a checker thread panicked".into(), path));
+        }
+    }
+    Outcome {
+        states: checker.state_count(),
+        unique: checker.unique_state_count(),
+        depth: checker.max_depth().saturating_sub(1).min(args.depth),
+        elapsed,
+        violation,
+        reached,
+    }
+}
+
+fn first_state(model: &RaftModel) -> State {
+    model.init_states().remove(0)
+}
+
+/// `raftkv model ARGS`; returns the exit status.
+pub fn cli(args: &[String]) -> i32 {
+    let a = match parse(args) {
+        Ok(Some(a)) => a,
+        Ok(None) => {
+            println!("{USAGE}");
+            return 0;
+        }
+        Err(e) => {
+            eprintln!("raftkv model: {e}\n\n{USAGE}");
+            return 2;
+        }
+    };
+    println!("{}", describe_run(&a));
+    let quiet = a.quiet;
+    let out = run(&a, &mut |line| {
+        if !quiet {
+            eprintln!("{line}");
+        }
+    });
+    print_summary(&a, &out);
+    match &out.violation {
+        None => 0,
+        Some((name, detail, path)) => {
+            println!("\nVIOLATION of `{name}` at depth {}: {detail}", path.last_state_depth());
+            println!("shortest path ({} actions):", path.last_state_depth());
+            print!("{}", trace(path));
+            1
+        }
+    }
+}
+
+fn describe_run(a: &Args) -> String {
+    let s = &a.settings;
+    let switch = SWITCHES
+        .iter()
+        .find(|(n, _)| super::switch(n).is_ok_and(|b| b == s.bugs))
+        .map_or("none".to_string(), |(n, _)| n.to_string());
+    format!(
+        "model: {} nodes, depth {}, faults {:?}, switch {switch}, {} writes, {} reads, budgets \
+         crash {} drop {} dup {}, max term {}, max in flight {}, symmetry {}, {} thread(s)",
+        s.nodes,
+        a.depth,
+        s.faults,
+        s.writes,
+        s.reads,
+        s.max_crashes,
+        s.max_drops,
+        s.max_dups,
+        s.max_term,
+        s.max_in_flight,
+        if s.symmetry { "on" } else { "off" },
+        a.threads
+    )
+}
+
+fn print_summary(a: &Args, out: &Outcome) {
+    let secs = out.elapsed.as_secs_f64();
+    let stopped = if out.violation.is_some() {
+        " (stopped at the violation)"
+    } else {
+        ""
+    };
+    println!(
+        "states explored {}  unique states {}  depth {} of {}{stopped}  {:.0} states/s  elapsed {:.2} s  peak memory {}",
+        out.states,
+        out.unique,
+        out.depth,
+        a.depth,
+        out.states as f64 / secs.max(1e-9),
+        secs,
+        peak_memory().map_or("unknown".into(), |kb| format!("{} MiB", kb / 1024)),
+    );
+    for (name, yes) in &out.reached {
+        let verdict = if *yes { "reached" } else { "NOT reached within this depth" };
+        println!("  {name}: {verdict}");
+    }
+}
+
+/// Peak resident memory of this process in KiB (Linux), if known.
+pub fn peak_memory() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+trait PathDepth {
+    fn last_state_depth(&self) -> usize;
+}
+
+impl PathDepth for Path<State, Action> {
+    fn last_state_depth(&self) -> usize {
+        self.clone().into_actions().len()
+    }
+}
+
+/// The path as the simulator prints its traces: one event per line, then the state after it.
+pub fn trace(path: &Path<State, Action>) -> String {
+    let mut out = String::new();
+    let steps = path.clone().into_vec();
+    if let Some((first, _)) = steps.first() {
+        out.push_str(&format!("step={:>3} start\n{}", 0, indent(&describe_state(&first.cluster))));
+    }
+    for (k, window) in steps.windows(2).enumerate() {
+        let (before, action) = (&window[0].0, &window[0].1);
+        let after = &window[1].0;
+        if let Some(action) = action {
+            out.push_str(&format!("step={:>3} {}\n", k + 1, describe_action(&before.cluster, action)));
+        }
+        out.push_str(&indent(&describe_state(&after.cluster)));
+    }
+    out
+}
+
+fn indent(text: &str) -> String {
+    text.lines().map(|l| format!("          {l}\n")).collect()
+}
+
+fn describe_action(_before: &Cluster, action: &Action) -> String {
+    match action {
+        Action::Deliver(m) => format!("n{} <- n{} {}", m.to, m.from, short(m)),
+        Action::Drop(m) => format!("network drops {}", short(m)),
+        Action::Duplicate(m) => format!("network duplicates {}", short(m)),
+        Action::Timer(id) => format!("n{id} timer fires"),
+        Action::Crash(id) => format!("n{id} crashes and restarts"),
+        Action::CrashLosingPersist(id) => {
+            format!("n{id} crashes during its last persist (lost) and restarts")
+        }
+        Action::Write(id) => format!("n{id} <- client write"),
+        Action::Read(id) => format!("n{id} <- client read"),
+    }
+}
+
+/// One line per node, then the messages in flight and the client history.
+pub fn describe_state(c: &Cluster) -> String {
+    let mut out = String::new();
+    for n in &c.nodes {
+        let st = n.raft.status();
+        let role = match st.role {
+            Role::Leader => "leader",
+            Role::Candidate => "candidate",
+            Role::PreCandidate => "pre-candidate",
+            Role::Follower => "follower",
+        };
+        let log: Vec<String> = n.raft.log().iter().map(|e| format!("{}/{}", e.index, e.term)).collect();
+        let hs = n.durable.hard_state;
+        out.push_str(&format!(
+            "n{} {role} term={} vote={:?} commit={} applied={} log=[{}] durable: term={} vote={:?} \
+             commit={} entries={}\n",
+            st.id,
+            st.term,
+            st.vote,
+            st.commit,
+            st.applied,
+            log.join(","),
+            hs.term,
+            hs.vote,
+            hs.commit,
+            n.durable.entries.len()
+        ));
+    }
+    let msgs: Vec<String> = c.network.iter().map(short).collect();
+    out.push_str(&format!("in flight: {}\n", if msgs.is_empty() { "-".into() } else { msgs.join("; ") }));
+    if !c.history.is_empty() {
+        let h: Vec<String> = c
+            .history
+            .iter()
+            .map(|e| format!("op{} {:?} {:?} {:?}", e.op, e.kind, e.f, e.value))
+            .collect();
+        out.push_str(&format!("history: {}\n", h.join("; ")));
+    }
+    out
+}
+
+/// A message in the simulator's trace notation (entries as index/term).
+fn short(m: &Message) -> String {
+    let body = match &m.body {
+        MessageBody::AppendEntries {
+            prev_log_index,
+            prev_log_term,
+            entries,
+            leader_commit,
+            read_ctx,
+        } => format!(
+            "Append prev={prev_log_index}/{prev_log_term} n={} [{}] commit={leader_commit} ctx={read_ctx}",
+            entries.len(),
+            entries
+                .iter()
+                .map(|e| format!("{}/{}", e.index, e.term))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+        other => format!("{other:?}"),
+    };
+    format!("{}->{} term={} {body}", m.from, m.to, m.term)
+}

@@ -1,0 +1,498 @@
+//! The cluster state the checker explores and the actions between states.
+//!
+//! Owns: the per-node state (core, durable state, state machine, client operations waiting at
+//! that node), the network (a multiset of messages in flight), the client history, the fault
+//! budgets, and the transition-checked properties (commit never goes back, one entry per
+//! applied or committed index, linearizability), recorded in `Cluster::violation`.
+//! Must never: reach into the core other than through its public API and `shell`, or let an
+//! action depend on anything but the state it starts from (the checker replays paths).
+
+use super::shell::{self, Durable, Unacked};
+use super::Settings;
+use crate::check::{self, EventKind, Op};
+use crate::raft::{Config, Entry, EntryKind, Message, NodeId, Raft, Role};
+
+/// One node: its core (volatile) and what the model keeps around it.
+#[derive(Clone)]
+pub struct Node {
+    pub raft: Raft,
+    pub durable: Durable,
+    /// The register the applied entries wrote (`None` = never written).
+    pub value: Option<u8>,
+    /// Client writes proposed here and not yet applied: (op, index, term).
+    pub writes: Vec<(u8, u64, u64)>,
+    /// Client reads asked here: (op, index once ReadIndex confirmed it).
+    pub reads: Vec<(u8, Option<u64>)>,
+    /// The last persist, while a crash may still lose it.
+    pub unacked: Option<Unacked>,
+    /// Highest index this node ever applied, in any of its lives.
+    pub served: u64,
+}
+
+/// One client event: op id, what happened, the operation and its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientEvent {
+    pub op: u8,
+    pub kind: EventKind,
+    pub f: Op,
+    pub value: Option<u8>,
+}
+
+/// A property broken by a transition (or found broken in a state), with what broke it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub property: &'static str,
+    pub detail: String,
+}
+
+#[derive(Clone)]
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    /// Messages in flight, a multiset (order is irrelevant; duplicates are copies).
+    pub network: Vec<Message>,
+    pub history: Vec<ClientEvent>,
+    pub writes_left: u8,
+    pub reads_left: u8,
+    pub crashes_left: u8,
+    pub drops_left: u8,
+    pub dups_left: u8,
+    /// Every (term, leader) ever seen.
+    pub leaders: Vec<(u64, NodeId)>,
+    /// Terms of the committed entries, index 1 first, as the commit indexes of all nodes showed.
+    pub committed: Vec<u64>,
+    pub violation: Option<Violation>,
+}
+
+/// What can happen next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Deliver(Message),
+    Drop(Message),
+    Duplicate(Message),
+    /// The node's next timer fires: a leader's heartbeat, a follower's or candidate's election.
+    Timer(NodeId),
+    /// The node crashes and restarts from its durable state.
+    Crash(NodeId),
+    /// The node crashes while its last persist is under way: the persist is lost, and the
+    /// acknowledgements waiting for it never leave.
+    CrashLosingPersist(NodeId),
+    /// A client writes the next value at this node (only offered at a leader).
+    Write(NodeId),
+    /// A client reads at this node (only offered at a leader).
+    Read(NodeId),
+}
+
+pub const COMMIT_NEVER_GOES_BACK: &str = "commit never goes back";
+pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
+pub const LINEARIZABLE: &str = "linearizable";
+
+/// The core configuration every model node runs: the node's defaults with small timers, one
+/// entry per append and a small window, so flow control is exercised in few steps.
+pub fn core_config(id: NodeId, settings: &Settings) -> Config {
+    let voters = (1..=settings.nodes as NodeId).collect();
+    let mut c = Config::new(id, voters, 1);
+    c.election_ticks = ELECTION_TICKS;
+    c.heartbeat_ticks = 1;
+    c.max_batch_bytes = 1;
+    c.max_inflight = 2;
+    c.bugs = settings.bugs.clone();
+    c
+}
+
+/// Election timeout base in ticks (the actual one is in [base, 2 * base)).
+const ELECTION_TICKS: u32 = 2;
+
+impl Cluster {
+    pub fn new(settings: &Settings) -> Result<Cluster, String> {
+        let mut nodes = Vec::new();
+        for id in 1..=settings.nodes as NodeId {
+            let durable = Durable::default();
+            let raft = shell::boot(core_config(id, settings), &durable)?;
+            nodes.push(Node {
+                raft,
+                durable,
+                value: None,
+                writes: Vec::new(),
+                reads: Vec::new(),
+                unacked: None,
+                served: 0,
+            });
+        }
+        Ok(Cluster {
+            nodes,
+            network: Vec::new(),
+            history: Vec::new(),
+            writes_left: settings.writes,
+            reads_left: settings.reads,
+            crashes_left: if settings.faults.crash { settings.max_crashes } else { 0 },
+            drops_left: if settings.faults.drop { settings.max_drops } else { 0 },
+            dups_left: if settings.faults.dup { settings.max_dups } else { 0 },
+            leaders: Vec::new(),
+            committed: Vec::new(),
+            violation: None,
+        })
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    /// The actions enabled in this state, in a fixed order.
+    pub fn actions(&self, out: &mut Vec<Action>) {
+        if self.violation.is_some() {
+            return;
+        }
+        let mut distinct: Vec<&Message> = Vec::new();
+        for m in &self.network {
+            if !distinct.contains(&m) {
+                distinct.push(m);
+            }
+        }
+        for m in &distinct {
+            out.push(Action::Deliver((*m).clone()));
+        }
+        for m in &distinct {
+            if self.drops_left > 0 {
+                out.push(Action::Drop((*m).clone()));
+            }
+            if self.dups_left > 0 {
+                out.push(Action::Duplicate((*m).clone()));
+            }
+        }
+        for node in &self.nodes {
+            let id = node.raft.status().id;
+            out.push(Action::Timer(id));
+            if self.crashes_left > 0 {
+                out.push(Action::Crash(id));
+                if self.can_lose_persist(node) {
+                    out.push(Action::CrashLosingPersist(id));
+                }
+            }
+            if node.raft.status().role == Role::Leader {
+                if self.writes_left > 0 {
+                    out.push(Action::Write(id));
+                }
+                if self.reads_left > 0 {
+                    out.push(Action::Read(id));
+                }
+            }
+        }
+    }
+
+    /// A crash can lose the last persist only while none of the acknowledgements waiting for
+    /// it has been delivered, dropped or copied (`touch_message` forgets such a persist).
+    fn can_lose_persist(&self, node: &Node) -> bool {
+        let Some(unacked) = &node.unacked else {
+            return false;
+        };
+        unacked.acks.iter().all(|a| {
+            let waiting = unacked.acks.iter().filter(|b| *b == a).count();
+            self.network.iter().filter(|m| *m == a).count() == waiting
+        })
+    }
+
+    /// The state after `action`.
+    pub fn next(&self, action: &Action, settings: &Settings) -> Cluster {
+        let mut s = self.clone();
+        match action {
+            Action::Deliver(m) => {
+                s.take_message(m);
+                let to = m.to;
+                s.turn(to, |raft| raft.step(m.clone()));
+            }
+            Action::Drop(m) => {
+                s.take_message(m);
+                s.drops_left -= 1;
+            }
+            Action::Duplicate(m) => {
+                s.touch_message(m);
+                s.network.push(m.clone());
+                s.dups_left -= 1;
+            }
+            Action::Timer(id) => s.turn(*id, fire_timer),
+            Action::Crash(id) => s.crash(*id, false, settings),
+            Action::CrashLosingPersist(id) => s.crash(*id, true, settings),
+            Action::Write(id) => s.write(*id),
+            Action::Read(id) => s.read(*id),
+        }
+        s.after_step();
+        s
+    }
+
+    /// Removes one copy of `m` from the network. Also for a duplicate: a persist whose
+    /// acknowledgement was delivered, dropped or copied can no longer be lost by a crash.
+    fn touch_message(&mut self, m: &Message) {
+        for node in &mut self.nodes {
+            if node.unacked.as_ref().is_some_and(|u| u.acks.contains(m)) {
+                node.unacked = None;
+            }
+        }
+    }
+
+    fn take_message(&mut self, m: &Message) {
+        self.touch_message(m);
+        if let Some(i) = self.network.iter().position(|x| x == m) {
+            self.network.swap_remove(i);
+        }
+    }
+
+    /// Feeds one event to node `id`, then runs its shell turn and routes the results.
+    fn turn(&mut self, id: NodeId, event: impl FnOnce(&mut Raft)) {
+        let idx = (id - 1) as usize;
+        let node = &mut self.nodes[idx];
+        let commit_before = node.raft.status().commit;
+        event(&mut node.raft);
+        let turn = shell::run_turn(&mut node.raft, &mut node.durable);
+        node.unacked = turn.unacked;
+        self.network.extend(turn.sent);
+        let commit_after = self.nodes[idx].raft.status().commit;
+        if commit_after < commit_before {
+            self.violate(
+                COMMIT_NEVER_GOES_BACK,
+                format!("n{id} commit went from {commit_before} to {commit_after}"),
+            );
+        }
+        for e in turn.applied {
+            self.apply(idx, e);
+        }
+        for r in turn.reads {
+            if let Some(read) = self.nodes[idx].reads.iter_mut().find(|(op, _)| *op as u64 == r.id)
+            {
+                read.1 = Some(r.index);
+            }
+        }
+        for id in turn.failed_reads {
+            self.nodes[idx].reads.retain(|(op, _)| *op as u64 != id);
+            self.complete(id as u8, EventKind::Fail, Op::Read, None);
+        }
+        self.serve_reads(idx);
+    }
+
+    fn apply(&mut self, idx: usize, e: Entry) {
+        let node = &mut self.nodes[idx];
+        if e.kind == EntryKind::Normal {
+            node.value = e.data.first().copied();
+        }
+        node.served = node.served.max(e.index);
+        self.record_committed(idx, e.index, e.term);
+        let done: Vec<(u8, u64, u64)> = self.nodes[idx]
+            .writes
+            .iter()
+            .filter(|w| w.1 == e.index)
+            .copied()
+            .collect();
+        self.nodes[idx].writes.retain(|w| w.1 != e.index);
+        for (op, _, term) in done {
+            let kind = if term == e.term { EventKind::Ok } else { EventKind::Fail };
+            let value = self.value_of(op);
+            self.complete(op, kind, Op::Write, value);
+        }
+    }
+
+    /// Serves every confirmed read whose index the node has applied.
+    fn serve_reads(&mut self, idx: usize) {
+        let applied = self.nodes[idx].raft.status().applied;
+        let value = self.nodes[idx].value;
+        let ready: Vec<u8> = self.nodes[idx]
+            .reads
+            .iter()
+            .filter(|(_, index)| index.is_some_and(|i| i <= applied))
+            .map(|(op, _)| *op)
+            .collect();
+        self.nodes[idx].reads.retain(|(op, _)| !ready.contains(op));
+        for op in ready {
+            self.complete(op, EventKind::Ok, Op::Read, value);
+        }
+    }
+
+    /// The value client op `op` wrote (writes carry their op id as the value).
+    fn value_of(&self, op: u8) -> Option<u8> {
+        Some(op)
+    }
+
+    fn record_committed(&mut self, idx: usize, index: u64, term: u64) {
+        let at = (index - 1) as usize;
+        match self.committed.get(at) {
+            Some(&t) if t != term => {
+                let id = idx + 1;
+                self.violate(
+                    STATE_MACHINE_SAFETY,
+                    format!("n{id} has entry {index}/{term} committed, another node {index}/{t}"),
+                );
+            }
+            Some(_) => {}
+            None if at == self.committed.len() => self.committed.push(term),
+            None => debug_assert!(false, "committed entries are recorded in order"),
+        }
+    }
+
+    fn crash(&mut self, id: NodeId, lose_persist: bool, settings: &Settings) {
+        let idx = (id - 1) as usize;
+        self.crashes_left -= 1;
+        let node = &mut self.nodes[idx];
+        if lose_persist {
+            if let Some(unacked) = node.unacked.take() {
+                node.durable = unacked.before;
+                for a in &unacked.acks {
+                    if let Some(i) = self.network.iter().position(|m| m == a) {
+                        self.network.swap_remove(i);
+                    }
+                }
+            }
+        }
+        let node = &mut self.nodes[idx];
+        match shell::boot(core_config(id, settings), &node.durable) {
+            Ok(raft) => node.raft = raft,
+            Err(e) => {
+                self.violate("recovery", format!("n{id} cannot restart: {e}"));
+                return;
+            }
+        }
+        let node = &mut self.nodes[idx];
+        node.value = None;
+        node.unacked = None;
+        // Writes waiting here stay in the history without a completion (they may or may not
+        // have happened); reads have no effect, so theirs are dropped.
+        node.writes.clear();
+        node.reads.clear();
+        let commit = node.raft.status().commit;
+        if commit < node.served {
+            let served = node.served;
+            self.violate(
+                COMMIT_NEVER_GOES_BACK,
+                format!("n{id} restarted with commit {commit} after serving up to {served}"),
+            );
+        }
+        // Re-applies the durable committed prefix into the fresh state machine.
+        self.turn(id, |_| {});
+    }
+
+    fn write(&mut self, id: NodeId) {
+        let idx = (id - 1) as usize;
+        let op = self.next_op();
+        self.writes_left -= 1;
+        let Ok(p) = self.nodes[idx].raft.propose(vec![op]) else {
+            return;
+        };
+        self.history.push(ClientEvent {
+            op,
+            kind: EventKind::Invoke,
+            f: Op::Write,
+            value: Some(op),
+        });
+        self.nodes[idx].writes.push((op, p.index, p.term));
+        self.turn(id, |_| {});
+    }
+
+    fn read(&mut self, id: NodeId) {
+        let idx = (id - 1) as usize;
+        let op = self.next_op();
+        self.reads_left -= 1;
+        if self.nodes[idx].raft.read_index(op as u64).is_err() {
+            return;
+        }
+        self.history.push(ClientEvent {
+            op,
+            kind: EventKind::Invoke,
+            f: Op::Read,
+            value: None,
+        });
+        self.nodes[idx].reads.push((op, None));
+        self.turn(id, |_| {});
+    }
+
+    /// Op ids start at 1 and follow the invocations.
+    fn next_op(&self) -> u8 {
+        1 + self
+            .history
+            .iter()
+            .filter(|e| e.kind == EventKind::Invoke)
+            .count() as u8
+    }
+
+    fn complete(&mut self, op: u8, kind: EventKind, f: Op, value: Option<u8>) {
+        self.history.push(ClientEvent { op, kind, f, value });
+        if let Some(detail) = linearizability_violation(&self.history) {
+            self.violate(LINEARIZABLE, detail);
+        }
+    }
+
+    fn violate(&mut self, property: &'static str, detail: String) {
+        if self.violation.is_none() {
+            self.violation = Some(Violation { property, detail });
+        }
+    }
+
+    /// Bookkeeping after every action: leaders seen, entries the commit indexes cover.
+    fn after_step(&mut self) {
+        for i in 0..self.nodes.len() {
+            let st = self.nodes[i].raft.status();
+            if st.role == Role::Leader && !self.leaders.contains(&(st.term, st.id)) {
+                self.leaders.push((st.term, st.id));
+                self.leaders.sort_unstable();
+            }
+            for index in self.committed.len() as u64 + 1..=st.commit {
+                let Some(term) = self.nodes[i].raft.term_at(index) else {
+                    break;
+                };
+                self.record_committed(i, index, term);
+            }
+            for index in 1..=st.commit.min(self.committed.len() as u64) {
+                let term = self.nodes[i].raft.term_at(index);
+                let known = self.committed[(index - 1) as usize];
+                if term.is_some_and(|t| t != known) {
+                    self.violate(
+                        STATE_MACHINE_SAFETY,
+                        format!("n{} commit covers {index}/{term:?}, committed is {index}/{known}", st.id),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A leader's timer is its heartbeat (one tick, which may also end its term by check-quorum);
+/// anyone else's is the election timeout: tick until the core starts an election.
+fn fire_timer(raft: &mut Raft) {
+    if raft.status().role == Role::Leader {
+        raft.tick();
+        return;
+    }
+    let before = raft.status();
+    for _ in 0..2 * ELECTION_TICKS {
+        raft.tick();
+        let now = raft.status();
+        if now.role != before.role || now.term != before.term || raft.has_ready() {
+            return;
+        }
+    }
+    debug_assert!(false, "an election timeout elapsed without an election");
+}
+
+/// Checks the client history with the project's checker; the detail of a violation if any.
+fn linearizability_violation(history: &[ClientEvent]) -> Option<String> {
+    let mut h = check::History::new();
+    for (time, e) in history.iter().enumerate() {
+        let value = match e.value {
+            Some(v) => serde_json::Value::from(v),
+            None => serde_json::Value::Null,
+        };
+        h.push(time as u64, e.op as u64, e.kind, e.f, "k", value);
+    }
+    let opts = check::Options {
+        threads: 1,
+        ..check::Options::default()
+    };
+    let report = check::check(&h.events, &opts);
+    match report.verdict {
+        check::Verdict::NotLinearizable => Some(format!(
+            "history not linearizable: {}",
+            h.events
+                .iter()
+                .map(|e| e.to_json_line())
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+        _ => None,
+    }
+}
