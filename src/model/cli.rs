@@ -12,7 +12,8 @@ use crate::raft::{Message, MessageBody, Role};
 use stateright::{Checker, HasDiscoveries, Model, Path};
 use std::time::{Duration, Instant};
 
-const USAGE: &str = "usage: raftkv model [--nodes N] [--depth D] [--faults all|none|LIST] [--switch NAME]
+const USAGE: &str =
+    "usage: raftkv model [--nodes N] [--depth D] [--faults all|none|LIST] [--switch NAME]
                     [--threads T] [--writes W] [--reads R] [--max-crashes C] [--max-drops K]
                     [--max-dups K] [--max-term T] [--max-in-flight M] [--no-symmetry] [--quiet]
 
@@ -186,7 +187,10 @@ pub fn cli(args: &[String]) -> i32 {
     match &out.violation {
         None => 0,
         Some((name, detail, path)) => {
-            println!("\nVIOLATION of `{name}` at depth {}: {detail}", path.last_state_depth());
+            println!(
+                "\nVIOLATION of `{name}` at depth {}: {detail}",
+                path.last_state_depth()
+            );
             println!("shortest path ({} actions):", path.last_state_depth());
             print!("{}", trace(path));
             1
@@ -236,7 +240,11 @@ fn print_summary(a: &Args, out: &Outcome) {
         peak_memory().map_or("unknown".into(), |kb| format!("{} MiB", kb / 1024)),
     );
     for (name, yes) in &out.reached {
-        let verdict = if *yes { "reached" } else { "NOT reached within this depth" };
+        let verdict = if *yes {
+            "reached"
+        } else {
+            "NOT reached within this depth"
+        };
         println!("  {name}: {verdict}");
     }
 }
@@ -263,13 +271,21 @@ pub fn trace(path: &Path<State, Action>) -> String {
     let mut out = String::new();
     let steps = path.clone().into_vec();
     if let Some((first, _)) = steps.first() {
-        out.push_str(&format!("step={:>3} start\n{}", 0, indent(&describe_state(&first.cluster))));
+        out.push_str(&format!(
+            "step={:>3} start\n{}",
+            0,
+            indent(&describe_state(&first.cluster))
+        ));
     }
     for (k, window) in steps.windows(2).enumerate() {
         let (before, action) = (&window[0].0, &window[0].1);
         let after = &window[1].0;
         if let Some(action) = action {
-            out.push_str(&format!("step={:>3} {}\n", k + 1, describe_action(&before.cluster, action)));
+            out.push_str(&format!(
+                "step={:>3} {}\n",
+                k + 1,
+                describe_action(&before.cluster, action)
+            ));
         }
         out.push_str(&indent(&describe_state(&after.cluster)));
     }
@@ -306,7 +322,12 @@ pub fn describe_state(c: &Cluster) -> String {
             Role::PreCandidate => "pre-candidate",
             Role::Follower => "follower",
         };
-        let log: Vec<String> = n.raft.log().iter().map(|e| format!("{}/{}", e.index, e.term)).collect();
+        let log: Vec<String> = n
+            .raft
+            .log()
+            .iter()
+            .map(|e| format!("{}/{}", e.index, e.term))
+            .collect();
         let hs = n.durable.hard_state;
         out.push_str(&format!(
             "n{} {role} term={} vote={:?} commit={} applied={} log=[{}] durable: term={} vote={:?} \
@@ -324,7 +345,14 @@ pub fn describe_state(c: &Cluster) -> String {
         ));
     }
     let msgs: Vec<String> = c.network.iter().map(short).collect();
-    out.push_str(&format!("in flight: {}\n", if msgs.is_empty() { "-".into() } else { msgs.join("; ") }));
+    out.push_str(&format!(
+        "in flight: {}\n",
+        if msgs.is_empty() {
+            "-".into()
+        } else {
+            msgs.join("; ")
+        }
+    ));
     if !c.history.is_empty() {
         let h: Vec<String> = c
             .history

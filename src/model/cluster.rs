@@ -10,7 +10,7 @@
 use super::shell::{self, Durable, Unacked};
 use super::Settings;
 use crate::check::{self, EventKind, Op};
-use crate::raft::{Config, Entry, EntryKind, Message, NodeId, Raft, Role};
+use crate::raft::{Config, Entry, EntryKind, Message, MessageBody, NodeId, Raft, Role};
 
 /// One node: its core (volatile) and what the model keeps around it.
 #[derive(Clone)]
@@ -58,8 +58,12 @@ pub struct Cluster {
     pub dups_left: u8,
     /// Every (term, leader) ever seen.
     pub leaders: Vec<(u64, NodeId)>,
-    /// Terms of the committed entries, index 1 first, as the commit indexes of all nodes showed.
-    pub committed: Vec<u64>,
+    /// Every vote granted: (term, voter, candidate), sorted.
+    pub votes: Vec<(u64, NodeId, NodeId)>,
+    /// The committed entries, index 1 first, as the commit indexes of all nodes showed: (entry
+    /// term, term of the node that first showed it committed; at least the term that committed
+    /// it).
+    pub committed: Vec<(u64, u64)>,
     pub violation: Option<Violation>,
 }
 
@@ -85,6 +89,7 @@ pub enum Action {
 pub const COMMIT_NEVER_GOES_BACK: &str = "commit never goes back";
 pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
 pub const LINEARIZABLE: &str = "linearizable";
+pub const ONE_VOTE_PER_TERM: &str = "one vote per term";
 
 /// The core configuration every model node runs: the node's defaults with small timers, one
 /// entry per append and a small window, so flow control is exercised in few steps.
@@ -124,10 +129,23 @@ impl Cluster {
             history: Vec::new(),
             writes_left: settings.writes,
             reads_left: settings.reads,
-            crashes_left: if settings.faults.crash { settings.max_crashes } else { 0 },
-            drops_left: if settings.faults.drop { settings.max_drops } else { 0 },
-            dups_left: if settings.faults.dup { settings.max_dups } else { 0 },
+            crashes_left: if settings.faults.crash {
+                settings.max_crashes
+            } else {
+                0
+            },
+            drops_left: if settings.faults.drop {
+                settings.max_drops
+            } else {
+                0
+            },
+            dups_left: if settings.faults.dup {
+                settings.max_dups
+            } else {
+                0
+            },
             leaders: Vec::new(),
+            votes: Vec::new(),
             committed: Vec::new(),
             violation: None,
         })
@@ -244,6 +262,9 @@ impl Cluster {
         event(&mut node.raft);
         let turn = shell::run_turn(&mut node.raft, &mut node.durable);
         node.unacked = turn.unacked;
+        for m in &turn.sent {
+            self.record_vote(m);
+        }
         self.network.extend(turn.sent);
         let commit_after = self.nodes[idx].raft.status().commit;
         if commit_after < commit_before {
@@ -256,7 +277,10 @@ impl Cluster {
             self.apply(idx, e);
         }
         for r in turn.reads {
-            if let Some(read) = self.nodes[idx].reads.iter_mut().find(|(op, _)| *op as u64 == r.id)
+            if let Some(read) = self.nodes[idx]
+                .reads
+                .iter_mut()
+                .find(|(op, _)| *op as u64 == r.id)
             {
                 read.1 = Some(r.index);
             }
@@ -266,6 +290,36 @@ impl Cluster {
             self.complete(id as u8, EventKind::Fail, Op::Read, None);
         }
         self.serve_reads(idx);
+    }
+
+    /// Records a vote grant as it leaves; a second candidate granted in one term breaks
+    /// "one vote per term" (the step before two leaders of one term).
+    fn record_vote(&mut self, m: &Message) {
+        let MessageBody::RequestVoteResponse {
+            pre_vote: false,
+            granted: true,
+        } = m.body
+        else {
+            return;
+        };
+        if let Some(&(_, _, other)) = self
+            .votes
+            .iter()
+            .find(|&&(t, voter, c)| t == m.term && voter == m.from && c != m.to)
+        {
+            self.violate(
+                ONE_VOTE_PER_TERM,
+                format!(
+                    "n{} voted for n{other} and n{} in term {}",
+                    m.from, m.to, m.term
+                ),
+            );
+        }
+        let vote = (m.term, m.from, m.to);
+        if !self.votes.contains(&vote) {
+            self.votes.push(vote);
+            self.votes.sort_unstable();
+        }
     }
 
     fn apply(&mut self, idx: usize, e: Entry) {
@@ -283,7 +337,11 @@ impl Cluster {
             .collect();
         self.nodes[idx].writes.retain(|w| w.1 != e.index);
         for (op, _, term) in done {
-            let kind = if term == e.term { EventKind::Ok } else { EventKind::Fail };
+            let kind = if term == e.term {
+                EventKind::Ok
+            } else {
+                EventKind::Fail
+            };
             let value = self.value_of(op);
             self.complete(op, kind, Op::Write, value);
         }
@@ -312,8 +370,9 @@ impl Cluster {
 
     fn record_committed(&mut self, idx: usize, index: u64, term: u64) {
         let at = (index - 1) as usize;
+        let observer_term = self.nodes[idx].raft.status().term;
         match self.committed.get(at) {
-            Some(&t) if t != term => {
+            Some(&(t, _)) if t != term => {
                 let id = idx + 1;
                 self.violate(
                     STATE_MACHINE_SAFETY,
@@ -321,7 +380,7 @@ impl Cluster {
                 );
             }
             Some(_) => {}
-            None if at == self.committed.len() => self.committed.push(term),
+            None if at == self.committed.len() => self.committed.push((term, observer_term)),
             None => debug_assert!(false, "committed entries are recorded in order"),
         }
     }
@@ -334,6 +393,14 @@ impl Cluster {
             if let Some(unacked) = node.unacked.take() {
                 node.durable = unacked.before;
                 for a in &unacked.acks {
+                    // A grant that never left was never a vote.
+                    if let MessageBody::RequestVoteResponse {
+                        granted: true,
+                        pre_vote: false,
+                    } = a.body
+                    {
+                        self.votes.retain(|v| *v != (a.term, a.from, a.to));
+                    }
                     if let Some(i) = self.network.iter().position(|m| m == a) {
                         self.network.swap_remove(i);
                     }
@@ -439,11 +506,14 @@ impl Cluster {
             }
             for index in 1..=st.commit.min(self.committed.len() as u64) {
                 let term = self.nodes[i].raft.term_at(index);
-                let known = self.committed[(index - 1) as usize];
+                let known = self.committed[(index - 1) as usize].0;
                 if term.is_some_and(|t| t != known) {
                     self.violate(
                         STATE_MACHINE_SAFETY,
-                        format!("n{} commit covers {index}/{term:?}, committed is {index}/{known}", st.id),
+                        format!(
+                            "n{} commit covers {index}/{term:?}, committed is {index}/{known}",
+                            st.id
+                        ),
                     );
                 }
             }

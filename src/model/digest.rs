@@ -61,7 +61,11 @@ fn node_blind(node: &Node) -> u64 {
 
 /// The digest of `s` with node `i + 1` renamed `perm[i]`.
 fn digest(s: &Cluster, perm: &[NodeId]) -> u64 {
-    let rename = |id: NodeId| perm.get((id as usize).wrapping_sub(1)).copied().unwrap_or(id);
+    let rename = |id: NodeId| {
+        perm.get((id as usize).wrapping_sub(1))
+            .copied()
+            .unwrap_or(id)
+    };
     let mut h = DefaultHasher::new();
     let mut order: Vec<usize> = (0..s.nodes.len()).collect();
     order.sort_unstable_by_key(|&i| perm[i]);
@@ -85,6 +89,13 @@ fn digest(s: &Cluster, perm: &[NodeId]) -> u64 {
     let mut leaders: Vec<(u64, NodeId)> = s.leaders.iter().map(|&(t, l)| (t, rename(l))).collect();
     leaders.sort_unstable();
     leaders.hash(&mut h);
+    let mut votes: Vec<(u64, NodeId, NodeId)> = s
+        .votes
+        .iter()
+        .map(|&(t, v, c)| (t, rename(v), rename(c)))
+        .collect();
+    votes.sort_unstable();
+    votes.hash(&mut h);
     s.committed.hash(&mut h);
     s.violation.as_ref().map(|v| v.property).hash(&mut h);
     h.finish()
@@ -106,7 +117,11 @@ fn hash_node(node: &Node, h: &mut DefaultHasher, rename: &dyn Fn(NodeId) -> Node
     }
 }
 
-fn hash_durable(d: &super::shell::Durable, h: &mut DefaultHasher, rename: &dyn Fn(NodeId) -> NodeId) {
+fn hash_durable(
+    d: &super::shell::Durable,
+    h: &mut DefaultHasher,
+    rename: &dyn Fn(NodeId) -> NodeId,
+) {
     hash_hard_state(&d.hard_state, h, rename);
     d.entries.len().hash(h);
     for e in &d.entries {

@@ -137,10 +137,22 @@ impl Default for Settings {
 
 /// The bug switches by name: (name, what it breaks).
 pub const SWITCHES: [(&str, &str); 4] = [
-    ("vote_without_persist", "a vote grant leaves before it is durable"),
-    ("read_without_read_index", "a leader serves reads from local state at once"),
-    ("commit_old_term_by_counting", "an entry of an earlier term commits by counting replicas"),
-    ("read_before_own_term_commit", "a ReadIndex round starts before the leader's own-term commit"),
+    (
+        "vote_without_persist",
+        "a vote grant leaves before it is durable",
+    ),
+    (
+        "read_without_read_index",
+        "a leader serves reads from local state at once",
+    ),
+    (
+        "commit_old_term_by_counting",
+        "an entry of an earlier term commits by counting replicas",
+    ),
+    (
+        "read_before_own_term_commit",
+        "a ReadIndex round starts before the leader's own-term commit",
+    ),
 ];
 
 /// Turns a switch name into the core's `Bugs`.
@@ -153,7 +165,10 @@ pub fn switch(name: &str) -> Result<Bugs, String> {
         "read_before_own_term_commit" => b.read_before_own_term_commit = true,
         other => {
             let known: Vec<&str> = SWITCHES.iter().map(|(n, _)| *n).collect();
-            return Err(format!("unknown switch `{other}` (known: {})", known.join(", ")));
+            return Err(format!(
+                "unknown switch `{other}` (known: {})",
+                known.join(", ")
+            ));
         }
     }
     Ok(b)

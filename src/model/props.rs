@@ -7,7 +7,7 @@
 //! Must never: change a state; every function here reads only.
 
 use super::cluster::{
-    Cluster, COMMIT_NEVER_GOES_BACK, LINEARIZABLE, STATE_MACHINE_SAFETY,
+    Cluster, COMMIT_NEVER_GOES_BACK, LINEARIZABLE, ONE_VOTE_PER_TERM, STATE_MACHINE_SAFETY,
 };
 use super::{RaftModel, State};
 use crate::check::{EventKind, Op};
@@ -25,17 +25,40 @@ pub const A_READ_IS_SERVED: &str = "a read is served";
 /// Every property, safety first, then reachability.
 pub fn all() -> Vec<Property<RaftModel>> {
     vec![
-        Property::always(ELECTION_SAFETY, |_, s: &State| election_safety(&s.cluster).is_none()),
-        Property::always(LOG_MATCHING, |_, s: &State| log_matching(&s.cluster).is_none()),
-        Property::always(LEADER_COMPLETENESS, |_, s: &State| leader_completeness(&s.cluster).is_none()),
-        Property::always(COMMITTED_OUT_OF_REACH, |_, s: &State| committed_out_of_reach(&s.cluster).is_none()),
-        Property::always(STATE_MACHINE_SAFETY, |_, s: &State| !violated(&s.cluster, STATE_MACHINE_SAFETY)),
-        Property::always(COMMIT_NEVER_GOES_BACK, |_, s: &State| !violated(&s.cluster, COMMIT_NEVER_GOES_BACK)),
-        Property::always(LINEARIZABLE, |_, s: &State| !violated(&s.cluster, LINEARIZABLE)),
+        Property::always(ELECTION_SAFETY, |_, s: &State| {
+            election_safety(&s.cluster).is_none()
+        }),
+        Property::always(ONE_VOTE_PER_TERM, |_, s: &State| {
+            !violated(&s.cluster, ONE_VOTE_PER_TERM)
+        }),
+        Property::always(LOG_MATCHING, |_, s: &State| {
+            log_matching(&s.cluster).is_none()
+        }),
+        Property::always(LEADER_COMPLETENESS, |_, s: &State| {
+            leader_completeness(&s.cluster).is_none()
+        }),
+        Property::always(COMMITTED_OUT_OF_REACH, |_, s: &State| {
+            committed_out_of_reach(&s.cluster).is_none()
+        }),
+        Property::always(STATE_MACHINE_SAFETY, |_, s: &State| {
+            !violated(&s.cluster, STATE_MACHINE_SAFETY)
+        }),
+        Property::always(COMMIT_NEVER_GOES_BACK, |_, s: &State| {
+            !violated(&s.cluster, COMMIT_NEVER_GOES_BACK)
+        }),
+        Property::always(LINEARIZABLE, |_, s: &State| {
+            !violated(&s.cluster, LINEARIZABLE)
+        }),
         Property::always("recovery", |_, s: &State| !violated(&s.cluster, "recovery")),
-        Property::sometimes(A_LEADER_IS_ELECTED, |_, s: &State| !s.cluster.leaders.is_empty()),
-        Property::sometimes(A_WRITE_COMMITS, |_, s: &State| completed(&s.cluster, Op::Write)),
-        Property::sometimes(A_READ_IS_SERVED, |_, s: &State| completed(&s.cluster, Op::Read)),
+        Property::sometimes(A_LEADER_IS_ELECTED, |_, s: &State| {
+            !s.cluster.leaders.is_empty()
+        }),
+        Property::sometimes(A_WRITE_COMMITS, |_, s: &State| {
+            completed(&s.cluster, Op::Write)
+        }),
+        Property::sometimes(A_READ_IS_SERVED, |_, s: &State| {
+            completed(&s.cluster, Op::Read)
+        }),
     ]
 }
 
@@ -59,7 +82,9 @@ fn violated(s: &Cluster, property: &str) -> bool {
 }
 
 fn completed(s: &Cluster, f: Op) -> bool {
-    s.history.iter().any(|e| e.f == f && e.kind == EventKind::Ok)
+    s.history
+        .iter()
+        .any(|e| e.f == f && e.kind == EventKind::Ok)
 }
 
 /// At most one leader per term, over the whole path.
@@ -79,11 +104,7 @@ fn log_matching(s: &Cluster) -> Option<String> {
     for (i, a) in s.nodes.iter().enumerate() {
         for b in &s.nodes[i + 1..] {
             let (la, lb) = (a.raft.log(), b.raft.log());
-            let Some(top) = la
-                .iter()
-                .zip(lb)
-                .rposition(|(x, y)| x.term == y.term)
-            else {
+            let Some(top) = la.iter().zip(lb).rposition(|(x, y)| x.term == y.term) else {
                 continue;
             };
             if let Some(k) = (0..top).find(|&k| la[k] != lb[k]) {
@@ -101,14 +122,15 @@ fn log_matching(s: &Cluster) -> Option<String> {
     None
 }
 
-/// Every leader holds every committed entry.
+/// Every leader holds every entry committed in an earlier term than its own. (A leader cut
+/// off in an old term may lack entries committed since; it can commit nothing.)
 fn leader_completeness(s: &Cluster) -> Option<String> {
     for n in &s.nodes {
         let st = n.raft.status();
         if st.role != Role::Leader {
             continue;
         }
-        if let Some((index, term)) = missing_committed(s, n) {
+        if let Some((index, term)) = missing_committed(s, n, st.term) {
             return Some(format!(
                 "leader n{} of term {} lacks committed entry {index}/{term}",
                 st.id, st.term
@@ -127,15 +149,11 @@ fn committed_out_of_reach(s: &Cluster) -> Option<String> {
     let n = s.nodes.len();
     let refusers_needed = n - (n / 2 + 1) + 1;
     for lacking in &s.nodes {
-        let Some((index, term)) = missing_committed(s, lacking) else {
+        let Some((index, term)) = missing_committed(s, lacking, u64::MAX) else {
             continue;
         };
         let mine = last_position(lacking);
-        let refusers = s
-            .nodes
-            .iter()
-            .filter(|o| last_position(o) > mine)
-            .count();
+        let refusers = s.nodes.iter().filter(|o| last_position(o) > mine).count();
         if refusers < refusers_needed {
             let id = lacking.raft.status().id;
             return Some(format!(
@@ -154,10 +172,13 @@ fn last_position(n: &super::cluster::Node) -> (u64, u64) {
     (n.raft.term_at(st.last_index).unwrap_or(0), st.last_index)
 }
 
-/// The first committed entry `n`'s log lacks, as (index, term).
-fn missing_committed(s: &Cluster, n: &super::cluster::Node) -> Option<(u64, u64)> {
-    s.committed.iter().enumerate().find_map(|(i, &term)| {
-        let index = i as u64 + 1;
-        (n.raft.term_at(index) != Some(term)).then_some((index, term))
-    })
+/// The first entry committed before term `before` that `n`'s log lacks, as (index, term).
+fn missing_committed(s: &Cluster, n: &super::cluster::Node, before: u64) -> Option<(u64, u64)> {
+    s.committed
+        .iter()
+        .enumerate()
+        .find_map(|(i, &(term, committed_in))| {
+            let index = i as u64 + 1;
+            (committed_in < before && n.raft.term_at(index) != Some(term)).then_some((index, term))
+        })
 }
