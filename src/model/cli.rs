@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 const USAGE: &str =
     "usage: raftkv model [--nodes N] [--depth D] [--faults all|none|LIST] [--switch NAME]
                     [--threads T] [--writes W] [--reads R] [--max-crashes C] [--max-drops K]
-                    [--max-dups K] [--max-term T] [--max-in-flight M] [--no-symmetry] [--quiet]
+                    [--max-dups K] [--max-timers K] [--max-term T] [--max-in-flight M] [--no-symmetry] [--quiet]
 
 Explores every state of an N-node cluster of real cores reachable in at most D actions
 (breadth-first): deliver, drop or duplicate a message, a node's timer fires, a node crashes and
@@ -28,7 +28,7 @@ switches: vote_without_persist, read_without_read_index, commit_old_term_by_coun
 read_before_own_term_commit. Prints states explored, unique states, depth, states/s, elapsed and
 peak memory; on a violation the shortest path to it as a trace, and exit status 1.
 Defaults: --nodes 3 --depth 12 --faults all --threads 1 --writes 1 --reads 1 --max-crashes 1
---max-drops 1 --max-dups 1 --max-term 3 --max-in-flight 6. Exit status 2 on bad flags.";
+--max-drops 1 --max-dups 1 --max-term 3 --max-in-flight 6, timers unbounded. Exit status 2 on bad flags.";
 
 /// A parsed command line.
 #[derive(Clone, Debug)]
@@ -70,6 +70,7 @@ fn parse(args: &[String]) -> Result<Option<Args>, String> {
             "--max-crashes" => s.max_crashes = num(flag, value(flag)?, 9)? as u8,
             "--max-drops" => s.max_drops = num(flag, value(flag)?, 9)? as u8,
             "--max-dups" => s.max_dups = num(flag, value(flag)?, 9)? as u8,
+            "--max-timers" => s.max_timers = Some(num(flag, value(flag)?, 200)? as u8),
             "--max-term" => s.max_term = num(flag, value(flag)?, 100)?,
             "--max-in-flight" => s.max_in_flight = num(flag, value(flag)?, 100)? as usize,
             "--no-symmetry" => s.symmetry = false,
@@ -206,7 +207,7 @@ fn describe_run(a: &Args) -> String {
         .map_or("none".to_string(), |(n, _)| n.to_string());
     format!(
         "model: {} nodes, depth {}, faults {:?}, switch {switch}, {} writes, {} reads, budgets \
-         crash {} drop {} dup {}, max term {}, max in flight {}, symmetry {}, {} thread(s)",
+         crash {} drop {} dup {} timers {:?}, max term {}, max in flight {}, symmetry {}, {} thread(s)",
         s.nodes,
         a.depth,
         s.faults,
@@ -215,6 +216,7 @@ fn describe_run(a: &Args) -> String {
         s.max_crashes,
         s.max_drops,
         s.max_dups,
+        s.max_timers,
         s.max_term,
         s.max_in_flight,
         if s.symmetry { "on" } else { "off" },

@@ -56,6 +56,9 @@ pub struct Cluster {
     pub crashes_left: u8,
     pub drops_left: u8,
     pub dups_left: u8,
+    /// Timer fires left on this path; `None` = no bound (then nothing is counted, so states
+    /// that differ only by how many timers fired stay one).
+    pub timers_left: Option<u8>,
     /// Every (term, leader) ever seen.
     pub leaders: Vec<(u64, NodeId)>,
     /// Every vote granted: (term, voter, candidate), sorted.
@@ -144,6 +147,7 @@ impl Cluster {
             } else {
                 0
             },
+            timers_left: settings.max_timers,
             leaders: Vec::new(),
             votes: Vec::new(),
             committed: Vec::new(),
@@ -179,7 +183,9 @@ impl Cluster {
         }
         for node in &self.nodes {
             let id = node.raft.status().id;
-            out.push(Action::Timer(id));
+            if self.timers_left != Some(0) {
+                out.push(Action::Timer(id));
+            }
             if self.crashes_left > 0 {
                 out.push(Action::Crash(id));
                 if self.can_lose_persist(node) {
@@ -227,7 +233,10 @@ impl Cluster {
                 s.network.push(m.clone());
                 s.dups_left -= 1;
             }
-            Action::Timer(id) => s.turn(*id, fire_timer),
+            Action::Timer(id) => {
+                s.timers_left = s.timers_left.map(|t| t.saturating_sub(1));
+                s.turn(*id, fire_timer);
+            }
             Action::Crash(id) => s.crash(*id, false, settings),
             Action::CrashLosingPersist(id) => s.crash(*id, true, settings),
             Action::Write(id) => s.write(*id),

@@ -85,7 +85,7 @@ fn digest(s: &Cluster, perm: &[NodeId]) -> u64 {
     msgs.hash(&mut h);
     s.history.hash(&mut h);
     let budgets = (s.writes_left, s.reads_left, s.crashes_left);
-    (budgets, s.drops_left, s.dups_left).hash(&mut h);
+    (budgets, s.drops_left, s.dups_left, s.timers_left).hash(&mut h);
     let mut leaders: Vec<(u64, NodeId)> = s.leaders.iter().map(|&(t, l)| (t, rename(l))).collect();
     leaders.sort_unstable();
     leaders.hash(&mut h);

@@ -24,6 +24,8 @@
 //! - Terms at most `--max-term`, messages in flight at most `--max-in-flight`: a state beyond
 //!   either is not explored. Logs are bounded through them: one no-op per term plus the
 //!   client writes.
+//! - Timer fires per path at most `--max-timers` when given (unbounded by default): a search
+//!   for a bug that needs two elections need not explore every heartbeat.
 //! - Faults, each with a budget per path: crashes (`--max-crashes`), drops, duplicates. A
 //!   message may also stay in flight forever, so every loss pattern is covered for safety
 //!   whatever the drop budget; drops only let states that differ by dead messages merge.
@@ -112,6 +114,8 @@ pub struct Settings {
     pub max_crashes: u8,
     pub max_drops: u8,
     pub max_dups: u8,
+    /// Timer fires per path (elections and heartbeats); `None` = unbounded.
+    pub max_timers: Option<u8>,
     pub max_term: u64,
     pub max_in_flight: usize,
     pub symmetry: bool,
@@ -128,6 +132,7 @@ impl Default for Settings {
             max_crashes: 1,
             max_drops: 1,
             max_dups: 1,
+            max_timers: None,
             max_term: 3,
             max_in_flight: 6,
             symmetry: true,
