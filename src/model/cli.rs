@@ -27,7 +27,7 @@ Faults (comma-separated): drop, dup, crash; default all. --switch turns on one o
 switches: vote_without_persist, read_without_read_index, commit_old_term_by_counting,
 read_before_own_term_commit. Prints states explored, unique states, depth, states/s, elapsed and
 peak memory; on a violation the shortest path to it as a trace, and exit status 1.
-Defaults: --nodes 3 --depth 12 --faults all --threads 1 --writes 1 --reads 1 --max-crashes 1
+Defaults: --nodes 3 --depth 10 --faults all --threads 1 --writes 1 --reads 1 --max-crashes 1
 --max-drops 1 --max-dups 1 --max-term 3 --max-in-flight 6, timers unbounded. Exit status 2 on bad flags.";
 
 /// A parsed command line.
@@ -42,7 +42,7 @@ pub struct Args {
 fn parse(args: &[String]) -> Result<Option<Args>, String> {
     let mut a = Args {
         settings: Settings::default(),
-        depth: 12,
+        depth: 10,
         threads: 1,
         quiet: false,
     };

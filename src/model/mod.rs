@@ -12,8 +12,9 @@
 //! `shell`), or report "no violation" for a search it cut short without saying so.
 //!
 //! Bounds, and what they leave out:
-//! - Depth: paths of at most `--depth` actions (breadth-first, so the counter-example found is
-//!   a shortest one when one thread searches; with more threads, close to shortest).
+//! - Depth: paths of at most `--depth` actions (default 10; memory grows about 3x per level),
+//!   breadth-first, so the counter-example found is a shortest one when one thread searches
+//!   (with more threads, close to shortest).
 //! - Time: a timer firing is one action. A leader's is its heartbeat tick (check-quorum runs on
 //!   the core's own count of those ticks); anyone else's ticks until the core campaigns.
 //!   Left out: a follower whose lease expired but whose timer has not fired yet, i.e. one that
