@@ -99,9 +99,8 @@ pub struct Outcome {
 
 /// Runs the checker to `depth` actions; `progress` gets a line about once a second.
 pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Outcome {
-    let model = RaftModel {
-        settings: args.settings.clone(),
-    };
+    let model = RaftModel::new(args.settings.clone());
+    let phase = model.phase.clone();
     let properties = model.properties();
     let started = Instant::now();
     // stateright counts the initial state as depth 1 and skips states at the target depth.
@@ -131,6 +130,8 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Outcome {
         panicked |= h.join().is_err();
     }
     let elapsed = started.elapsed();
+    // The paths are rebuilt by replaying the model's actions: let it offer them again.
+    phase.store(super::REPLAYING, std::sync::atomic::Ordering::Relaxed);
     let discoveries = checker.discoveries();
     let mut violation = None;
     let mut reached = Vec::new();

@@ -54,6 +54,8 @@ pub use cluster::{Action, Cluster};
 use crate::raft::Bugs;
 use stateright::{Model, Property};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
 
 /// Which fault actions the model offers.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -184,7 +186,26 @@ pub fn switch(name: &str) -> Result<Bugs, String> {
 #[derive(Clone, Debug)]
 pub struct RaftModel {
     pub settings: Settings,
+    /// `SEARCHING`, then `VIOLATION_MADE` once a state that breaks a property has been made
+    /// (within the bounds): from then on no state is expanded, so the breadth-first queue
+    /// drains to that state, which is then checked and reported, instead of first expanding the
+    /// rest of its level and half of the next. Shallower states were all made earlier, so the
+    /// path found stays a shortest one. `REPLAYING` while paths are rebuilt after the search.
+    pub phase: Arc<AtomicU8>,
 }
+
+impl RaftModel {
+    pub fn new(settings: Settings) -> RaftModel {
+        RaftModel {
+            settings,
+            phase: Arc::new(AtomicU8::new(SEARCHING)),
+        }
+    }
+}
+
+pub const SEARCHING: u8 = 0;
+pub const VIOLATION_MADE: u8 = 1;
+pub const REPLAYING: u8 = 2;
 
 /// A cluster state together with its canonical digest (computed once, when the state is made).
 #[derive(Clone)]
@@ -233,12 +254,28 @@ impl Model for RaftModel {
     }
 
     fn actions(&self, state: &State, actions: &mut Vec<Action>) {
-        state.cluster.actions(actions);
+        if self.phase.load(Ordering::Relaxed) != VIOLATION_MADE {
+            state.cluster.actions(actions);
+        }
     }
 
     fn next_state(&self, state: &State, action: Action) -> Option<State> {
-        let next = state.cluster.next(&action, &self.settings);
-        Some(State::new(next, self.settings.symmetry))
+        let mut next = state.cluster.next(&action, &self.settings);
+        if next.violation.is_none() {
+            if let Some((property, detail)) = props::state_violation(&next) {
+                next.violation = Some(cluster::Violation { property, detail });
+            }
+        }
+        let next = State::new(next, self.settings.symmetry);
+        if next.cluster.violation.is_some() && self.within_boundary(&next) {
+            let _ = self.phase.compare_exchange(
+                SEARCHING,
+                VIOLATION_MADE,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+        }
+        Some(next)
     }
 
     fn properties(&self) -> Vec<Property<Self>> {

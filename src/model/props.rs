@@ -22,23 +22,24 @@ pub const A_LEADER_IS_ELECTED: &str = "a leader is elected";
 pub const A_WRITE_COMMITS: &str = "a write commits";
 pub const A_READ_IS_SERVED: &str = "a read is served";
 
-/// Every property, safety first, then reachability.
+/// Every property, safety first, then reachability. The safety ones read the violation that
+/// `state_violation` and the transitions recorded when the state was made.
 pub fn all() -> Vec<Property<RaftModel>> {
     vec![
         Property::always(ELECTION_SAFETY, |_, s: &State| {
-            election_safety(&s.cluster).is_none()
+            !violated(&s.cluster, ELECTION_SAFETY)
         }),
         Property::always(ONE_VOTE_PER_TERM, |_, s: &State| {
             !violated(&s.cluster, ONE_VOTE_PER_TERM)
         }),
         Property::always(LOG_MATCHING, |_, s: &State| {
-            log_matching(&s.cluster).is_none()
+            !violated(&s.cluster, LOG_MATCHING)
         }),
         Property::always(LEADER_COMPLETENESS, |_, s: &State| {
-            leader_completeness(&s.cluster).is_none()
+            !violated(&s.cluster, LEADER_COMPLETENESS)
         }),
         Property::always(COMMITTED_OUT_OF_REACH, |_, s: &State| {
-            committed_out_of_reach(&s.cluster).is_none()
+            !violated(&s.cluster, COMMITTED_OUT_OF_REACH)
         }),
         Property::always(STATE_MACHINE_SAFETY, |_, s: &State| {
             !violated(&s.cluster, STATE_MACHINE_SAFETY)
@@ -62,19 +63,25 @@ pub fn all() -> Vec<Property<RaftModel>> {
     ]
 }
 
+/// The first state invariant `s` breaks, with what breaks it.
+pub fn state_violation(s: &Cluster) -> Option<(&'static str, String)> {
+    let checks: [(&'static str, fn(&Cluster) -> Option<String>); 4] = [
+        (ELECTION_SAFETY, election_safety),
+        (LOG_MATCHING, log_matching),
+        (LEADER_COMPLETENESS, leader_completeness),
+        (COMMITTED_OUT_OF_REACH, committed_out_of_reach),
+    ];
+    checks
+        .iter()
+        .find_map(|(name, check)| check(s).map(|detail| (*name, detail)))
+}
+
 /// What is wrong with `s` for `property`, in words; `None` when it holds.
 pub fn explain(s: &Cluster, property: &str) -> Option<String> {
-    match property {
-        ELECTION_SAFETY => election_safety(s),
-        LOG_MATCHING => log_matching(s),
-        LEADER_COMPLETENESS => leader_completeness(s),
-        COMMITTED_OUT_OF_REACH => committed_out_of_reach(s),
-        _ => s
-            .violation
-            .as_ref()
-            .filter(|v| v.property == property)
-            .map(|v| v.detail.clone()),
-    }
+    s.violation
+        .as_ref()
+        .filter(|v| v.property == property)
+        .map(|v| v.detail.clone())
 }
 
 fn violated(s: &Cluster, property: &str) -> bool {
