@@ -281,14 +281,10 @@ pub fn trace(path: &Path<State, Action>) -> String {
         ));
     }
     for (k, window) in steps.windows(2).enumerate() {
-        let (before, action) = (&window[0].0, &window[0].1);
+        let action = &window[0].1;
         let after = &window[1].0;
         if let Some(action) = action {
-            out.push_str(&format!(
-                "step={:>3} {}\n",
-                k + 1,
-                describe_action(&before.cluster, action)
-            ));
+            out.push_str(&format!("step={:>3} {}\n", k + 1, describe_action(action)));
         }
         out.push_str(&indent(&describe_state(&after.cluster)));
     }
@@ -299,7 +295,7 @@ fn indent(text: &str) -> String {
     text.lines().map(|l| format!("          {l}\n")).collect()
 }
 
-fn describe_action(_before: &Cluster, action: &Action) -> String {
+pub fn describe_action(action: &Action) -> String {
     match action {
         Action::Deliver(m) => format!("n{} <- n{} {}", m.to, m.from, short(m)),
         Action::Drop(m) => format!("network drops {}", short(m)),

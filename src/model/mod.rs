@@ -182,6 +182,18 @@ pub fn switch(name: &str) -> Result<Bugs, String> {
     Ok(b)
 }
 
+/// The state after `action`, with the first property it breaks (on the transition or in the
+/// state) recorded in `violation`.
+pub fn step(cluster: &Cluster, action: &Action, settings: &Settings) -> Cluster {
+    let mut next = cluster.next(action, settings);
+    if next.violation.is_none() {
+        if let Some((property, detail)) = props::state_violation(&next) {
+            next.violation = Some(cluster::Violation { property, detail });
+        }
+    }
+    next
+}
+
 /// The model the checker explores.
 #[derive(Clone, Debug)]
 pub struct RaftModel {
@@ -260,13 +272,10 @@ impl Model for RaftModel {
     }
 
     fn next_state(&self, state: &State, action: Action) -> Option<State> {
-        let mut next = state.cluster.next(&action, &self.settings);
-        if next.violation.is_none() {
-            if let Some((property, detail)) = props::state_violation(&next) {
-                next.violation = Some(cluster::Violation { property, detail });
-            }
-        }
-        let next = State::new(next, self.settings.symmetry);
+        let next = State::new(
+            step(&state.cluster, &action, &self.settings),
+            self.settings.symmetry,
+        );
         if next.cluster.violation.is_some() && self.within_boundary(&next) {
             let _ = self.phase.compare_exchange(
                 SEARCHING,
