@@ -63,9 +63,12 @@ pub fn all() -> Vec<Property<RaftModel>> {
     ]
 }
 
+/// A state invariant: what breaks it, if anything.
+type StateCheck = fn(&Cluster) -> Option<String>;
+
 /// The first state invariant `s` breaks, with what breaks it.
 pub fn state_violation(s: &Cluster) -> Option<(&'static str, String)> {
-    let checks: [(&'static str, fn(&Cluster) -> Option<String>); 4] = [
+    let checks: [(&'static str, StateCheck); 4] = [
         (ELECTION_SAFETY, election_safety),
         (LOG_MATCHING, log_matching),
         (LEADER_COMPLETENESS, leader_completeness),
