@@ -1,6 +1,6 @@
 //! raftkv: a persistent Raft key-value node for Maelstrom's lin-kv workload, and the tools that
 //! prove it correct: a linearizability checker, a deterministic simulator, a test bench with
-//! partition and kill faults, and an offline inspector. See README.md and DESIGN notes per module.
+//! partition and kill faults, and an offline inspector. See README.md and each module's docs.
 
 pub mod bench;
 pub mod check;
@@ -10,4 +10,6 @@ pub mod maelstrom;
 pub mod model;
 pub mod node;
 pub mod raft;
+pub mod rng;
+pub mod shell;
 pub mod sim;

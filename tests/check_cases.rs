@@ -1,10 +1,9 @@
-//! Hand-made histories, one per rule of the semantics (DESIGN §5), the options, the bounds, the
-//! `verify_linearizability` reply and the `raftkv check` command.
+//! Hand-made histories, one per rule of the checker's semantics, the options, the bounds and the
+//! `raftkv check` command (the `verify_linearizability` reply is tested beside its adapter in
+//! the node).
 
-use raftkv::check::{
-    check, parse_jsonl, verify_request, Event, EventKind, History, Op, Options, Verdict,
-};
-use serde_json::{json, Map, Value};
+use raftkv::check::{check, parse_jsonl, Event, EventKind, History, Op, Options, Verdict};
+use serde_json::{json, Value};
 
 fn verdict(h: &History) -> Verdict {
     check(&h.events, &Options::default()).verdict
@@ -283,48 +282,6 @@ fn events_serialise_to_the_canonical_line() {
         Event::new(0, 1200, 3, EventKind::Invoke, Op::Cas, 7, json!([1, 4]))
     );
     assert_eq!(ev[0].to_json_line(), line);
-}
-
-fn body(v: Value) -> Map<String, Value> {
-    v.as_object().cloned().expect("object")
-}
-
-#[test]
-fn verify_request_replies() {
-    let mut h = H::new();
-    h.write(1, 1).read(2, json!(1));
-    let reply = verify_request(&body(json!({"type": "verify_linearizability", "msg_id": 1,
-        "history": h.h.events})))
-    .expect("parses");
-    assert_eq!(reply["type"], json!("verify_linearizability_ok"));
-    assert_eq!(reply["linearizable"], json!(true));
-    assert_eq!(reply["violations"], json!([]));
-
-    h.write(1, 2).read(2, json!(1));
-    let reply = verify_request(&body(json!({"history": h.h.events}))).expect("parses");
-    assert_eq!(reply["linearizable"], json!(false));
-    let v = &reply["violations"][0];
-    assert_eq!(v["key"], json!("k"));
-    assert_eq!(v["op"]["f"], json!("read"));
-    assert!(v["prefix"].as_array().is_some_and(|p| !p.is_empty()));
-    assert!(v["window"].as_array().is_some_and(|w| !w.is_empty()));
-
-    let bad = json!({"history": [
-        {"index":0,"time":1,"process":1,"type":"invoke","f":"read","key":1,"value":null},
-        {"index":1,"time":2,"process":1,"type":"done","f":"read","key":1,"value":3}]});
-    let (code, text) = verify_request(&body(bad)).expect_err("bad event");
-    assert_eq!(code, 12);
-    assert!(text.contains("event 1") && text.contains("done"), "{text}");
-    let (code, text) = verify_request(&body(json!({"history": 5}))).expect_err("not an array");
-    assert_eq!(code, 12);
-    assert!(text.contains("array"), "{text}");
-    let (code, _) = verify_request(&body(json!({}))).expect_err("no history");
-    assert_eq!(code, 12);
-    let unpaired = json!({"history": [
-        {"index":4,"time":2,"process":1,"type":"ok","f":"read","key":1,"value":3}]});
-    let (code, text) = verify_request(&body(unpaired)).expect_err("unpaired");
-    assert_eq!(code, 12);
-    assert!(text.contains("index 4"), "{text}");
 }
 
 mod cli {

@@ -4,9 +4,10 @@
 //! `RAFTKV_CHECK_PROP_CASES=N` runs N seeds instead of the default 300.
 
 use raftkv::check::gen::{
-    corrupt_read, corrupt_read_to_absent, drop_info_completions, generate, GenConfig, Rng,
+    corrupt_read, corrupt_read_to_absent, drop_info_completions, generate, GenConfig,
 };
 use raftkv::check::{check, parse_jsonl, Options, Verdict};
+use raftkv::rng::Rng;
 
 fn cases() -> u64 {
     std::env::var("RAFTKV_CHECK_PROP_CASES")

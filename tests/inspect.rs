@@ -1,31 +1,20 @@
 //! `raftkv inspect` as a user runs it: a real process on real directories. It shows the state and
-//! decoded commands, reports corruption with a non-zero exit naming tree and index, refuses bad
-//! input with one line, compares logs of several nodes, works on a directory a live node holds,
-//! and never changes a byte of what it inspects (every file is compared before and after).
+//! decoded commands, filters the listing by index range and kind, walks the raw records, reports
+//! corruption with a non-zero exit naming tree and index (every damaged index, and the peers that
+//! hold an intact copy), rebuilds the state machine, reports a directory sled cannot open, refuses
+//! bad input with one line, compares logs of several nodes, works on a directory a live node
+//! holds, and never changes a byte of what it inspects (every file is compared before and after).
 
+mod inspect_common;
+
+use inspect_common::{files, inspect_with};
 use raftkv_storage::{
     fault, Entry, EntryKind, HardState, Identity, SnapshotMeta, Storage, WriteBatch,
 };
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
-
-fn files(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.insert(p.clone(), std::fs::read(&p).unwrap());
-            }
-        }
-    }
-    out
-}
 
 fn cmd(k: u64, v: u64) -> Vec<u8> {
     format!("{{\"op\":\"write\",\"key\":{k},\"value\":{v}}}").into_bytes()
@@ -75,6 +64,15 @@ fn node(dir: &Path, name: &str, n: u64, split: u64, term2: u64, commit: u64, sna
     drop(st);
     // Let sled's background threads finish so the "before" picture is final.
     std::thread::sleep(std::time::Duration::from_millis(150));
+}
+
+/// `inspect_with` for a JSON document (the exit code must be `code`).
+fn inspect_json(flags: &[&str], dirs: &[&Path], code: i32) -> Value {
+    let mut f = vec!["--json"];
+    f.extend_from_slice(flags);
+    let (got, out, err) = inspect_with(&f, dirs);
+    assert_eq!(got, code, "{flags:?}: {out}{err}");
+    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{flags:?}: {e}: {out}"))
 }
 
 fn inspect(args: &[&Path], json: bool) -> (i32, String, String) {
@@ -271,4 +269,230 @@ fn compares_logs_and_flags_log_matching_violations() {
         out.contains("VIOLATION") && out.contains("log matching broken at 14"),
         "{out}"
     );
+}
+
+fn listed(v: &Value) -> Vec<u64> {
+    v["dirs"][0]["records"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["index"].as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn range_and_kind_filters_list_exactly_what_they_name() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("n1");
+    node(&dir, "n1", 30, 10, 2, 25, None);
+    let before = files(&dir);
+    let d: &[&Path] = &[&dir];
+    let v = inspect_json(&["--from", "5", "--to", "9"], d, 0);
+    assert_eq!(listed(&v), vec![5, 6, 7, 8, 9]);
+    let v = inspect_json(&["--kind", "noop"], d, 0);
+    assert_eq!(listed(&v), vec![1]);
+    let v = inspect_json(&["--kind", "normal", "--to", "3"], d, 0);
+    assert_eq!(listed(&v), vec![2, 3]);
+    let v = inspect_json(&["--kind", "noop,normal", "--from", "29"], d, 0);
+    assert_eq!(listed(&v), vec![29, 30]);
+    assert_eq!(v["dirs"][0]["records"][0]["kind"], "normal");
+    // The filter narrows the listing only: the summary still covers the whole log.
+    assert_eq!(v["dirs"][0]["log"]["last_index"], 30);
+    // Text: every entry in range, nothing outside it.
+    let (code, out, _) = inspect_with(&["--from", "12", "--to", "13"], d);
+    assert_eq!(code, 0);
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    assert_eq!(rows.len(), 2, "{out}");
+    assert!(rows[0].trim_start().starts_with("12  t2 normal"), "{out}");
+    assert!(rows[1].trim_start().starts_with("13  t2 normal"), "{out}");
+    assert!(
+        out.contains("listing:    2 record(s) with index in [12, 13]"),
+        "{out}"
+    );
+    for (flags, want) in [
+        (&["--from", "x"][..], "--from `x` is not an index"),
+        (&["--from", "9", "--to", "5"], "--from 9 is above --to 5"),
+        (
+            &["--kind", "snapshot"],
+            "--kind `snapshot` is not an entry kind",
+        ),
+        (&["--key", "1"], "--key needs --state"),
+    ] {
+        let (code, _, err) = inspect_with(flags, d);
+        assert_eq!(code, 2, "{flags:?}");
+        assert!(err.contains(want), "{flags:?}: {err}");
+    }
+    assert!(before == files(&dir), "inspect changed the directory");
+}
+
+#[test]
+fn raw_walk_lists_every_record_and_a_damaged_one_as_bad_with_its_key() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("n1");
+    node(&dir, "n1", 12, 12, 1, 10, None);
+    fault::flip_log_byte(&dir, 7, 20, 0x04).unwrap();
+    fault::truncate_log_record(&dir, 11, 6).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let before = files(&dir);
+    let v = inspect_json(&["--raw"], &[&dir], 1);
+    let raw = v["dirs"][0]["raw"].as_array().unwrap();
+    let log: Vec<&Value> = raw.iter().filter(|r| r["tree"] == "log").collect();
+    let keys: Vec<String> = log
+        .iter()
+        .map(|r| r["key"].as_str().unwrap().into())
+        .collect();
+    let want: Vec<String> = (1..=12).map(|i: u64| i.to_string()).collect();
+    assert_eq!(keys, want, "every log record, in order");
+    for r in &log {
+        let bad = r["key"] == "7" || r["key"] == "11";
+        assert_eq!(r["ok"], !bad, "{r}");
+        assert_eq!(r["checksum"], if bad { "bad" } else { "ok" }, "{r}");
+        assert!(r["length"].as_u64().unwrap() > 0);
+    }
+    assert!(log[6]["problem"]
+        .as_str()
+        .unwrap()
+        .contains("checksum mismatch"));
+    assert!(log[10]["problem"].as_str().unwrap().contains("truncated"));
+    assert_eq!(log[10]["length"], 6);
+    let meta: Vec<&str> = raw
+        .iter()
+        .filter(|r| r["tree"] == "meta")
+        .map(|r| r["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(meta, vec!["format", "hard_state", "identity"]);
+    // Text, limited to a range of the log.
+    let (code, out, _) = inspect_with(&["--raw", "--from", "6", "--to", "8"], &[&dir]);
+    assert_eq!(code, 1);
+    let rows: Vec<&str> = out
+        .lines()
+        .filter(|l| l.trim_start().starts_with("log "))
+        .collect();
+    assert_eq!(rows.len(), 3, "{out}");
+    assert!(
+        rows[1].contains(" 7 ") && rows[1].contains("checksum BAD"),
+        "{out}"
+    );
+    assert!(
+        rows[0].contains("checksum ok") && rows[2].contains("checksum ok"),
+        "{out}"
+    );
+    assert!(before == files(&dir), "inspect changed the directory");
+}
+
+#[test]
+fn damage_names_every_bad_index_and_the_peers_with_an_intact_copy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    node(&a, "n1", 20, 20, 1, 18, None);
+    node(&b, "n2", 20, 20, 1, 18, None);
+    fault::flip_log_byte(&b, 5, 12, 0x10).unwrap();
+    fault::remove_log_record(&b, 9).unwrap();
+    fault::remove_log_record(&b, 10).unwrap();
+    fault::flip_log_byte(&b, 19, 12, 0x10).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let (before_a, before_b) = (files(&a), files(&b));
+    let v = inspect_json(&[], &[&b], 1);
+    let d = &v["dirs"][0];
+    assert_eq!(d["last_intact"], 4);
+    let damage = d["damage"].as_array().unwrap();
+    let places: Vec<(Value, Value)> = damage
+        .iter()
+        .map(|x| (x["index"].clone(), x["through"].clone()))
+        .collect();
+    assert_eq!(
+        places,
+        vec![
+            (Value::from(5), Value::Null),
+            (Value::from(9), Value::from(10)),
+            (Value::from(19), Value::Null)
+        ]
+    );
+    assert!(damage[0]["detail"].as_str().unwrap().contains("checksum"));
+    assert!(damage[1]["detail"].as_str().unwrap().contains("missing"));
+    assert!(damage
+        .iter()
+        .all(|x| x["intact_on"] == Value::Array(vec![])));
+    // With a peer: who holds an intact copy, and whether it is committed there.
+    let v = inspect_json(&[], &[&a, &b], 1);
+    assert_eq!(v["dirs"][0]["damage"], Value::Array(vec![]));
+    let damage = v["dirs"][1]["damage"].as_array().unwrap();
+    for (x, committed) in damage.iter().zip([true, true, false]) {
+        let on = x["intact_on"].as_array().unwrap();
+        assert_eq!(on.len(), 1, "{x}");
+        assert_eq!(on[0]["node"], "n1");
+        assert_eq!(on[0]["committed"], committed, "{x}");
+    }
+    let (_, out, _) = inspect_with(&[], &[&a, &b]);
+    assert!(
+        out.contains("damage:     3 damaged part(s); last intact index 4"),
+        "{out}"
+    );
+    assert!(out.contains("index 5: checksum mismatch"), "{out}");
+    assert!(out.contains("indices 9 to 10: entries missing"), "{out}");
+    assert!(out.contains("intact copy on n1 (committed)"), "{out}");
+    assert!(
+        out.contains("intact copy on n1 (not committed there)"),
+        "{out}"
+    );
+    assert!(
+        before_a == files(&a) && before_b == files(&b),
+        "inspect changed a directory"
+    );
+}
+
+#[test]
+fn a_directory_sled_cannot_open_is_reported_with_sleds_message() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (good, good2) = (tmp.path().join("good"), tmp.path().join("good2"));
+    let bad = tmp.path().join("bad");
+    node(&good, "n1", 5, 5, 1, 5, None);
+    node(&good2, "n3", 5, 5, 1, 5, None);
+    node(&bad, "n2", 5, 5, 1, 5, None);
+    // sled's `conf` file carries a checksum; a changed byte makes every open fail.
+    let conf = bad.join("conf");
+    let mut bytes = std::fs::read(&conf).unwrap();
+    bytes[20] ^= 0x5a;
+    std::fs::write(&conf, bytes).unwrap();
+    let before = files(&bad);
+    let (code, out, err) = inspect_with(&[], &[&good, &bad]);
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        out.contains("CORRUPT: sled cannot open this directory"),
+        "{out}"
+    );
+    assert!(out.contains("sled reports"), "sled's own message: {out}");
+    assert!(out.contains(&bad.display().to_string()), "{out}");
+    assert!(
+        !out.contains("raftkv-inspect-"),
+        "names the copy, not the directory: {out}"
+    );
+    // The other directories are still compared, the unopenable one is named in the states.
+    let v = inspect_json(&[], &[&good, &good2, &bad], 1);
+    assert_eq!(
+        v["comparisons"].as_array().unwrap().len(),
+        1,
+        "{}",
+        v["comparisons"]
+    );
+    assert_eq!(v["states"]["index"], 5);
+    assert_eq!(v["states"]["verdict"], "equal");
+    let problem = v["states"]["replicas"][2]["problem"].as_str().unwrap();
+    assert!(problem.contains("sled cannot open"), "{problem}");
+    let v = inspect_json(&[], &[&bad], 1);
+    let d = &v["dirs"][0];
+    assert_eq!(d["ok"], false);
+    assert!(d["sled_error"].as_str().unwrap().contains("sled reports"));
+    assert_eq!(d["problems"][0]["tree"], "sled");
+    let (code, out, _) = inspect_with(&["--state"], &[&bad]);
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("no state: sled cannot open this directory"),
+        "{out}"
+    );
+    assert!(before == files(&bad), "inspect changed the directory");
 }

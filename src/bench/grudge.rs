@@ -5,7 +5,7 @@
 //! majorities ring.
 //! Must never: touch processes or the network; it is pure (node indexes in, sets out).
 
-use super::rng::Rng;
+use crate::rng::Rng;
 use std::collections::BTreeSet;
 
 /// `grudge[dst]` = the nodes whose messages `dst` drops. Empty sets everywhere = healed.

@@ -1,4 +1,4 @@
-//! Maelstrom-compatible test bench (DESIGN §7): `raftkv test`.
+//! Maelstrom-compatible test bench: `raftkv test`.
 //!
 //! Owns: running any Maelstrom node binary (by default this project's own node) as a cluster of
 //! processes, the simulated network between them (latency, partitions as grudges), the nemesis
@@ -18,14 +18,13 @@
 mod cluster;
 mod grudge;
 mod report;
-mod rng;
 mod workload;
 
+use crate::rng::Rng;
 use clap::Parser;
 use cluster::{Cluster, NodeSpec};
 use grudge::Shape;
 use report::{Fault, Restart, Stats};
-use rng::Rng;
 use serde_json::{json, Value};
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -754,28 +753,11 @@ pub struct Verdict {
     pub json: Value,
 }
 
-/// Runs the checker (`crate::check`, default semantics of DESIGN §5) over the history, and
-/// writes its HTML report next to the history.
+/// Runs the checker (`crate::check`, its default options) over the history, and writes its HTML
+/// report next to the history.
 fn check_history(events: &[workload::Event], dir: &Path) -> Verdict {
-    use crate::check::{self, EventKind, Op};
-    let history: Vec<check::Event> = events
-        .iter()
-        .map(|e| {
-            let kind = match e.kind {
-                Kind::Invoke => EventKind::Invoke,
-                Kind::Ok => EventKind::Ok,
-                Kind::Fail => EventKind::Fail,
-                Kind::Info => EventKind::Info,
-            };
-            let f = match e.f {
-                F::Read => Op::Read,
-                F::Write => Op::Write,
-                F::Cas => Op::Cas,
-            };
-            check::Event::new(e.index, e.time, e.process, kind, f, e.key, e.value.clone())
-        })
-        .collect();
-    let report = check::check(&history, &check::Options::default());
+    use crate::check;
+    let report = check::check(events, &check::Options::default());
     let _ = std::fs::write(dir.join("check.html"), report.to_html());
     let linearizable = match report.verdict {
         check::Verdict::Linearizable => Some(true),

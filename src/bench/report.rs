@@ -1,6 +1,6 @@
 //! What a run leaves behind: the history in both forms, statistics, fault timings, plots.
 //!
-//! Owns: `history.jsonl` (canonical, DESIGN §5), `history.edn` (Jepsen's independent-key form),
+//! Owns: `history.jsonl` (the checker's canonical form), `history.edn` (Jepsen's independent-key form),
 //! the statistics of the summary and `results.json` (counts by outcome, ok-fraction, latency
 //! percentiles, throughput, time to serve again after each fault), and the two SVG plots.
 //! Must never: alter or invent events; every figure is computed from the recorded history.
@@ -608,15 +608,7 @@ mod tests {
 
     #[test]
     fn edn_is_jepsen_independent_form() {
-        let e = Event {
-            index: 0,
-            time: 5,
-            process: 3,
-            kind: Kind::Invoke,
-            f: F::Cas,
-            key: 7,
-            value: json!([1, 4]),
-        };
+        let e = Event::new(0, 5, 3, Kind::Invoke, F::Cas, 7, json!([1, 4]));
         assert_eq!(
             edn(&[e]),
             "{:index 0, :time 5, :process 3, :type :invoke, :f :cas, :value [7 [1 4]]}\n"

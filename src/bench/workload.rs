@@ -9,43 +9,17 @@
 //! Must never: record anything the node did not really answer, or a time other than the real one.
 
 use super::cluster::{Client, Cluster, Reply};
-use super::rng::Rng;
 use crate::maelstrom::code;
-use serde::Serialize;
+use crate::rng::Rng;
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// One event of the canonical history (DESIGN §5). `time` is nanoseconds since the run started.
-#[derive(Clone, Debug, Serialize)]
-pub struct Event {
-    pub index: u64,
-    pub time: u64,
-    pub process: u64,
-    #[serde(rename = "type")]
-    pub kind: Kind,
-    pub f: F,
-    pub key: u64,
-    pub value: Value,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Invoke,
-    Ok,
-    Fail,
-    Info,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum F {
-    Read,
-    Write,
-    Cas,
-}
+/// The history's event, its kinds and its operations are the checker's own types: one event
+/// type for the bench, the simulator and the checker. (`Kind` and `F` are this module's short
+/// names for them.)
+pub use crate::check::{Event, EventKind as Kind, Op as F};
 
 /// Who issued an operation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -107,15 +81,15 @@ impl Recorder {
         let mut g = self.lock();
         let time = self.now_ns();
         let index = g.0.len() as u64;
-        g.0.push(Event {
+        g.0.push(Event::new(
             index,
             time,
             process,
-            kind: Kind::Invoke,
+            Kind::Invoke,
             f,
             key,
             value,
-        });
+        ));
         time
     }
 
@@ -127,15 +101,15 @@ impl Recorder {
             rec.read_value = Some(value.clone());
         }
         let index = g.0.len() as u64;
-        g.0.push(Event {
+        g.0.push(Event::new(
             index,
             time,
-            process: rec.process,
-            kind: rec.outcome,
-            f: rec.f,
-            key: rec.key,
+            rec.process,
+            rec.outcome,
+            rec.f,
+            rec.key,
             value,
-        });
+        ));
         g.1.push(rec);
     }
 
@@ -344,7 +318,7 @@ impl<'a> Workload<'a> {
     }
 }
 
-/// How an answer is recorded (DESIGN §5 and §7).
+/// How an answer is recorded: see the module docs.
 fn classify(f: F, value: &Value, reply: Reply) -> (Kind, Value, Option<u64>, bool) {
     let indefinite = if f == F::Read { Kind::Fail } else { Kind::Info };
     let body = match reply {

@@ -1,43 +1,15 @@
 //! Seeded generator of lin-kv histories from a simulated linearizable store, and a mutation that
 //! makes one read impossible. Used by the checker's property tests and its benchmark.
 //!
-//! Owns: a small deterministic PRNG and the simulated clients.
+//! Owns: the simulated clients (their random choices come from the crate's seeded [`Rng`]).
 //! Must never: produce a history the store did not allow (every generated history has a
 //! linearization by construction: each operation takes effect at one instant between its invoke
 //! and its completion, or, for an indeterminate one, at one instant after its invoke or never).
 
 use super::{Event, EventKind, Op};
+use crate::rng::Rng;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
-
-/// SplitMix64: small, fast, good enough for test data; the same seed gives the same stream.
-#[derive(Clone, Debug)]
-pub struct Rng(u64);
-
-impl Rng {
-    pub fn new(seed: u64) -> Rng {
-        Rng(seed)
-    }
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `0..n` (`n > 0`; 0 when `n == 0`).
-    pub fn below(&mut self, n: u64) -> u64 {
-        if n == 0 {
-            0
-        } else {
-            self.next_u64() % n
-        }
-    }
-    /// True with probability `p`.
-    pub fn chance(&mut self, p: f64) -> bool {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64 <= p && p > 0.0
-    }
-}
 
 /// What to generate.
 #[derive(Clone, Debug)]

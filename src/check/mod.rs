@@ -1,12 +1,13 @@
-//! Linearizability checker (DESIGN §5).
+//! Linearizability checker.
 //!
 //! Owns: history parsing (canonical JSON Lines, JSON array, Jepsen/Knossos EDN), the per-key
-//! search, verdicts and reports (text, JSON, HTML), the `raftkv check` command and the body of the
-//! node's `verify_linearizability` reply.
-//! Must never: depend on the node, the core or the simulator; panic on any input; hang (every
-//! key's search is bounded in time and memory and answers `unknown` with the reason).
+//! search, verdicts and reports (text, JSON, HTML) and the `raftkv check` command.
+//! Must never: depend on the node, the core, the simulator or the Maelstrom protocol (the node's
+//! `verify_linearizability` adapter calls [`parse_json_array`], [`validate`] and [`check`]);
+//! panic on any input; hang (every key's search is bounded in time and memory and answers
+//! `unknown` with the reason).
 //!
-//! Semantics (DESIGN §5): events are in real-time order (their position in the slice is their
+//! Semantics: events are in real-time order (their position in the slice is their
 //! time order); a `fail` did not happen; an `info`, or an invoke with no completion, may take
 //! effect at any point after its invoke, or never; an `ok` read of `null` observed the key
 //! absent. A JSON `null` written or used as a cas operand is the same as "absent". Options: the
@@ -26,7 +27,7 @@ pub use parse::{parse_auto, parse_edn, parse_json_array, parse_jsonl, ParseError
 pub use report::{KeyStats, OpSummary, Report, Verdict, Violation};
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
@@ -53,7 +54,7 @@ pub enum Op {
     Cas,
 }
 
-/// One history event, exactly the canonical JSON line of DESIGN §5:
+/// One history event, exactly one canonical JSON line of a history:
 /// `{"index":0,"time":1200,"process":3,"type":"invoke","f":"cas","key":7,"value":[1,4]}`.
 /// Extra fields on input (an `error`, a node name) are ignored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -419,50 +420,4 @@ pub fn check(history: &[Event], opts: &Options) -> Report {
         history.len(),
         started.elapsed(),
     )
-}
-
-/// Answers the node's `verify_linearizability` request (DESIGN §5). `body.history` is an array of
-/// canonical events; optional `initial` (a value) and `failed_cas_observed` (bool) set the
-/// options. Returns the reply body (`type`, `linearizable`, `violations`, plus `verdict` and,
-/// for `unknown`, `reason`); the caller adds `in_reply_to`. A history that cannot be parsed or
-/// does not pair up is `Err((12, text naming the bad event))`.
-pub fn verify_request(body: &Map<String, Value>) -> Result<Map<String, Value>, (u64, String)> {
-    const MALFORMED: u64 = 12;
-    let history = body.get("history").ok_or((
-        MALFORMED,
-        "verify_linearizability needs a `history` array".to_string(),
-    ))?;
-    let events = parse_json_array(history).map_err(|e| (MALFORMED, e.to_string()))?;
-    validate(&events).map_err(|e| (MALFORMED, format!("history: {e}")))?;
-    let mut opts = Options::default();
-    if let Some(init) = body.get("initial") {
-        opts.initial = if init.is_null() {
-            None
-        } else {
-            Some(init.clone())
-        };
-    }
-    match body.get("failed_cas_observed") {
-        None => {}
-        Some(Value::Bool(b)) => opts.failed_cas_observed = *b,
-        Some(other) => {
-            return Err((
-                MALFORMED,
-                format!("`failed_cas_observed` must be true or false, found {other}"),
-            ))
-        }
-    }
-    let report = check(&events, &opts);
-    let mut reply = Map::new();
-    reply.insert("type".into(), Value::from("verify_linearizability_ok"));
-    reply.insert(
-        "linearizable".into(),
-        Value::Bool(matches!(report.verdict, Verdict::Linearizable)),
-    );
-    reply.insert("violations".into(), report.violations_json());
-    reply.insert("verdict".into(), Value::from(report.verdict.name()));
-    if let Verdict::Unknown { reason } = &report.verdict {
-        reply.insert("reason".into(), Value::from(reason.clone()));
-    }
-    Ok(reply)
 }

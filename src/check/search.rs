@@ -268,13 +268,6 @@ impl Hash for MemoKey {
     }
 }
 
-fn splitmix(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
 struct Frame {
     mark: usize,
     cp: usize,
@@ -346,7 +339,9 @@ impl<'a> Search<'a> {
             classes,
             bits: vec![0; words],
             cbits: vec![0; words],
-            z: (0..n as u64).map(|i| splitmix(i ^ 0x5eed)).collect(),
+            z: (0..n as u64)
+                .map(|i| crate::rng::Rng::new(i ^ 0x5eed).next_u64())
+                .collect(),
             hash: 0,
             state: init,
             undo: Vec::new(),

@@ -1,297 +1,200 @@
-//! Offline inspection of a node's data directory (DESIGN §8): `raftkv inspect [--json] [--all] DIR...`.
+//! Offline inspection of a node's data directory: `raftkv inspect [FLAGS] DIR...`.
 //!
-//! Owns: showing what a data directory holds (format, identity, hard state, snapshot metadata, log
-//! range, entries with lin-kv commands decoded), verifying every checksum, and, given several
-//! directories, comparing their logs offline (Raft's log matching property and the committed
-//! prefix).
+//! Owns: showing what a data directory holds (format, identity, hard state, snapshot metadata,
+//! log range, entries with lin-kv commands decoded, filtered by index range and kind), a raw walk
+//! over every stored record with its checksum status, every damaged index with the last intact
+//! one, the state machine the node would serve (snapshot plus log up to the commit index), and,
+//! given several directories, comparing them offline: Raft's log matching property, the committed
+//! prefix, a hash of each replica's state at the highest index all have applied, and which peer
+//! holds an intact copy of each damaged entry.
 //! Must never: change a byte of the directory it inspects. It never opens one: the storage crate's
 //! `examine` opens a private copy, so a directory a live node holds can be inspected too.
 //!
-//! Exit status: 0 every directory would open and the logs agree where Raft requires; 1 corruption
-//! (a node would refuse to start) or logs that break log matching or differ in a committed entry;
-//! 2 bad input (usage, a missing, foreign or newer-format directory).
+//! Exit status: 0 every directory would open, the logs agree where Raft requires and the states
+//! agree; 1 corruption (a node would refuse to start, or sled cannot open the directory), logs
+//! that break log matching or differ in a committed entry, replica states that differ, or a
+//! `--state` that cannot be rebuilt up to the commit index; 2 bad input (usage, a missing,
+//! foreign or newer-format directory).
 
-use raftkv_storage::examine::{examine, Image};
-use raftkv_storage::scan::Status;
-use raftkv_storage::{Entry, EntryKind};
+mod compare;
+mod json;
+mod state;
+mod text;
+
+pub use compare::{compare, Divergence};
+
+use raftkv_storage::examine::{examine_with, Image, Options, RawRecord};
+use raftkv_storage::scan::RecordView;
+use raftkv_storage::EntryKind;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 
-const USAGE: &str = "usage: raftkv inspect [--json] [--all] DIR...
+const USAGE: &str =
+    "usage: raftkv inspect [--json] [--all] [--from N] [--to N] [--kind K] [--raw] DIR...
+       raftkv inspect --state [--key K] [--json] DIR...
   Shows and verifies raftkv data directories without changing them (a private copy is opened).
-  --json   one JSON document on stdout (every entry included)
-  --all    list every entry in text output (default: the first and last 20)
-  With several DIRs, their logs are compared and the first divergence is reported.
-  Exit: 0 ok, 1 corruption or a log-matching violation, 2 bad input.";
+  --json     JSON on stdout: one document (with --state, one line per directory)
+  --all      list every entry in text output (default: the first and last 20)
+  --from N   list only entries with index >= N (also limits the log tree in --raw)
+  --to N     list only entries with index <= N (also limits the log tree in --raw)
+  --kind K   list only entries of kind K: normal, noop, or a comma-separated list
+  --raw      walk every stored record of every tree: tree, key, length, checksum status
+  --state    the state machine the node would serve: its snapshot plus its log up to the
+             commit index, as a key/value table
+  --key K    with --state, only key K (K is read as JSON: 3 is a number, '\"3\"' a string;
+             text that is not JSON is a string)
+  With several DIRs: their logs are compared (first divergence), each replica's state is hashed
+  at the highest index all have applied (equal or differ, naming the first differing keys), and
+  each damaged entry names the peers holding an intact copy.
+  Exit: 0 ok, 1 corruption, a log-matching violation or differing states, 2 bad input.";
 
-/// Where two logs stop agreeing.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Divergence {
-    pub a: usize,
-    pub b: usize,
-    /// Highest index up to which both hold identical entries (0 if none in common).
-    pub agree_through: u64,
-    /// First index both hold with different entries.
-    pub first_difference: Option<u64>,
-    /// What Raft forbids: an entry of the same term differing at or after the first difference
-    /// (log matching), or a difference at or below both commit indexes.
-    pub violation: Option<String>,
+/// Which entries the listing (and the log tree of the raw walk) shows.
+#[derive(Clone, Debug, Default)]
+pub struct Filter {
+    pub from: Option<u64>,
+    pub to: Option<u64>,
+    pub kinds: Option<Vec<EntryKind>>,
 }
 
-fn get<'a>(l: &[&'a Entry], first: u64, i: u64) -> Option<&'a Entry> {
-    l.get((i - first) as usize).copied()
-}
+impl Filter {
+    pub fn active(&self) -> bool {
+        self.from.is_some() || self.to.is_some() || self.kinds.is_some()
+    }
 
-fn describe(e: &Entry) -> String {
-    format!("term {} {:?} {}", e.term, e.kind, data_text(e))
-}
-
-fn data_value(e: &Entry) -> Value {
-    if e.kind == EntryKind::Normal {
-        if let Ok(v) = serde_json::from_slice::<Value>(&e.data) {
-            return json!({ "command": v });
+    fn index_in_range(&self, index: Option<u64>) -> bool {
+        match index {
+            Some(i) => self.from.is_none_or(|f| i >= f) && self.to.is_none_or(|t| i <= t),
+            None => self.from.is_none() && self.to.is_none(),
         }
     }
-    json!({ "data_hex": hex(&e.data) })
-}
 
-fn data_text(e: &Entry) -> String {
-    match e.kind {
-        EntryKind::Noop if e.data.is_empty() => String::new(),
-        _ => match serde_json::from_slice::<Value>(&e.data) {
-            Ok(v) => v.to_string(),
-            Err(_) if e.data.len() > 32 => {
-                format!("0x{}... ({} bytes)", hex(&e.data[..32]), e.data.len())
-            }
-            Err(_) => format!("0x{}", hex(&e.data)),
-        },
-    }
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-/// Compares the recovered logs of two images (entries only; snapshots hold no entries).
-pub fn compare(ia: usize, a: &Image, ib: usize, b: &Image) -> Divergence {
-    let la: Vec<&Entry> = a.log().collect();
-    let lb: Vec<&Entry> = b.log().collect();
-    let lo = a.first_index.max(b.first_index);
-    let hi = a.last_index.min(b.last_index);
-    let commit = a
-        .hard_state
-        .map_or(0, |h| h.commit)
-        .min(b.hard_state.map_or(0, |h| h.commit));
-    let mut d = Divergence {
-        a: ia,
-        b: ib,
-        agree_through: 0,
-        first_difference: None,
-        violation: None,
-    };
-    let mut i = lo;
-    while i <= hi {
-        let (Some(ea), Some(eb)) = (get(&la, a.first_index, i), get(&lb, b.first_index, i)) else {
-            break;
+    /// True when the listing shows `r`: its index is in range and (with a kind filter) it decodes
+    /// to an entry of one of the kinds.
+    pub fn keeps(&self, r: &RecordView) -> bool {
+        let kind_ok = match &self.kinds {
+            None => true,
+            Some(kinds) => r.entry.as_ref().is_some_and(|e| kinds.contains(&e.kind)),
         };
-        if d.first_difference.is_none() {
-            if ea == eb {
-                d.agree_through = i;
-            } else {
-                d.first_difference = Some(i);
-                if i <= commit {
-                    d.violation = Some(format!(
-                        "committed entry {i} differs (commit index {commit} on both): {} vs {}",
-                        describe(ea),
-                        describe(eb)
-                    ));
-                    break;
-                }
-                if ea.term == eb.term {
-                    d.violation = Some(format!(
-                        "log matching broken at {i}: same term {} but different entries",
-                        ea.term
-                    ));
-                    break;
-                }
-            }
-        } else if ea.term == eb.term {
-            d.violation = Some(format!(
-                "log matching broken: entry {i} has term {} in both but the logs differ at {}",
-                ea.term,
-                d.first_difference.unwrap_or(i)
-            ));
-            break;
-        }
-        i += 1;
+        kind_ok && self.index_in_range(r.index)
     }
-    d
+
+    /// The raw walk keeps every record of the other trees and the log records in range.
+    pub fn keeps_raw(&self, r: &RawRecord) -> bool {
+        if r.tree != "log" {
+            return true;
+        }
+        let index = <[u8; 8]>::try_from(r.key.as_slice())
+            .ok()
+            .map(u64::from_be_bytes);
+        self.index_in_range(index)
+    }
+
+    pub fn describe(&self) -> String {
+        let mut parts = vec![];
+        match (self.from, self.to) {
+            (Some(f), Some(t)) => parts.push(format!("with index in [{f}, {t}]")),
+            (Some(f), None) => parts.push(format!("with index >= {f}")),
+            (None, Some(t)) => parts.push(format!("with index <= {t}")),
+            (None, None) => {}
+        }
+        if let Some(kinds) = &self.kinds {
+            let names: Vec<&str> = kinds.iter().map(|k| text::kind_name(*k)).collect();
+            parts.push(format!("of kind {}", names.join(" or ")));
+        }
+        parts.join(", ")
+    }
 }
 
-fn image_json(img: &Image) -> Value {
-    let records: Vec<Value> = img
-        .records
-        .iter()
-        .map(|r| {
-            let mut v = json!({
-                "index": r.index,
-                "status": match &r.status {
-                    Status::Ok => "ok".to_string(),
-                    Status::Stale => "stale (at or below the snapshot; dropped on open)".into(),
-                    Status::Conflicting => "conflicts with the snapshot (dropped on open)".into(),
-                    Status::Bad(d) => format!("bad: {d}"),
-                    Status::AfterBad => "after a bad record (dropped on open)".into(),
-                },
-            });
-            if let Some(e) = &r.entry {
-                v["term"] = json!(e.term);
-                v["kind"] = json!(format!("{:?}", e.kind).to_lowercase());
-                let dv = data_value(e);
-                if let Value::Object(m) = dv {
-                    for (k, x) in m {
-                        v[k] = x;
-                    }
-                }
-            }
-            v
+/// The parsed command line.
+#[derive(Debug, Default)]
+struct Args {
+    json: bool,
+    all: bool,
+    raw: bool,
+    state: bool,
+    key: Option<Value>,
+    filter: Filter,
+    dirs: Vec<PathBuf>,
+}
+
+fn parse_index(flag: &str, value: Option<&String>) -> Result<u64, String> {
+    let v = value.ok_or_else(|| format!("{flag} needs an index"))?;
+    v.parse::<u64>()
+        .map_err(|_| format!("{flag} `{v}` is not an index (a whole number >= 0)"))
+}
+
+fn parse_kinds(value: Option<&String>) -> Result<Vec<EntryKind>, String> {
+    let v = value.ok_or("--kind needs a kind: normal, noop, or a comma-separated list")?;
+    v.split(',')
+        .map(|k| match k.trim() {
+            "normal" => Ok(EntryKind::Normal),
+            "noop" => Ok(EntryKind::Noop),
+            other => Err(format!(
+                "--kind `{other}` is not an entry kind (normal, noop)"
+            )),
         })
-        .collect();
-    json!({
-        "dir": img.dir.display().to_string(),
-        "format": img.format,
-        "identity": img.identity.as_ref().map(|i| json!({"node": i.node, "cluster": i.cluster})),
-        "hard_state": img.hard_state.map(|h| json!({"term": h.term, "vote": h.vote, "commit": h.commit})),
-        "snapshot": img.snapshot.as_ref().map(|s| json!({
-            "index": s.meta.index, "term": s.meta.term, "voters": s.meta.voters,
-            "bytes": s.bytes, "chunks": s.chunks,
-        })),
-        "log": {"first_index": img.first_index, "last_index": img.last_index},
-        "ok": !img.fatal(),
-        "problems": img.problems.iter().map(|p| json!({
-            "tree": p.tree, "index": p.index, "detail": p.detail, "fatal": p.fatal,
-        })).collect::<Vec<_>>(),
-        "records": records,
-    })
+        .collect()
 }
 
-fn print_text(img: &Image, all: bool) {
-    println!("{}", img.dir.display());
-    match &img.identity {
-        Some(id) => println!(
-            "  node:       {} (cluster {})",
-            id.node,
-            id.cluster.join(", ")
-        ),
-        None => println!("  node:       (no identity recorded)"),
-    }
-    println!(
-        "  format:     {}",
-        img.format.map_or("(missing)".into(), |f| f.to_string())
-    );
-    match img.hard_state {
-        Some(h) => println!(
-            "  hard state: term {} vote {} commit {}",
-            h.term,
-            h.vote.map_or("none".into(), |v| v.to_string()),
-            h.commit
-        ),
-        None => println!("  hard state: (none saved)"),
-    }
-    match &img.snapshot {
-        Some(s) => println!(
-            "  snapshot:   index {} term {} voters {:?}, {} bytes in {} chunk(s)",
-            s.meta.index, s.meta.term, s.meta.voters, s.bytes, s.chunks
-        ),
-        None => println!("  snapshot:   none"),
-    }
-    let n = img.last_index + 1 - img.first_index;
-    println!(
-        "  log:        [{}, {}], {n} entries",
-        img.first_index, img.last_index
-    );
-    println!(
-        "  records:    {} stored, checksums verified",
-        img.records.len()
-    );
-    let shown: Vec<usize> = if all || img.records.len() <= 40 {
-        (0..img.records.len()).collect()
-    } else {
-        (0..20)
-            .chain(img.records.len() - 20..img.records.len())
-            .collect()
-    };
-    let mut prev = None;
-    for i in shown {
-        if prev.is_some_and(|p: usize| p + 1 != i) {
-            println!(
-                "      ... {} more (--all lists them)",
-                img.records.len() - 40
-            );
-        }
-        prev = Some(i);
-        let r = &img.records[i];
-        let idx = r.index.map_or("?".into(), |i| i.to_string());
-        let what = match &r.entry {
-            Some(e) => format!(
-                "t{} {:<6} {}",
-                e.term,
-                format!("{:?}", e.kind).to_lowercase(),
-                data_text(e)
-            ),
-            None => String::from("(unreadable)"),
-        };
-        let mark = match &r.status {
-            Status::Ok => String::new(),
-            Status::Stale => "  [stale, dropped on open]".into(),
-            Status::Conflicting => "  [conflicts with snapshot, dropped on open]".into(),
-            Status::Bad(d) => format!("  [BAD: {d}]"),
-            Status::AfterBad => "  [after a bad record, dropped on open]".into(),
-        };
-        println!("    {idx:>8}  {what}{mark}");
-    }
-    if img.problems.is_empty() {
-        println!("  verdict:    ok, every checksum passes");
-    } else {
-        for p in &img.problems {
-            let at = p.index.map_or(String::new(), |i| format!(" at index {i}"));
-            let sev = if p.fatal { "CORRUPT" } else { "repairable" };
-            println!("  {sev}: tree `{}`{at}: {}", p.tree, p.detail);
-        }
-        if img.fatal() {
-            println!("  verdict:    CORRUPT, the node refuses to start on this directory");
-        } else {
-            println!("  verdict:    ok after recovery repairs the above");
+/// Parses the flags; `Ok(None)` means `--help` was printed.
+fn parse(args: &[String]) -> Result<Option<Args>, String> {
+    let mut a = Args::default();
+    let mut it = args.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--json" => a.json = true,
+            "--all" => a.all = true,
+            "--raw" => a.raw = true,
+            "--state" => a.state = true,
+            "--from" => a.filter.from = Some(parse_index("--from", it.next())?),
+            "--to" => a.filter.to = Some(parse_index("--to", it.next())?),
+            "--kind" => a.filter.kinds = Some(parse_kinds(it.next())?),
+            "--key" => {
+                let k = it.next().ok_or("--key needs a key")?;
+                a.key = Some(serde_json::from_str(k).unwrap_or_else(|_| json!(k)));
+            }
+            "-h" | "--help" => {
+                println!("{USAGE}");
+                return Ok(None);
+            }
+            s if s.starts_with('-') => return Err(format!("unknown flag `{s}`")),
+            s => a.dirs.push(PathBuf::from(s)),
         }
     }
+    if let (Some(f), Some(t)) = (a.filter.from, a.filter.to) {
+        if f > t {
+            return Err(format!("--from {f} is above --to {t}: the range is empty"));
+        }
+    }
+    if a.key.is_some() && !a.state {
+        return Err("--key needs --state".into());
+    }
+    if a.state && (a.raw || a.all || a.filter.active()) {
+        return Err("--state shows the state machine; --raw, --all, --from, --to and --kind list records and do not go with it".into());
+    }
+    if a.dirs.is_empty() {
+        return Err("no directory given".into());
+    }
+    Ok(Some(a))
 }
 
 /// `raftkv inspect`: returns the exit status.
 pub fn cli(args: &[String]) -> i32 {
-    let mut json_out = false;
-    let mut all = false;
-    let mut dirs = vec![];
-    for a in args {
-        match a.as_str() {
-            "--json" => json_out = true,
-            "--all" => all = true,
-            "-h" | "--help" => {
-                println!("{USAGE}");
-                return 0;
-            }
-            s if s.starts_with('-') => {
-                eprintln!("raftkv inspect: unknown flag `{s}`\n{USAGE}");
-                return 2;
-            }
-            s => dirs.push(PathBuf::from(s)),
+    let a = match parse(args) {
+        Ok(Some(a)) => a,
+        Ok(None) => return 0,
+        Err(e) => {
+            eprintln!("raftkv inspect: {e}\n{USAGE}");
+            return 2;
         }
-    }
-    if dirs.is_empty() {
-        eprintln!("raftkv inspect: no directory given\n{USAGE}");
-        return 2;
-    }
+    };
+    let options = Options {
+        snapshot_data: a.state || a.dirs.len() > 1,
+        raw: a.raw,
+    };
     let mut images = vec![];
-    for d in &dirs {
-        match examine(d) {
+    for d in &a.dirs {
+        match examine_with(d, options) {
             Ok(img) => images.push(img),
             Err(e) => {
                 eprintln!("raftkv inspect: {}: {e}", d.display());
@@ -299,49 +202,72 @@ pub fn cli(args: &[String]) -> i32 {
             }
         }
     }
+    if a.state {
+        show_states(&images, &a)
+    } else {
+        show_directories(&images, &a)
+    }
+}
+
+/// `--state`: each directory's state at its commit index. Exit 1 when one cannot be rebuilt
+/// that far.
+fn show_states(images: &[Image], a: &Args) -> i32 {
+    let mut incomplete = false;
+    for img in images {
+        let rebuilt = state::rebuild(img, state::served_index(img));
+        incomplete |= rebuilt.as_ref().map_or(true, |r| r.stopped.is_some());
+        if a.json {
+            println!("{}", json::state_value(img, &rebuilt, a.key.as_ref()));
+        } else {
+            text::print_state(img, &rebuilt, a.key.as_ref());
+        }
+    }
+    i32::from(incomplete)
+}
+
+/// The directory reports and, with several, the log and state comparisons.
+fn show_directories(images: &[Image], a: &Args) -> i32 {
     let mut divergences = vec![];
-    for i in 0..images.len() {
-        for j in i + 1..images.len() {
+    // A directory sled cannot open has no log to compare.
+    let opened: Vec<usize> = (0..images.len())
+        .filter(|&i| images[i].sled_error.is_none())
+        .collect();
+    for (n, &i) in opened.iter().enumerate() {
+        for &j in &opened[n + 1..] {
             divergences.push(compare(i, &images[i], j, &images[j]));
         }
     }
+    let states = (images.len() > 1).then(|| state::compare_states(images));
     let corrupt = images.iter().any(Image::fatal);
     let violation = divergences.iter().any(|d| d.violation.is_some());
-    if json_out {
+    let differ = states.as_ref().is_some_and(|s| s.verdict == "differ");
+    if a.json {
         let doc = json!({
-            "dirs": images.iter().map(image_json).collect::<Vec<_>>(),
-            "comparisons": divergences.iter().map(|d| json!({
-                "a": images[d.a].dir.display().to_string(),
-                "b": images[d.b].dir.display().to_string(),
-                "agree_through": d.agree_through,
-                "first_difference": d.first_difference,
-                "violation": d.violation,
-            })).collect::<Vec<_>>(),
-            "ok": !corrupt && !violation,
+            "dirs": (0..images.len()).map(|i| json::image_value(images, i, &a.filter, a.raw)).collect::<Vec<_>>(),
+            "comparisons": divergences.iter().map(|d| json::divergence_value(images, d)).collect::<Vec<_>>(),
+            "states": states.as_ref().map(|s| json::state_comparison_value(images, s)),
+            "ok": !corrupt && !violation && !differ,
         });
         println!("{doc}");
     } else {
-        for img in &images {
-            print_text(img, all);
+        for (i, img) in images.iter().enumerate() {
+            text::print_header(img);
+            if img.sled_error.is_none() {
+                if a.raw {
+                    text::print_raw(img, &a.filter);
+                } else {
+                    text::print_records(img, &a.filter, a.all);
+                }
+                text::print_damage(images, i);
+            }
+            text::print_verdict(img);
         }
         for d in &divergences {
-            let (a, b) = (images[d.a].dir.display(), images[d.b].dir.display());
-            match (&d.violation, d.first_difference) {
-                (Some(v), _) => println!("VIOLATION {a} vs {b}: {v}"),
-                (None, Some(i)) => println!(
-                    "{a} vs {b}: identical through {}, diverge at {i} (uncommitted, allowed)",
-                    d.agree_through
-                ),
-                (None, None) => println!(
-                    "{a} vs {b}: identical where both hold entries (through {})",
-                    d.agree_through
-                ),
-            }
+            text::print_divergence(images, d);
+        }
+        if let Some(s) = &states {
+            text::print_state_comparison(images, s);
         }
     }
-    if corrupt || violation {
-        1
-    } else {
-        0
-    }
+    i32::from(corrupt || violation || differ)
 }

@@ -119,6 +119,11 @@ impl KvStore {
         }
     }
 
+    /// Every `(key, value)` in the order of the key's canonical JSON text (read-only).
+    pub fn pairs(&self) -> impl Iterator<Item = (&Value, &Value)> {
+        self.map.values().map(|(k, v)| (k, v))
+    }
+
     /// Reads a key (the caller makes the read linearizable through ReadIndex).
     pub fn read(&self, key: &Value) -> Outcome {
         match self.map.get(&canonical(key)) {

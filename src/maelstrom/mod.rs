@@ -31,7 +31,17 @@ pub mod code {
 
     /// True for errors that say the operation definitely did not happen.
     pub fn is_definite(code: u64) -> bool {
-        matches!(code, 10 | 11 | 12 | 14 | 20 | 21 | 22 | 30)
+        matches!(
+            code,
+            NOT_SUPPORTED
+                | TEMPORARILY_UNAVAILABLE
+                | MALFORMED_REQUEST
+                | ABORT
+                | KEY_DOES_NOT_EXIST
+                | KEY_ALREADY_EXISTS
+                | PRECONDITION_FAILED
+                | TXN_CONFLICT
+        )
     }
 }
 

@@ -1,4 +1,4 @@
-//! Where a node keeps its data (DESIGN §4).
+//! Where a node keeps its data.
 //!
 //! Owns: the rule that maps a node id (and the environment) to a data directory.
 //! Must never: create, open or delete anything; it only computes a path.

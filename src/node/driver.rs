@@ -1,19 +1,20 @@
-//! The node's event loop and its state (see the module doc of `crate::node`).
+//! The node's event loop (see the module doc of `crate::node`).
 //!
-//! Owns: one node's loop, its core, storage and state machine, and every client request in flight.
-//! Must never: block the loop on anything but the one persist per turn (long requests run on
-//! worker threads), or send a message from `Ready::persisted_messages` before that persist returned.
+//! Owns: one node's loop, the parsing of every input line, handing client requests to the
+//! replica's shell (or forwarding them to the leader), request timeouts, and the counters.
+//! Must never: block the loop on anything but the shell's persists (long requests run on worker
+//! threads), or perform a `Ready` itself (the shell in `replica.rs` does).
 
+use super::replica::{core_id, Client, Forward, Replica, Waiting};
 use super::request::Op;
+use super::tools::{partition_test, verify_linearizability};
 use super::{datadir, Event};
-use crate::kv::{KvStore, Outcome};
 use crate::maelstrom::{code, error_body, pack, reply_body, Envelope};
-use crate::raft::{Config, InitialState, Message, NodeId, Raft, Ready, Role, SnapshotMeta};
-use raftkv_storage::{Identity, Storage, WriteBatch};
+use crate::raft::{Message, NotLeader};
 use serde_json::{Map, Value};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 /// Tunables, read from the environment by [`Settings::from_env`].
@@ -78,74 +79,10 @@ impl Settings {
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     pub turns: u64,
-    pub flushes: u64,
-    pub entries_persisted: u64,
-    pub applied: u64,
     pub client_requests: u64,
     pub forwarded: u64,
     pub peer_messages_out: u64,
     pub bad_input: u64,
-}
-
-/// Where to send the answer of a client request.
-#[derive(Clone, Debug)]
-struct Client {
-    /// Who asked (a client, or a peer that forwarded the request).
-    src: String,
-    /// The id this node was addressed by.
-    dest: String,
-    msg_id: u64,
-}
-
-/// A request waiting inside this node.
-#[derive(Debug)]
-struct Pending {
-    client: Client,
-    op: Op,
-    /// For a proposal: the term it was proposed in.
-    term: u64,
-    since: Instant,
-}
-
-/// A request forwarded to the leader, waiting for its answer to relay.
-#[derive(Debug)]
-struct Forward {
-    client: Client,
-    is_read: bool,
-    /// The leader it went to; once this node stops believing in that leader (it died, lost its
-    /// majority, or an election is under way), the answer is given at once instead of after the
-    /// request timeout. Only that leader's answer is relayed.
-    leader: NodeId,
-    /// The reply type a success must have (`read_ok`, `write_ok`, `cas_ok`).
-    ok_type: &'static str,
-    since: Instant,
-}
-
-/// Everything that exists once `init` has named the cluster.
-struct Cluster {
-    me: String,
-    ids: Vec<String>,
-    my: NodeId,
-    raft: Raft,
-    storage: Storage,
-    kv: KvStore,
-    applied: u64,
-    applied_term: u64,
-    last_snapshot: u64,
-    init_at: Instant,
-    peers_open: bool,
-    heard_from: HashSet<NodeId>,
-    /// Proposals by log index.
-    proposals: BTreeMap<u64, Pending>,
-    /// ReadIndex rounds not yet confirmed, by read id.
-    reads: HashMap<u64, Pending>,
-    /// Confirmed reads, served once `applied >= index`.
-    ready_reads: Vec<(u64, Pending)>,
-    /// Forwarded requests by the msg_id this node gave them.
-    forwards: HashMap<u64, Forward>,
-    next_read_id: u64,
-    last_role: Role,
-    last_term: u64,
 }
 
 /// One Maelstrom node.
@@ -158,7 +95,7 @@ pub struct Node<W: Write> {
     /// Ids of forwarded requests: their own sequence, starting at a per-process value, so an
     /// answer to a forward made before a restart cannot match one made after it.
     next_forward_id: u64,
-    cluster: Option<Cluster>,
+    replica: Option<Replica>,
     workers_in_flight: usize,
     pub stats: Stats,
     last_stats: Instant,
@@ -172,11 +109,6 @@ fn forward_id_base() -> u64 {
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     (ms & 0xFFFF_FFFF) << 20
-}
-
-/// Core id of the node at `position` in `node_ids` (0 is kept free for "nobody").
-fn core_id(position: usize) -> NodeId {
-    position as NodeId + 1
 }
 
 /// Short form of a bad input line for a log line.
@@ -196,7 +128,7 @@ impl<W: Write> Node<W> {
             tx,
             next_msg_id: 0,
             next_forward_id: forward_id_base(),
-            cluster: None,
+            replica: None,
             workers_in_flight: 0,
             stats: Stats::default(),
             last_stats: Instant::now(),
@@ -282,25 +214,33 @@ impl<W: Write> Node<W> {
 
     fn print_stats(&self) {
         let s = &self.stats;
-        let who = match &self.cluster {
-            Some(c) => {
-                let st = c.raft.status();
+        let (who, shell) = match &self.replica {
+            Some(r) => {
+                let st = r.shell.raft().status();
                 // A digest of the state machine, so tests and operators can compare replicas.
-                let kv_crc = crc32fast::hash(&c.kv.snapshot());
-                format!(
+                let kv_crc = crc32fast::hash(&r.shell.machine().snapshot());
+                let who = format!(
                     "{} role={:?} term={} commit={} applied={} kv_crc={kv_crc:08x} log={}..{}",
-                    c.me, st.role, st.term, st.commit, c.applied, st.first_index, st.last_index
-                )
+                    r.me,
+                    st.role,
+                    st.term,
+                    st.commit,
+                    r.shell.applied(),
+                    st.first_index,
+                    st.last_index
+                );
+                (who, r.stats())
             }
-            None => "uninitialised".to_string(),
+            None => ("uninitialised".to_string(), Default::default()),
         };
         eprintln!(
-            "raftkv stats: {who} turns={} flushes={} entries_persisted={} applied_entries={} \
-             client_requests={} forwarded={} peer_messages_out={} bad_input={}",
+            "raftkv stats: {who} turns={} flushes={} entries_persisted={} commits_deferred={} \
+             applied_entries={} client_requests={} forwarded={} peer_messages_out={} bad_input={}",
             s.turns,
-            s.flushes,
-            s.entries_persisted,
-            s.applied,
+            shell.flushes,
+            shell.entries_persisted,
+            shell.commits_deferred,
+            shell.applied,
             s.client_requests,
             s.forwarded,
             s.peer_messages_out,
@@ -460,7 +400,7 @@ impl<W: Write> Node<W> {
             eprintln!("raftkv: {text}");
             return self.reply_error(env, code::MALFORMED_REQUEST, &text);
         }
-        if let Some(c) = &self.cluster {
+        if let Some(c) = &self.replica {
             if c.me != node_id || c.ids != ids {
                 let text = format!(
                     "init: already initialised as {} of {:?}; refusing {node_id} of {ids:?}",
@@ -476,8 +416,8 @@ impl<W: Write> Node<W> {
                 eprintln!("raftkv: {text}");
                 return self.reply_error(env, code::MALFORMED_REQUEST, &text);
             }
-            let cluster = Cluster::open(node_id, ids, position)?;
-            self.cluster = Some(cluster);
+            let replica = Replica::open(node_id, ids, position, self.settings.snapshot_every)?;
+            self.replica = Some(replica);
         }
         let msg_id = self.take_msg_id();
         let mut body = reply_body("init_ok", env.msg_id());
@@ -492,7 +432,7 @@ impl<W: Write> Node<W> {
     }
 
     fn handle_raft(&mut self, env: &Envelope) -> Result<(), String> {
-        let Some(c) = self.cluster.as_mut() else {
+        let Some(c) = self.replica.as_mut() else {
             eprintln!(
                 "raftkv: dropping a raft message from {} before init",
                 env.src
@@ -514,7 +454,7 @@ impl<W: Write> Node<W> {
         match msg {
             Ok(msg) if msg.from == from && msg.to == c.my => {
                 c.heard_from.insert(from);
-                c.raft.step(msg);
+                c.shell.raft_mut().step(msg);
             }
             Ok(msg) => {
                 self.stats.bad_input += 1;
@@ -549,89 +489,58 @@ impl<W: Write> Node<W> {
                 return self.reply_error(&env, code::MALFORMED_REQUEST, &text);
             }
         };
-        let Some(c) = self.cluster.as_mut() else {
+        let Some(replica) = self.replica.as_mut() else {
             return self.reply_error(
                 &env,
                 code::TEMPORARILY_UNAVAILABLE,
                 "node not initialised yet",
             );
         };
-        let client = Client {
-            src: env.src.clone(),
-            dest: env.dest.clone(),
-            msg_id,
+        let waiting = Waiting {
+            client: Client {
+                src: env.src.clone(),
+                dest: env.dest.clone(),
+                msg_id,
+            },
+            op,
+            since: Instant::now(),
+        };
+        match submit(replica, waiting)? {
+            None => Ok(()),
+            Some((not_leader, waiting)) => self.forward_or_refuse(env, waiting, not_leader),
+        }
+    }
+
+    /// This node is not the leader: forward the request once, or answer 11 (nothing was
+    /// proposed here).
+    fn forward_or_refuse(
+        &mut self,
+        env: Envelope,
+        waiting: Waiting,
+        not_leader: NotLeader,
+    ) -> Result<(), String> {
+        let Some(c) = self.replica.as_mut() else {
+            return Ok(());
         };
         let forwarded = env.body.get("forwarded") == Some(&Value::Bool(true));
-        let now = Instant::now();
-        let not_leader = match op.command() {
-            None => {
-                let id = c.next_read_id;
-                match c.raft.read_index(id) {
-                    Ok(()) => {
-                        c.next_read_id += 1;
-                        c.reads.insert(
-                            id,
-                            Pending {
-                                client,
-                                op,
-                                term: 0,
-                                since: now,
-                            },
-                        );
-                        return Ok(());
-                    }
-                    Err(nl) => nl,
-                }
-            }
-            Some(cmd) => {
-                let data = serde_json::to_vec(&cmd)
-                    .map_err(|e| format!("cannot encode a command: {e}"))?;
-                match c.raft.propose(data) {
-                    Ok(p) => {
-                        let replaced = c.proposals.insert(
-                            p.index,
-                            Pending {
-                                client,
-                                op,
-                                term: p.term,
-                                since: now,
-                            },
-                        );
-                        // An older proposal at the same index was cut from this log, but another
-                        // node may still hold it and commit it: its outcome is unknown.
-                        if let Some(old) = replaced {
-                            let body = error_body(
-                                Some(old.client.msg_id),
-                                code::CRASH,
-                                "outcome unknown: the entry was replaced in this node's log",
-                            );
-                            return self.send(&old.client.dest, &old.client.src, body);
-                        }
-                        return Ok(());
-                    }
-                    Err(nl) => nl,
-                }
-            }
-        };
-        // Not the leader: forward once, or answer 11 (nothing was proposed here).
         let leader = not_leader.leader.filter(|l| *l != c.my && *l >= 1);
         let target = leader.and_then(|l| c.ids.get(l as usize - 1).cloned());
         match (leader, target) {
             (Some(leader), Some(leader_name)) if !forwarded && c.peers_open => {
                 let fwd_id = self.next_forward_id;
                 self.next_forward_id += 1;
-                let mut body = env.body.clone();
+                let mut body = env.body;
                 body.insert("msg_id".into(), fwd_id.into());
                 body.insert("forwarded".into(), Value::Bool(true));
                 let me = c.me.clone();
                 c.forwards.insert(
                     fwd_id,
                     Forward {
-                        client,
-                        is_read: op.is_read(),
+                        client: waiting.client,
+                        is_read: waiting.op.is_read(),
                         leader,
-                        ok_type: op.ok_type(),
-                        since: now,
+                        ok_type: waiting.op.ok_type(),
+                        since: waiting.since,
                     },
                 );
                 self.stats.forwarded += 1;
@@ -649,7 +558,7 @@ impl<W: Write> Node<W> {
     /// An answer from the leader to a request this node forwarded: relay it to the client.
     fn handle_relay(&mut self, env: Envelope) -> Result<(), String> {
         let in_reply_to = env.body.get("in_reply_to").and_then(Value::as_u64);
-        let fwd = match (self.cluster.as_mut(), in_reply_to) {
+        let fwd = match (self.replica.as_mut(), in_reply_to) {
             (Some(c), Some(id)) => {
                 // Relay only the answer of the leader the request went to, of the right kind.
                 let matches = c.forwards.get(&id).is_some_and(|f| {
@@ -680,7 +589,7 @@ impl<W: Write> Node<W> {
     }
 
     fn tick(&mut self, now: Instant) {
-        let Some(c) = self.cluster.as_mut() else {
+        let Some(c) = self.replica.as_mut() else {
             return;
         };
         if !c.peers_open {
@@ -689,65 +598,8 @@ impl<W: Write> Node<W> {
             }
             c.peers_open = true;
         }
-        c.raft.tick();
-        // Requests that waited too long get the answer that is true of them.
-        let timeout = self.settings.request_timeout;
-        let mut answers = Vec::new();
-        let expired: Vec<u64> = c
-            .proposals
-            .iter()
-            .filter(|(_, p)| now.duration_since(p.since) >= timeout)
-            .map(|(i, _)| *i)
-            .collect();
-        for i in expired {
-            if let Some(p) = c.proposals.remove(&i) {
-                answers.push((
-                    p.client,
-                    code::CRASH,
-                    "write not committed in time; it may still happen",
-                ));
-            }
-        }
-        let expired: Vec<u64> = c
-            .reads
-            .iter()
-            .filter(|(_, p)| now.duration_since(p.since) >= timeout)
-            .map(|(i, _)| *i)
-            .collect();
-        for i in expired {
-            if let Some(p) = c.reads.remove(&i) {
-                answers.push((
-                    p.client,
-                    code::TEMPORARILY_UNAVAILABLE,
-                    "read not confirmed in time",
-                ));
-            }
-        }
-        let leader_now = c.raft.status().leader;
-        let expired: Vec<u64> = c
-            .forwards
-            .iter()
-            .filter(|(_, f)| now.duration_since(f.since) >= timeout || leader_now != Some(f.leader))
-            .map(|(i, _)| *i)
-            .collect();
-        for i in expired {
-            if let Some(f) = c.forwards.remove(&i) {
-                if f.is_read {
-                    answers.push((
-                        f.client,
-                        code::TEMPORARILY_UNAVAILABLE,
-                        "forwarded read got no answer from the leader it went to",
-                    ));
-                } else {
-                    answers.push((
-                        f.client,
-                        code::CRASH,
-                        "forwarded request got no answer from the leader it went to; it may have happened",
-                    ));
-                }
-            }
-        }
-        for (client, code, text) in answers {
+        c.shell.raft_mut().tick();
+        for (client, code, text) in expire_requests(c, now, self.settings.request_timeout) {
             let body = error_body(Some(client.msg_id), code, text);
             if let Err(e) = self.send(&client.dest, &client.src, body) {
                 eprintln!("raftkv: {e}");
@@ -755,393 +607,125 @@ impl<W: Write> Node<W> {
         }
     }
 
-    /// Performs everything the core has ready: one persist (one flush) per Ready.
+    /// Performs everything the core has ready, through the shell.
     fn drive(&mut self) -> Result<(), String> {
-        let snapshot_every = self.settings.snapshot_every;
-        loop {
-            let Some(c) = self.cluster.as_mut() else {
-                return Ok(());
-            };
-            if !c.raft.has_ready() {
-                break;
-            }
-            let rd = c.raft.ready();
-            let mut out: Vec<Envelope> = Vec::new();
-            c.route(&rd.messages, &mut out);
-            if rd.must_persist() {
-                let batch = WriteBatch {
-                    snapshot: rd
-                        .snapshot
-                        .as_ref()
-                        .map(|(m, d)| (m.clone(), d.as_ref().clone())),
-                    entries: rd.entries.clone(),
-                    hard_state: rd.hard_state,
-                };
-                c.storage
-                    .persist(&batch)
-                    .map_err(|e| format!("{}: cannot persist: {e}", c.me))?;
-                self.stats.flushes += 1;
-                self.stats.entries_persisted += rd.entries.len() as u64;
-            }
-            // Durable now: acknowledgements may leave.
-            c.route(&rd.persisted_messages, &mut out);
-            self.stats.peer_messages_out += out.len() as u64;
-            let mut replies = c.apply_ready(&rd, &mut self.stats)?;
-            out.append(&mut replies);
-            for env in &out {
-                self.emit(env)?;
-            }
-        }
-        let Some(c) = self.cluster.as_mut() else {
+        let Some(replica) = self.replica.as_mut() else {
             return Ok(());
         };
-        c.maybe_snapshot(snapshot_every)?;
-        let st = c.raft.status();
-        if st.role != c.last_role || st.term != c.last_term {
-            if st.role == Role::Leader {
-                eprintln!("raftkv: {} is leader for term {}", c.me, st.term);
-            } else if c.last_role == Role::Leader {
-                eprintln!(
-                    "raftkv: {} is no longer leader (now {:?}, term {})",
-                    c.me, st.role, st.term
-                );
-            }
-            c.last_role = st.role;
-            c.last_term = st.term;
-        }
+        self.stats.peer_messages_out += replica.drive(&mut self.out)?;
         Ok(())
     }
 }
 
-impl Cluster {
-    /// Opens (or recovers) the node's storage and builds the core from what is durable.
-    fn open(me: &str, ids: Vec<String>, position: usize) -> Result<Cluster, String> {
-        let dir = datadir::data_dir(me)?;
-        if let Some(warning) = datadir::shell_parent_warning() {
-            eprintln!("raftkv: warning: {warning}");
-        }
-        if let Some(parent) = dir.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                format!(
-                    "cannot create data directory root {}: {e}",
-                    parent.display()
-                )
-            })?;
-        }
-        let (mut storage, rec) = Storage::open(&dir)
-            .map_err(|e| format!("{me}: cannot open data directory {}: {e}", dir.display()))?;
-        let identity = Identity {
-            node: me.to_string(),
-            cluster: ids.clone(),
-        };
-        match &rec.identity {
-            Some(found) if *found != identity => {
-                return Err(format!(
-                    "data directory {} belongs to node {} of cluster {:?}, not {me} of {ids:?}",
-                    dir.display(),
-                    found.node,
-                    found.cluster
-                ))
-            }
-            Some(_) => {}
-            None => storage
-                .set_identity(&identity)
-                .map_err(|e| format!("{me}: cannot record identity: {e}"))?,
-        }
-        let snapshot = storage
-            .load_snapshot()
-            .map_err(|e| format!("{me}: cannot load snapshot: {e}"))?;
-        let (kv, applied, applied_term) = match &snapshot {
-            Some((meta, data)) => {
-                let mut kv = KvStore::new();
-                kv.restore(data)
-                    .map_err(|e| format!("{me}: snapshot at index {}: {e}", meta.index))?;
-                (kv, meta.index, meta.term)
-            }
-            None => (KvStore::new(), 0, 0),
-        };
-        let mut entries = Vec::new();
-        let mut next = rec.first_index;
-        while next <= rec.last_index {
-            let batch = storage
-                .entries(next, rec.last_index + 1, 64 << 20)
-                .map_err(|e| format!("{me}: cannot read log from index {next}: {e}"))?;
-            let Some(last) = batch.last() else {
-                return Err(format!(
-                    "{me}: log ends at {} but storage returned nothing from {next}",
-                    rec.last_index
-                ));
+/// Hands a client request to the shell: a proposal for a write or cas, a ReadIndex read for a
+/// read. Not the leader: the request comes back with the leader hint.
+fn submit(replica: &mut Replica, waiting: Waiting) -> Result<Option<(NotLeader, Waiting)>, String> {
+    match waiting.op.command() {
+        None => {
+            let key = match &waiting.op {
+                Op::Read { key } => key.clone(),
+                _ => Value::Null,
             };
-            next = last.index + 1;
-            entries.extend(batch);
-        }
-        eprintln!(
-            "raftkv: {me} opened {}: term {} commit {} snapshot {:?} log [{}, {}]",
-            dir.display(),
-            rec.hard_state.term,
-            rec.hard_state.commit,
-            snapshot.as_ref().map(|(m, _)| m.index),
-            rec.first_index,
-            rec.last_index
-        );
-        let my = core_id(position);
-        let voters: Vec<NodeId> = (0..ids.len()).map(core_id).collect();
-        let seed = {
-            let t = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos() as u64)
-                .unwrap_or(0);
-            t ^ (u64::from(std::process::id()) << 32) ^ my
-        };
-        let state = InitialState {
-            hard_state: rec.hard_state,
-            snapshot: snapshot.map(|(m, d)| (m, Arc::new(d))),
-            entries,
-        };
-        let raft = Raft::try_new(Config::new(my, voters, seed), state)?;
-        Ok(Cluster {
-            me: me.to_string(),
-            ids,
-            my,
-            raft,
-            storage,
-            kv,
-            applied,
-            applied_term,
-            last_snapshot: applied,
-            init_at: Instant::now(),
-            peers_open: false,
-            heard_from: HashSet::new(),
-            proposals: BTreeMap::new(),
-            reads: HashMap::new(),
-            ready_reads: Vec::new(),
-            forwards: HashMap::new(),
-            next_read_id: 1,
-            last_role: Role::Follower,
-            last_term: 0,
-        })
-    }
-
-    /// Core messages as Maelstrom envelopes. Before the peer delay has passed, only peers that
-    /// have spoken to this node get anything (the others may not be running yet).
-    fn route(&mut self, msgs: &[Message], out: &mut Vec<Envelope>) {
-        for m in msgs {
-            let Some(dest) = (m.to as usize).checked_sub(1).and_then(|i| self.ids.get(i)) else {
-                eprintln!("raftkv: core addressed a message to unknown id {}", m.to);
-                continue;
-            };
-            if !self.peers_open && !self.heard_from.contains(&m.to) {
-                continue;
-            }
-            match pack::pack(m) {
-                Ok(text) => {
-                    let mut body = Map::new();
-                    body.insert("type".into(), "raft".into());
-                    body.insert("m".into(), text.into());
-                    out.push(Envelope {
-                        src: self.me.clone(),
-                        dest: dest.clone(),
-                        body,
-                    });
-                }
-                Err(e) => eprintln!("raftkv: cannot encode a raft message: {e}"),
+            match replica.shell.read(key, waiting) {
+                Ok(()) => Ok(None),
+                Err((not_leader, waiting, _)) => Ok(Some((not_leader, waiting))),
             }
         }
-    }
-
-    /// Steps 5 and 6 of the loop: advance, restore a received snapshot, apply committed entries,
-    /// answer proposals and serve reads. Returns the replies.
-    fn apply_ready(&mut self, rd: &Ready, stats: &mut Stats) -> Result<Vec<Envelope>, String> {
-        let mut out = Vec::new();
-        if let Some((meta, data)) = &rd.snapshot {
-            if meta.index > self.applied {
-                self.kv.restore(data).map_err(|e| {
-                    format!(
-                        "{}: snapshot received at index {}: {e}",
-                        self.me, meta.index
-                    )
-                })?;
-                eprintln!(
-                    "raftkv: {} installed a snapshot from the leader at index {} (applied was {})",
-                    self.me, meta.index, self.applied
-                );
-                self.applied = meta.index;
-                self.applied_term = meta.term;
-                self.last_snapshot = meta.index;
-                // Proposals covered by the snapshot: their fate is unknown here.
-                let covered: Vec<u64> = self
-                    .proposals
-                    .range(..=meta.index)
-                    .map(|(i, _)| *i)
-                    .collect();
-                for i in covered {
-                    if let Some(p) = self.proposals.remove(&i) {
-                        out.push(reply(
-                            &p.client,
-                            error_body(
-                                Some(p.client.msg_id),
-                                code::CRASH,
-                                "outcome unknown: log replaced by a snapshot",
-                            ),
-                        ));
-                    }
-                }
+        Some(command) => {
+            let data = serde_json::to_vec(&command)
+                .map_err(|e| format!("cannot encode a command: {e}"))?;
+            match replica.shell.propose(data, waiting) {
+                Ok(_) => Ok(None),
+                Err((not_leader, waiting)) => Ok(Some((not_leader, waiting))),
             }
         }
-        self.raft.advance(rd);
-        for e in &rd.committed {
-            if e.index <= self.applied {
-                continue;
-            }
-            let outcome = match e.kind {
-                raftkv_storage::EntryKind::Noop => None,
-                raftkv_storage::EntryKind::Normal => {
-                    match serde_json::from_slice::<crate::kv::Command>(&e.data) {
-                        Ok(cmd) => Some(self.kv.apply(&cmd)),
-                        Err(err) => {
-                            eprintln!(
-                                "raftkv: {}: committed entry {} is not a command: {err}",
-                                self.me, e.index
-                            );
-                            None
-                        }
-                    }
-                }
-            };
-            self.applied = e.index;
-            self.applied_term = e.term;
-            stats.applied += 1;
-            if let Some(p) = self.proposals.remove(&e.index) {
-                let body =
-                    proposal_answer(&p.op, p.client.msg_id, p.term, e.term, outcome.as_ref());
-                out.push(reply(&p.client, body));
-            }
-        }
-        for r in &rd.reads {
-            if let Some(p) = self.reads.remove(&r.id) {
-                self.ready_reads.push((r.index, p));
-            }
-        }
-        for id in &rd.failed_reads {
-            if let Some(p) = self.reads.remove(id) {
-                out.push(reply(
-                    &p.client,
-                    error_body(
-                        Some(p.client.msg_id),
-                        code::TEMPORARILY_UNAVAILABLE,
-                        "leadership lost before the read was confirmed",
-                    ),
-                ));
-            }
-        }
-        let applied = self.applied;
-        let (serve, wait): (Vec<_>, Vec<_>) = std::mem::take(&mut self.ready_reads)
-            .into_iter()
-            .partition(|(index, _)| *index <= applied);
-        self.ready_reads = wait;
-        for (_, p) in serve {
-            let outcome = match &p.op {
-                Op::Read { key } => self.kv.read(key),
-                _ => Outcome::KeyMissing,
-            };
-            out.push(reply(&p.client, p.op.reply(p.client.msg_id, &outcome)));
-        }
-        Ok(out)
-    }
-
-    fn maybe_snapshot(&mut self, every: u64) -> Result<(), String> {
-        if self.applied < self.last_snapshot + every {
-            return Ok(());
-        }
-        let data = self.kv.snapshot();
-        let meta = SnapshotMeta {
-            index: self.applied,
-            term: self.applied_term,
-            voters: (0..self.ids.len()).map(core_id).collect(),
-        };
-        self.storage
-            .save_snapshot(&meta, &data)
-            .map_err(|e| format!("{}: cannot save snapshot at {}: {e}", self.me, meta.index))?;
-        self.raft.snapshot_taken(meta, Arc::new(data));
-        self.last_snapshot = self.applied;
-        Ok(())
     }
 }
 
-/// The answer to a proposal whose log index `entry_term`'s entry just committed. The proposal
-/// happened exactly when the committed entry carries the proposal's term; another term at that
-/// index means it definitely did not (an index commits one entry, once), so 11 is true.
-fn proposal_answer(
-    op: &Op,
-    msg_id: u64,
-    proposal_term: u64,
-    entry_term: u64,
-    outcome: Option<&Outcome>,
-) -> Map<String, Value> {
-    match (outcome, proposal_term == entry_term) {
-        (Some(o), true) => op.reply(msg_id, o),
-        (None, true) => error_body(
-            Some(msg_id),
+/// Requests that waited too long, with the answer that is true of each: a write may still
+/// happen (13), a read did not (11), a forward's fate is the leader's.
+fn expire_requests(
+    c: &mut Replica,
+    now: Instant,
+    timeout: Duration,
+) -> Vec<(Client, u64, &'static str)> {
+    let old = |since: Instant| now.duration_since(since) >= timeout;
+    let mut answers = Vec::new();
+    for w in c.shell.take_expired_proposals(|w| old(w.since)) {
+        answers.push((
+            w.client,
             code::CRASH,
-            "committed entry could not be applied",
-        ),
-        (_, false) => error_body(
-            Some(msg_id),
+            "write not committed in time; it may still happen",
+        ));
+    }
+    for w in c.shell.take_expired_reads(|w| old(w.since)) {
+        answers.push((
+            w.client,
             code::TEMPORARILY_UNAVAILABLE,
-            "leadership changed before the write committed; it did not happen",
-        ),
+            "read not confirmed in time",
+        ));
     }
-}
-
-fn reply(client: &Client, body: Map<String, Value>) -> Envelope {
-    Envelope {
-        src: client.dest.clone(),
-        dest: client.src.clone(),
-        body,
+    let leader_now = c.shell.raft().status().leader;
+    let expired: Vec<u64> = c
+        .forwards
+        .iter()
+        .filter(|(_, f)| old(f.since) || leader_now != Some(f.leader))
+        .map(|(i, _)| *i)
+        .collect();
+    for i in expired {
+        if let Some(f) = c.forwards.remove(&i) {
+            answers.push(if f.is_read {
+                (
+                    f.client,
+                    code::TEMPORARILY_UNAVAILABLE,
+                    "forwarded read got no answer from the leader it went to",
+                )
+            } else {
+                (
+                    f.client,
+                    code::CRASH,
+                    "forwarded request got no answer from the leader it went to; it may have happened",
+                )
+            });
+        }
     }
-}
-
-/// `partition_test` (DESIGN §6): the simulator runs the scripted partition on the real core and
-/// state machine; the caller adds `in_reply_to`.
-pub fn partition_test(body: &Map<String, Value>) -> Result<Map<String, Value>, (u64, String)> {
-    crate::sim::partition_test_request(body)
-}
-
-/// `verify_linearizability` (DESIGN §5): the checker answers; the caller adds `in_reply_to`.
-pub fn verify_linearizability(
-    body: &Map<String, Value>,
-) -> Result<Map<String, Value>, (u64, String)> {
-    crate::check::verify_request(body)
+    answers
 }
 
 #[cfg(test)]
 mod tests {
+    use super::super::replica::answer_body;
     use super::*;
     use serde_json::json;
 
     #[test]
-    fn a_proposal_happened_exactly_when_its_term_committed_at_its_index() {
+    fn answers_map_to_maelstrom_codes_11_only_when_it_did_not_happen() {
+        use crate::kv::Outcome;
+        use crate::shell::Answer;
         let cas = Op::Cas {
             key: json!(1),
             from: json!(1),
             to: json!(2),
         };
-        let ok = proposal_answer(&cas, 7, 3, 3, Some(&Outcome::Ok(Value::Null)));
+        let ok = answer_body(&cas, 7, Answer::Applied(Outcome::Ok(Value::Null)));
         assert_eq!(
             Value::Object(ok),
             json!({"type": "cas_ok", "in_reply_to": 7})
         );
-        let mismatch = proposal_answer(&cas, 7, 3, 3, Some(&Outcome::CasMismatch(json!(5))));
+        let mismatch = answer_body(&cas, 7, Answer::Applied(Outcome::CasMismatch(json!(5))));
         assert_eq!(mismatch["code"], json!(22));
-        // Another term's entry committed at the index: definitely not done, whatever it did.
-        let other = proposal_answer(&cas, 7, 3, 4, Some(&Outcome::Ok(Value::Null)));
-        assert_eq!(other["code"], json!(11));
-        assert_eq!(other["in_reply_to"], json!(7));
-        let other = proposal_answer(&cas, 7, 3, 2, None);
-        assert_eq!(other["code"], json!(11));
-        // Our entry committed but could not be applied: never claim it did not happen.
-        let odd = proposal_answer(&cas, 7, 3, 3, None);
-        assert_eq!(odd["code"], json!(13));
+        let not_done = answer_body(&cas, 7, Answer::NotDone("another entry committed there"));
+        assert_eq!(not_done["code"], json!(11));
+        assert_eq!(not_done["in_reply_to"], json!(7));
+        // Whatever may have happened is never claimed not to have happened.
+        let unknown = answer_body(&cas, 7, Answer::Unknown("could not be applied"));
+        assert_eq!(unknown["code"], json!(13));
+        let read = Op::Read { key: json!(1) };
+        let served = answer_body(&read, 8, Answer::Read(Outcome::Ok(json!(3))));
+        assert_eq!(
+            Value::Object(served),
+            json!({"type": "read_ok", "in_reply_to": 8, "value": 3})
+        );
     }
 
     /// A node before init, fed lines, with what it wrote.

@@ -1,11 +1,11 @@
-//! The Maelstrom node driver (DESIGN §4): event loop, storage glue, client requests, forwarding,
-//! restart recovery.
+//! The Maelstrom node driver: event loop, storage glue, client requests, forwarding, restart
+//! recovery.
 //!
 //! Owns: the process's loop (a reader thread feeds a channel; each turn drains every event that
-//! is available, ticks the core on a timer, then performs the core's `Ready` with ONE storage
-//! persist for everything the turn produced), the node's data directory, the bookkeeping of
-//! client requests (proposals by log index, ReadIndex reads, forwarded requests), and the error
-//! discipline (11 only when an operation definitely did not happen, 13 when it may have).
+//! is available, ticks the core on a timer, then lets the shared shell (`crate::shell`) perform
+//! the core's `Ready`s: peer appends leave before the flush, one storage persist per `Ready`
+//! that needs one), the node's data directory, forwarded requests, and the error discipline (11
+//! only when an operation definitely did not happen, 13 when it may have).
 //! Must never: decide anything Raft decides (that is `crate::raft`), acknowledge a write before
 //! the entry is committed and applied, send a vote or append acknowledgement before the persist
 //! that covers it has returned, or exit on its own while stdin is open (only a storage error it
@@ -13,7 +13,10 @@
 
 pub mod datadir;
 mod driver;
+mod records;
+mod replica;
 pub mod request;
+pub mod tools;
 
 pub use driver::{Node, Settings};
 

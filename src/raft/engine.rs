@@ -18,11 +18,12 @@ mod digest;
 pub use digest::{hash_entry, hash_hard_state};
 
 use super::log::RaftLog;
-use super::progress::{Progress, SnapshotSend, State};
+use super::progress::{Progress, State};
 use super::{
     Config, Entry, EntryKind, HardState, InitialState, Message, MessageBody, NodeId, NotLeader,
     Proposal, ReadReady, Ready, Role, SnapshotMeta, Status,
 };
+use crate::rng::Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
@@ -42,7 +43,7 @@ const MAX_INCOMING_SNAPSHOT_BYTES: usize = 1 << 30;
 
 /// A snapshot being received in chunks (at most one: the newest seen in this term).
 #[derive(Clone, Debug)]
-struct Incoming {
+struct IncomingSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,
 }
@@ -66,12 +67,13 @@ pub struct Raft {
     election_elapsed: u32,
     heartbeat_elapsed: u32,
     randomized_timeout: u32,
-    rng: u64,
+    /// Election timeout jitter.
+    rng: Rng,
 
     votes: BTreeMap<NodeId, bool>,
     progress: BTreeMap<NodeId, Progress>,
     /// Leader: new entries were appended since the last broadcast.
-    need_bcast: bool,
+    entries_to_broadcast: bool,
 
     read_seq: u64,
     /// Read ids waiting for the next round (leader).
@@ -82,39 +84,39 @@ pub struct Raft {
     ticks: u64,
     read_rounds: VecDeque<ReadRound>,
 
-    incoming: Option<Incoming>,
+    incoming: Option<IncomingSnapshot>,
 
     // Outputs, drained by `ready`.
-    msgs: Vec<Message>,
-    persisted_msgs: Vec<Message>,
+    messages: Vec<Message>,
+    messages_after_persist: Vec<Message>,
     ready_snapshot: Option<(SnapshotMeta, Arc<Vec<u8>>)>,
     reads_ready: Vec<ReadReady>,
     failed_reads: Vec<u64>,
     /// The hard state last handed out in a `Ready`.
-    prev_hs: HardState,
+    hard_state_handed_out: HardState,
 }
 
-/// splitmix64: a tiny deterministic generator for election jitter.
-fn next_random(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// The acknowledgement that a snapshot up to `index` is installed (or already covered).
+fn snapshot_installed_reply(index: u64) -> MessageBody {
+    MessageBody::InstallSnapshotResponse {
+        offset: 0,
+        done: true,
+        snapshot_index: index,
+    }
 }
 
 /// Largest term or index a message may carry.
-const LIMIT: u64 = 1 << 62;
+const PLAUSIBLE_LIMIT: u64 = 1 << 62;
 
 fn plausible(m: &Message) -> bool {
-    let ok = |v: u64| v < LIMIT;
-    ok(m.term)
+    let fits = |v: u64| v < PLAUSIBLE_LIMIT;
+    fits(m.term)
         && match &m.body {
             MessageBody::RequestVote {
                 last_log_index,
                 last_log_term,
                 ..
-            } => ok(*last_log_index) && ok(*last_log_term),
+            } => fits(*last_log_index) && fits(*last_log_term),
             MessageBody::RequestVoteResponse { .. } => true,
             MessageBody::AppendEntries {
                 prev_log_index,
@@ -123,11 +125,11 @@ fn plausible(m: &Message) -> bool {
                 leader_commit,
                 read_ctx,
             } => {
-                ok(*prev_log_index)
-                    && ok(*prev_log_term)
-                    && ok(*leader_commit)
-                    && ok(*read_ctx)
-                    && entries.iter().all(|e| ok(e.index) && ok(e.term))
+                fits(*prev_log_index)
+                    && fits(*prev_log_term)
+                    && fits(*leader_commit)
+                    && fits(*read_ctx)
+                    && entries.iter().all(|e| fits(e.index) && fits(e.term))
             }
             MessageBody::AppendEntriesResponse {
                 index,
@@ -135,17 +137,17 @@ fn plausible(m: &Message) -> bool {
                 rejected,
                 read_ctx,
                 ..
-            } => ok(*index) && hint_term.is_none_or(ok) && ok(*rejected) && ok(*read_ctx),
-            MessageBody::Heartbeat { commit, read_ctx } => ok(*commit) && ok(*read_ctx),
-            MessageBody::HeartbeatResponse { read_ctx } => ok(*read_ctx),
+            } => fits(*index) && hint_term.is_none_or(fits) && fits(*rejected) && fits(*read_ctx),
+            MessageBody::Heartbeat { commit, read_ctx } => fits(*commit) && fits(*read_ctx),
+            MessageBody::HeartbeatResponse { read_ctx } => fits(*read_ctx),
             MessageBody::InstallSnapshot { meta, offset, .. } => {
-                ok(meta.index) && ok(meta.term) && ok(*offset)
+                fits(meta.index) && fits(meta.term) && fits(*offset)
             }
             MessageBody::InstallSnapshotResponse {
                 offset,
                 snapshot_index,
                 ..
-            } => ok(*offset) && ok(*snapshot_index),
+            } => fits(*offset) && fits(*snapshot_index),
         }
 }
 
@@ -170,30 +172,14 @@ impl Raft {
             .snapshot
             .as_ref()
             .map_or((0, 0), |(m, _)| (m.index, m.term));
-        let mut log = RaftLog {
-            snap_index,
-            snap_term,
-            entries: Vec::new(),
-            stable: snap_index,
-            unstable_from: snap_index + 1,
-        };
-        for e in state.entries {
-            if e.index <= snap_index {
-                continue;
-            }
-            let index = e.index;
-            if !log.push(e) {
-                return Err(format!(
-                    "node {}: recovered log is not contiguous after the snapshot at {snap_index}: \
-                     entry {index} follows {}",
-                    config.id,
-                    log.last_index()
-                ));
-            }
-        }
+        let log = RaftLog::recovered(snap_index, snap_term, state.entries).map_err(|gap| {
+            format!(
+                "node {}: recovered log is not contiguous after the snapshot at {snap_index}: \
+                 entry {} follows {}",
+                config.id, gap.entry, gap.after
+            )
+        })?;
         let last = log.last_index();
-        log.stable = last;
-        log.unstable_from = last + 1;
         let commit = state.hard_state.commit.max(snap_index).min(last);
         let peers = config
             .voters
@@ -201,8 +187,8 @@ impl Raft {
             .copied()
             .filter(|&v| v != config.id)
             .collect();
-        let mut rng = config.seed ^ config.id.wrapping_mul(0xA24B_AED4_963E_E407);
-        next_random(&mut rng);
+        let mut rng = Rng::new(config.seed ^ config.id.wrapping_mul(0xA24B_AED4_963E_E407));
+        rng.next_u64();
         // A crash can leave entries durable without the hard state written in the same step
         // (a torn write keeps a prefix). Holding an entry of term T means a leader of T
         // existed, so the current term is at least T; and no vote was granted in T, since a
@@ -228,60 +214,69 @@ impl Raft {
             rng,
             votes: BTreeMap::new(),
             progress: BTreeMap::new(),
-            need_bcast: false,
+            entries_to_broadcast: false,
             read_seq: 0,
             read_queue: Vec::new(),
             read_queue_since: 0,
             ticks: 0,
             read_rounds: VecDeque::new(),
             incoming: None,
-            msgs: Vec::new(),
-            persisted_msgs: Vec::new(),
+            messages: Vec::new(),
+            messages_after_persist: Vec::new(),
             ready_snapshot: None,
             reads_ready: Vec::new(),
             failed_reads: Vec::new(),
-            prev_hs: HardState::default(),
+            hard_state_handed_out: HardState::default(),
             cfg: config,
         };
-        raft.prev_hs = raft.hard_state();
+        raft.hard_state_handed_out = raft.hard_state();
         raft.reset_randomized_timeout();
         Ok(raft)
     }
 
     // ----- events -------------------------------------------------------------------------
 
+    /// One unit of time passed: the leader counts toward its heartbeat and its check-quorum
+    /// round, any other role toward its randomized election timeout.
     pub fn tick(&mut self) {
         self.ticks += 1;
         if self.role == Role::Leader {
-            self.expire_reads();
-            self.heartbeat_elapsed += 1;
-            self.election_elapsed += 1;
-            if self.election_elapsed >= self.cfg.election_ticks.max(1) {
-                self.election_elapsed = 0;
-                if self.cfg.check_quorum {
-                    let active = 1 + self.progress.values().filter(|p| p.active).count();
-                    if active < self.quorum() {
-                        self.become_follower(self.term, None);
-                        return;
-                    }
-                    for p in self.progress.values_mut() {
-                        p.active = false;
-                    }
-                }
-            }
-            self.detect_stalls();
-            if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks.max(1) {
-                self.heartbeat_elapsed = 0;
-                for p in self.progress.values_mut() {
-                    p.resend_chunk = p.state == State::Snapshot;
-                }
-                self.bcast_heartbeat();
-            }
+            self.tick_leader();
         } else {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.randomized_timeout {
                 self.campaign();
             }
+        }
+        self.debug_check_invariants();
+    }
+
+    /// Fails reads too old to confirm, steps down when check-quorum finds no active majority
+    /// over an election timeout, probes stalled followers again, and sends the heartbeat.
+    fn tick_leader(&mut self) {
+        self.expire_reads();
+        self.heartbeat_elapsed += 1;
+        self.election_elapsed += 1;
+        if self.election_elapsed >= self.cfg.election_ticks.max(1) {
+            self.election_elapsed = 0;
+            if self.cfg.check_quorum {
+                let active = 1 + self.progress.values().filter(|p| p.active).count();
+                if active < self.quorum() {
+                    self.become_follower(self.term, None);
+                    return;
+                }
+                for p in self.progress.values_mut() {
+                    p.active = false;
+                }
+            }
+        }
+        self.detect_stalls();
+        if self.heartbeat_elapsed >= self.cfg.heartbeat_ticks.max(1) {
+            self.heartbeat_elapsed = 0;
+            for p in self.progress.values_mut() {
+                p.resend_chunk = p.state == State::Snapshot;
+            }
+            self.broadcast_heartbeat();
         }
     }
 
@@ -300,6 +295,11 @@ impl Raft {
     /// Takes a message from a peer. Messages not addressed to this node, from a non-voter, or
     /// carrying an implausible term or index (2^62 or more: no real cluster gets there, and
     /// refusing them keeps all index arithmetic free of overflow) are ignored.
+    ///
+    /// The term is handled here, once (as etcd's `Step`): a higher term makes this node a
+    /// follower of it ([`Raft::step_higher_term`]), a lower term gets at most an answer that
+    /// makes a stale sender step down, and a vote request is answered whatever the role. Every
+    /// other message goes to the role's own step function.
     pub fn step(&mut self, m: Message) {
         if m.to != self.cfg.id || m.from == self.cfg.id || !self.peers.contains(&m.from) {
             return;
@@ -307,69 +307,129 @@ impl Raft {
         if !plausible(&m) {
             return;
         }
-        if m.term > self.term {
-            match &m.body {
-                MessageBody::RequestVote { pre_vote, .. } => {
-                    if self.in_lease() {
-                        // Leader stickiness: we heard from a live leader recently.
-                        return;
-                    }
-                    if !pre_vote {
-                        self.become_follower(m.term, None);
-                    }
-                }
-                MessageBody::RequestVoteResponse {
-                    pre_vote: true,
-                    granted: true,
-                } => {}
-                MessageBody::AppendEntries { .. }
-                | MessageBody::Heartbeat { .. }
-                | MessageBody::InstallSnapshot { .. } => self.become_follower(m.term, Some(m.from)),
-                _ => self.become_follower(m.term, None),
-            }
-        } else if m.term < self.term {
-            match &m.body {
-                MessageBody::AppendEntries { .. }
-                | MessageBody::Heartbeat { .. }
-                | MessageBody::InstallSnapshot { .. }
-                    if self.cfg.check_quorum || self.cfg.pre_vote =>
-                {
-                    // A stale leader: our term in the answer makes it step down.
-                    self.send(
-                        m.from,
-                        MessageBody::AppendEntriesResponse {
-                            success: false,
-                            index: 0,
-                            hint_term: None,
-                            rejected: 0,
-                            read_ctx: 0,
-                        },
-                    );
-                }
-                MessageBody::RequestVote { pre_vote: true, .. } => {
-                    self.send(
-                        m.from,
-                        MessageBody::RequestVoteResponse {
-                            pre_vote: true,
-                            granted: false,
-                        },
-                    );
-                }
-                _ => {}
-            }
+        if m.term > self.term && !self.step_higher_term(&m) {
             return;
         }
-        let from = m.from;
-        let term = m.term;
-        match m.body {
-            MessageBody::RequestVote {
-                pre_vote,
-                last_log_index,
-                last_log_term,
-            } => self.handle_vote_request(from, term, pre_vote, last_log_index, last_log_term),
-            MessageBody::RequestVoteResponse { pre_vote, granted } => {
-                self.handle_vote_response(from, term, pre_vote, granted)
+        if m.term < self.term {
+            self.answer_lower_term(&m);
+            return;
+        }
+        if let MessageBody::RequestVote {
+            pre_vote,
+            last_log_index,
+            last_log_term,
+        } = m.body
+        {
+            self.handle_vote_request(m.from, m.term, pre_vote, last_log_index, last_log_term);
+        } else {
+            match self.role {
+                Role::Leader => self.step_leader(m),
+                Role::PreCandidate | Role::Candidate => self.step_candidate(m),
+                Role::Follower => self.step_follower(m),
             }
+        }
+        self.debug_check_invariants();
+    }
+
+    /// A message of a higher term. This node becomes a follower of that term (the sender is its
+    /// leader when the message is a leader's), except that a pre-vote request and a granted
+    /// pre-vote move no term. Returns false when the message must be dropped: a vote request
+    /// while this node still hears a live leader (leader stickiness).
+    fn step_higher_term(&mut self, m: &Message) -> bool {
+        match &m.body {
+            MessageBody::RequestVote { pre_vote, .. } => {
+                if self.in_lease() {
+                    return false;
+                }
+                if !pre_vote {
+                    self.become_follower(m.term, None);
+                }
+            }
+            MessageBody::RequestVoteResponse {
+                pre_vote: true,
+                granted: true,
+            } => {}
+            MessageBody::AppendEntries { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. } => self.become_follower(m.term, Some(m.from)),
+            _ => self.become_follower(m.term, None),
+        }
+        true
+    }
+
+    /// A message of a lower term is never obeyed. A stale leader (with check-quorum or pre-vote
+    /// on) is answered with our term so that it steps down; a stale pre-vote is refused.
+    fn answer_lower_term(&mut self, m: &Message) {
+        match &m.body {
+            MessageBody::AppendEntries { .. }
+            | MessageBody::Heartbeat { .. }
+            | MessageBody::InstallSnapshot { .. }
+                if self.cfg.check_quorum || self.cfg.pre_vote =>
+            {
+                self.send(
+                    m.from,
+                    MessageBody::AppendEntriesResponse {
+                        success: false,
+                        index: 0,
+                        hint_term: None,
+                        rejected: 0,
+                        read_ctx: 0,
+                    },
+                );
+            }
+            MessageBody::RequestVote { pre_vote: true, .. } => {
+                self.send(
+                    m.from,
+                    MessageBody::RequestVoteResponse {
+                        pre_vote: true,
+                        granted: false,
+                    },
+                );
+            }
+            _ => {}
+        }
+    }
+
+    /// The leader takes its followers' answers. It ignores vote answers (the election is over)
+    /// and leader messages of its own term (no correct peer sends them).
+    fn step_leader(&mut self, m: Message) {
+        let from = m.from;
+        match m.body {
+            MessageBody::AppendEntriesResponse {
+                success,
+                index,
+                hint_term,
+                rejected,
+                read_ctx,
+            } => self.handle_append_response(from, success, index, hint_term, rejected, read_ctx),
+            MessageBody::HeartbeatResponse { read_ctx } => {
+                self.handle_heartbeat_response(from, read_ctx)
+            }
+            MessageBody::InstallSnapshotResponse {
+                offset,
+                done,
+                snapshot_index,
+            } => self.handle_snapshot_response(from, offset, done, snapshot_index),
+            _ => {}
+        }
+    }
+
+    /// A (pre-)candidate counts vote answers; a leader's message of this term ends its election
+    /// and is then handled as a follower handles it.
+    fn step_candidate(&mut self, m: Message) {
+        match m.body {
+            MessageBody::RequestVoteResponse { pre_vote, granted } => {
+                self.handle_vote_response(m.from, m.term, pre_vote, granted)
+            }
+            _ => self.step_follower(m),
+        }
+    }
+
+    /// A follower (or a candidate that learns of this term's leader) takes the leader's appends,
+    /// heartbeats and snapshot chunks; answers meant for a leader are ignored.
+    fn step_follower(&mut self, m: Message) {
+        let from = m.from;
+        match m.body {
             MessageBody::AppendEntries {
                 prev_log_index,
                 prev_log_term,
@@ -377,9 +437,7 @@ impl Raft {
                 leader_commit,
                 read_ctx,
             } => {
-                if !self.follow(from) {
-                    return;
-                }
+                self.follow(from);
                 self.handle_append(
                     from,
                     prev_log_index,
@@ -390,14 +448,8 @@ impl Raft {
                 );
             }
             MessageBody::Heartbeat { commit, read_ctx } => {
-                if !self.follow(from) {
-                    return;
-                }
-                let c = commit.min(self.log.last_index());
-                if c > self.commit {
-                    self.commit = c;
-                }
-                self.send(from, MessageBody::HeartbeatResponse { read_ctx });
+                self.follow(from);
+                self.handle_heartbeat(from, commit, read_ctx);
             }
             MessageBody::InstallSnapshot {
                 meta,
@@ -405,36 +457,10 @@ impl Raft {
                 data,
                 done,
             } => {
-                if !self.follow(from) {
-                    return;
-                }
+                self.follow(from);
                 self.handle_snapshot_chunk(from, meta, offset, data, done);
             }
-            MessageBody::AppendEntriesResponse {
-                success,
-                index,
-                hint_term,
-                rejected,
-                read_ctx,
-            } => {
-                if self.role == Role::Leader {
-                    self.handle_append_response(from, success, index, hint_term, rejected, read_ctx)
-                }
-            }
-            MessageBody::HeartbeatResponse { read_ctx } => {
-                if self.role == Role::Leader {
-                    self.handle_heartbeat_response(from, read_ctx)
-                }
-            }
-            MessageBody::InstallSnapshotResponse {
-                offset,
-                done,
-                snapshot_index,
-            } => {
-                if self.role == Role::Leader {
-                    self.handle_snapshot_response(from, offset, done, snapshot_index)
-                }
-            }
+            _ => {}
         }
     }
 
@@ -451,7 +477,8 @@ impl Raft {
             kind: EntryKind::Normal,
             data,
         });
-        self.need_bcast = true;
+        self.entries_to_broadcast = true;
+        self.debug_check_invariants();
         Ok(Proposal {
             index,
             term: self.term,
@@ -495,20 +522,22 @@ impl Raft {
         }
         self.log.compact(meta.index, meta.term);
         self.snapshot = Some((meta, data));
+        self.debug_check_invariants();
     }
 
     // ----- output -------------------------------------------------------------------------
 
     pub fn has_ready(&self) -> bool {
-        !self.msgs.is_empty()
-            || !self.persisted_msgs.is_empty()
+        !self.messages.is_empty()
+            || !self.messages_after_persist.is_empty()
             || self.ready_snapshot.is_some()
             || self.log.unstable_from <= self.log.last_index()
-            || self.hard_state() != self.prev_hs
+            || self.hard_state() != self.hard_state_handed_out
             || self.commit.min(self.log.stable) > self.applied
             || !self.reads_ready.is_empty()
             || !self.failed_reads.is_empty()
-            || (self.role == Role::Leader && (self.need_bcast || self.commit_untold()))
+            || (self.role == Role::Leader
+                && (self.entries_to_broadcast || self.followers_need_commit_update()))
             || (self.role == Role::Leader
                 && !self.read_queue.is_empty()
                 && self.committed_in_term())
@@ -516,15 +545,15 @@ impl Raft {
 
     pub fn ready(&mut self) -> Ready {
         self.start_read_round();
-        if self.need_bcast {
-            self.need_bcast = false;
+        if self.entries_to_broadcast {
+            self.entries_to_broadcast = false;
             if self.role == Role::Leader {
                 for p in self.peers.clone() {
                     self.send_append(p, false);
                 }
             }
         }
-        self.bcast_commit();
+        self.broadcast_commit();
         let mut rd = Ready::default();
         if let Some(snap) = self.ready_snapshot.take() {
             rd.snapshot = Some(snap);
@@ -535,12 +564,12 @@ impl Raft {
             self.log.unstable_from = last + 1;
         }
         let hs = self.hard_state();
-        if hs != self.prev_hs {
+        if hs != self.hard_state_handed_out {
             rd.hard_state = Some(hs);
-            self.prev_hs = hs;
+            self.hard_state_handed_out = hs;
         }
-        rd.messages = std::mem::take(&mut self.msgs);
-        rd.persisted_messages = std::mem::take(&mut self.persisted_msgs);
+        rd.messages = std::mem::take(&mut self.messages);
+        rd.persisted_messages = std::mem::take(&mut self.messages_after_persist);
         let upto = self.commit.min(self.log.stable);
         if upto > self.applied {
             rd.committed = self.log.slice(self.applied + 1, upto, usize::MAX);
@@ -548,6 +577,7 @@ impl Raft {
         }
         rd.reads = std::mem::take(&mut self.reads_ready);
         rd.failed_reads = std::mem::take(&mut self.failed_reads);
+        self.debug_check_invariants();
         rd
     }
 
@@ -565,6 +595,34 @@ impl Raft {
         }
         if self.role == Role::Leader {
             self.maybe_commit();
+        }
+        self.debug_check_invariants();
+    }
+
+    /// The invariants the engine relies on, checked in debug builds after every event and
+    /// every `ready`/`advance`: the commit index never passes the last index (a follower learns
+    /// a commit only for entries it holds, a leader never drops entries), the applied index
+    /// never passes the commit index (only committed entries are handed out), and each
+    /// follower's progress keeps its own invariants ([`Progress::debug_check_invariants`]).
+    fn debug_check_invariants(&self) {
+        debug_assert!(
+            self.commit <= self.log.last_index(),
+            "node {}: commit {} is past the last index {}",
+            self.cfg.id,
+            self.commit,
+            self.log.last_index()
+        );
+        debug_assert!(
+            self.applied <= self.commit,
+            "node {}: applied {} is past commit {}",
+            self.cfg.id,
+            self.applied,
+            self.commit
+        );
+        if cfg!(debug_assertions) {
+            for (id, pr) in &self.progress {
+                pr.debug_check_invariants(*id);
+            }
         }
     }
 
@@ -631,7 +689,7 @@ impl Raft {
 
     fn reset_randomized_timeout(&mut self) {
         let base = self.cfg.election_ticks.max(1);
-        self.randomized_timeout = base + (next_random(&mut self.rng) % base as u64) as u32;
+        self.randomized_timeout = base + (self.rng.next_u64() % u64::from(base)) as u32;
     }
 
     /// Reads not confirmed within an election timeout fail: the leader is most likely cut off
@@ -673,22 +731,19 @@ impl Raft {
         self.reset_randomized_timeout();
         self.votes.clear();
         self.progress.clear();
-        self.need_bcast = false;
+        self.entries_to_broadcast = false;
         self.fail_reads();
     }
 
-    /// A leader of the current term spoke: follow it. False if we are that term's leader
-    /// ourselves (a message no correct peer sends), which is then ignored.
-    fn follow(&mut self, from: NodeId) -> bool {
-        if self.role == Role::Leader {
-            return false;
-        }
+    /// The leader of the current term spoke: follow it (a candidate gives up its election).
+    /// Never called on the leader itself: [`Raft::step_leader`] ignores leader messages.
+    fn follow(&mut self, from: NodeId) {
+        debug_assert_ne!(self.role, Role::Leader, "a leader never follows");
         if self.role != Role::Follower {
             self.become_follower(self.term, Some(from));
         }
         self.leader = Some(from);
         self.election_elapsed = 0;
-        true
     }
 
     fn become_pre_candidate(&mut self) {
@@ -703,12 +758,12 @@ impl Raft {
             return;
         }
         let asks = self.vote_requests(self.term + 1, true);
-        self.msgs.extend(asks);
+        self.messages.extend(asks);
     }
 
     /// One vote (or pre-vote) request per peer for `term`, carrying this node's last log position.
     fn vote_requests(&self, term: u64, pre_vote: bool) -> Vec<Message> {
-        let (li, lt) = (self.log.last_index(), self.log.last_term());
+        let (last_index, last_term) = (self.log.last_index(), self.log.last_term());
         self.peers
             .iter()
             .map(|&p| Message {
@@ -717,8 +772,8 @@ impl Raft {
                 term,
                 body: MessageBody::RequestVote {
                     pre_vote,
-                    last_log_index: li,
-                    last_log_term: lt,
+                    last_log_index: last_index,
+                    last_log_term: last_term,
                 },
             })
             .collect()
@@ -740,7 +795,7 @@ impl Raft {
         }
         // Our own vote must be durable before we ask for others'.
         let asks = self.vote_requests(self.term, false);
-        self.persisted_msgs.extend(asks);
+        self.messages_after_persist.extend(asks);
     }
 
     fn become_leader(&mut self) {
@@ -762,7 +817,7 @@ impl Raft {
             kind: EntryKind::Noop,
             data: Vec::new(),
         });
-        self.need_bcast = true;
+        self.entries_to_broadcast = true;
     }
 
     fn handle_vote_request(
@@ -779,7 +834,7 @@ impl Raft {
         let grant = can_vote && self.log.is_up_to_date(last_index, last_term);
         if pre_vote {
             let reply_term = if grant { term } else { self.term };
-            self.msgs.push(Message {
+            self.messages.push(Message {
                 from: self.cfg.id,
                 to: from,
                 term: reply_term,
@@ -807,10 +862,10 @@ impl Raft {
             body,
         };
         if self.cfg.bugs.vote_without_persist {
-            self.msgs.push(msg);
+            self.messages.push(msg);
             return;
         }
-        self.persisted_msgs.push(msg);
+        self.messages_after_persist.push(msg);
     }
 
     fn handle_vote_response(&mut self, from: NodeId, term: u64, pre_vote: bool, granted: bool) {
@@ -839,6 +894,10 @@ impl Raft {
 
     // ----- follower side ------------------------------------------------------------------
 
+    /// The leader's append. At or below our commit everything matches any leader's log, so it
+    /// is acknowledged at once; a `prev_index` this log does not hold with `prev_term` is
+    /// rejected with a term hint; otherwise the entries are appended, the leader's commit is
+    /// learned up to the last matching index, and the acknowledgement waits for the persist.
     fn handle_append(
         &mut self,
         from: NodeId,
@@ -880,6 +939,39 @@ impl Raft {
             );
             return;
         }
+        let last_new = self.append_after(prev_index, entries);
+        let learned_commit = leader_commit.min(last_new);
+        if learned_commit > self.commit {
+            self.commit = learned_commit;
+        }
+        self.persist_then_send(
+            from,
+            MessageBody::AppendEntriesResponse {
+                success: true,
+                index: last_new,
+                hint_term: None,
+                rejected: 0,
+                read_ctx,
+            },
+        );
+    }
+
+    /// The leader's heartbeat: learn the commit it carries (capped at what this log holds) and
+    /// answer, echoing the ReadIndex round it confirms.
+    fn handle_heartbeat(&mut self, from: NodeId, commit: u64, read_ctx: u64) {
+        let known_commit = commit.min(self.log.last_index());
+        if known_commit > self.commit {
+            self.commit = known_commit;
+        }
+        self.send(from, MessageBody::HeartbeatResponse { read_ctx });
+    }
+
+    /// Appends the leader's `entries`, which follow `prev_index` (already known to match),
+    /// and returns the last index now known to match the leader's log. An entry this log
+    /// already holds with the same term is kept; only a real term conflict truncates the
+    /// suffix, never a mere difference of length. Stops at a gap (a malformed message) or at a
+    /// contradiction of a committed entry (a leader that must never be obeyed there).
+    fn append_after(&mut self, prev_index: u64, entries: Vec<Entry>) -> u64 {
         let mut last_new = prev_index;
         for e in entries {
             if e.index != last_new + 1 {
@@ -902,22 +994,12 @@ impl Raft {
             }
             last_new += 1;
         }
-        let c = leader_commit.min(last_new);
-        if c > self.commit {
-            self.commit = c;
-        }
-        self.persist_then_send(
-            from,
-            MessageBody::AppendEntriesResponse {
-                success: true,
-                index: last_new,
-                hint_term: None,
-                rejected: 0,
-                read_ctx,
-            },
-        );
+        last_new
     }
 
+    /// A chunk of the leader's snapshot. A snapshot this node already covers (by its commit,
+    /// or by holding the snapshot's last entry) is acknowledged as installed at once; any other
+    /// chunk goes to the transfer in progress.
     fn handle_snapshot_chunk(
         &mut self,
         from: NodeId,
@@ -926,14 +1008,9 @@ impl Raft {
         chunk: Vec<u8>,
         done: bool,
     ) {
-        let done_reply = |index: u64| MessageBody::InstallSnapshotResponse {
-            offset: 0,
-            done: true,
-            snapshot_index: index,
-        };
         if meta.index <= self.commit {
             // We already hold (and will have made durable) everything it covers.
-            self.persist_then_send(from, done_reply(meta.index));
+            self.persist_then_send(from, snapshot_installed_reply(meta.index));
             return;
         }
         if self.log.term(meta.index) == Some(meta.term) {
@@ -941,19 +1018,34 @@ impl Raft {
             // before it too. Commit up to it instead of installing.
             self.commit = meta.index;
             self.incoming = None;
-            self.persist_then_send(from, done_reply(meta.index));
+            self.persist_then_send(from, snapshot_installed_reply(meta.index));
             return;
         }
+        self.receive_snapshot_chunk(from, meta, offset, chunk, done);
+    }
+
+    /// Adds a chunk to the transfer in progress: a chunk of an older snapshot than the one
+    /// being received is dropped, another snapshot restarts the transfer (from offset 0 only),
+    /// a chunk at the expected offset is appended and the last one installs the snapshot.
+    /// Every other chunk is answered with the offset expected next.
+    fn receive_snapshot_chunk(
+        &mut self,
+        from: NodeId,
+        meta: SnapshotMeta,
+        offset: u64,
+        chunk: Vec<u8>,
+        done: bool,
+    ) {
         if self
             .incoming
             .as_ref()
-            .is_some_and(|inc| meta.index < inc.meta.index)
+            .is_some_and(|transfer| meta.index < transfer.meta.index)
         {
             // A delayed chunk of an older snapshot: never let it replace a newer transfer.
             return;
         }
         let fresh = match &self.incoming {
-            Some(inc) => inc.meta != meta,
+            Some(transfer) => transfer.meta != meta,
             None => true,
         };
         if fresh {
@@ -968,27 +1060,27 @@ impl Raft {
                 );
                 return;
             }
-            self.incoming = Some(Incoming {
+            self.incoming = Some(IncomingSnapshot {
                 meta: meta.clone(),
                 data: Vec::new(),
             });
         }
-        let Some(inc) = self.incoming.as_mut() else {
+        let Some(transfer) = self.incoming.as_mut() else {
             return;
         };
-        if offset == inc.data.len() as u64 {
-            if inc.data.len().saturating_add(chunk.len()) > MAX_INCOMING_SNAPSHOT_BYTES {
+        if offset == transfer.data.len() as u64 {
+            if transfer.data.len().saturating_add(chunk.len()) > MAX_INCOMING_SNAPSHOT_BYTES {
                 // Larger than any snapshot this node accepts: drop the transfer.
                 self.incoming = None;
                 return;
             }
-            inc.data.extend_from_slice(&chunk);
+            transfer.data.extend_from_slice(&chunk);
             if done {
-                let Some(inc) = self.incoming.take() else {
+                let Some(transfer) = self.incoming.take() else {
                     return;
                 };
-                self.install_snapshot(inc.meta, inc.data);
-                self.persist_then_send(from, done_reply(meta.index));
+                self.install_snapshot(transfer.meta, transfer.data);
+                self.persist_then_send(from, snapshot_installed_reply(meta.index));
                 return;
             }
         }
@@ -1022,14 +1114,7 @@ impl Raft {
         let limit = self.cfg.election_ticks.max(1);
         let mut stalled = Vec::new();
         for (&id, pr) in self.progress.iter_mut() {
-            if pr.state != State::Replicate || pr.inflight.is_empty() {
-                pr.stall_ticks = 0;
-                continue;
-            }
-            pr.stall_ticks += 1;
-            if pr.stall_ticks >= limit {
-                pr.next = pr.matched + 1;
-                pr.become_probe();
+            if pr.tick_stalled(limit) {
                 stalled.push(id);
             }
         }
@@ -1038,31 +1123,33 @@ impl Raft {
         }
     }
 
-    fn bcast_heartbeat(&mut self) {
+    fn broadcast_heartbeat(&mut self) {
         for p in self.peers.clone() {
             self.send_heartbeat(p);
         }
     }
 
-    /// Does a follower hold committed entries it was not told are committed?
-    fn untold(&self, pr: &Progress) -> bool {
-        pr.state != State::Snapshot && pr.matched.min(self.commit) > pr.commit_sent
-    }
-
-    fn commit_untold(&self) -> bool {
-        self.progress.values().any(|pr| self.untold(pr))
+    /// Does any follower hold committed entries it was not told are committed?
+    fn followers_need_commit_update(&self) -> bool {
+        self.progress
+            .values()
+            .any(|pr| pr.needs_commit_update(self.commit))
     }
 
     /// Tells each follower that holds committed entries it was not told about (as etcd does
     /// when the commit moves, so followers apply without waiting for the next heartbeat);
     /// batched: at most one heartbeat per follower per `Ready`, and none to a follower that an
     /// append of this `Ready` already told.
-    fn bcast_commit(&mut self) {
+    fn broadcast_commit(&mut self) {
         if self.role != Role::Leader {
             return;
         }
         for p in self.peers.clone() {
-            if self.progress.get(&p).is_some_and(|pr| self.untold(pr)) {
+            if self
+                .progress
+                .get(&p)
+                .is_some_and(|pr| pr.needs_commit_update(self.commit))
+            {
                 self.send_heartbeat(p);
             }
         }
@@ -1072,8 +1159,7 @@ impl Raft {
         let Some(pr) = self.progress.get_mut(&to) else {
             return;
         };
-        let commit = pr.matched.min(self.commit);
-        pr.commit_sent = pr.commit_sent.max(commit);
+        let commit = pr.sent_heartbeat(self.commit);
         self.send(
             to,
             MessageBody::Heartbeat {
@@ -1105,7 +1191,7 @@ impl Raft {
             ids,
             acks,
         });
-        self.bcast_heartbeat();
+        self.broadcast_heartbeat();
     }
 
     fn read_ack(&mut self, from: NodeId, ctx: u64) {
@@ -1123,9 +1209,9 @@ impl Raft {
                 last_ready = Some(i);
             }
         }
-        if let Some(k) = last_ready {
-            // A quorum acknowledged us after round k started, hence after every earlier one.
-            for r in self.read_rounds.drain(..=k) {
+        if let Some(last) = last_ready {
+            // A quorum acknowledged us after that round started, hence after every earlier one.
+            for r in self.read_rounds.drain(..=last) {
                 let index = r.index;
                 self.reads_ready
                     .extend(r.ids.into_iter().map(|id| ReadReady { id, index }));
@@ -1137,13 +1223,13 @@ impl Raft {
         let mut matched: Vec<u64> = self.progress.values().map(|p| p.matched).collect();
         matched.push(self.log.stable);
         matched.sort_unstable_by(|a, b| b.cmp(a));
-        let n = matched[self.quorum() - 1];
-        if n <= self.commit {
+        let quorum_match = matched[self.quorum() - 1];
+        if quorum_match <= self.commit {
             return;
         }
         let own_term_only = !self.cfg.bugs.commit_old_term_by_counting;
-        if !own_term_only || self.log.term(n) == Some(self.term) {
-            self.commit = n;
+        if !own_term_only || self.log.term(quorum_match) == Some(self.term) {
+            self.commit = quorum_match;
         }
     }
 
@@ -1155,11 +1241,8 @@ impl Raft {
         let Some(pr) = self.progress.get(&to) else {
             return;
         };
-        match pr.state {
-            State::Snapshot => return,
-            State::Probe if pr.paused => return,
-            State::Replicate if pr.inflight.len() >= max_inflight => return,
-            _ => {}
+        if pr.is_paused(max_inflight) {
+            return;
         }
         let (next, state) = (pr.next, pr.state);
         if state == State::Replicate && next > last && !allow_empty {
@@ -1180,18 +1263,7 @@ impl Raft {
             read_ctx: self.read_seq,
         };
         if let Some(pr) = self.progress.get_mut(&to) {
-            let holds = last_sent.unwrap_or(prev);
-            pr.commit_sent = pr.commit_sent.max(self.commit.min(holds));
-            match pr.state {
-                State::Replicate => {
-                    if let Some(l) = last_sent {
-                        pr.next = l + 1;
-                        pr.inflight.push_back(l);
-                    }
-                }
-                State::Probe => pr.paused = true,
-                State::Snapshot => {}
-            }
+            pr.sent_append(prev, last_sent, self.commit);
         }
         self.send(to, body);
     }
@@ -1203,14 +1275,7 @@ impl Raft {
         let Some(pr) = self.progress.get_mut(&to) else {
             return;
         };
-        pr.state = State::Snapshot;
-        pr.inflight.clear();
-        pr.paused = false;
-        pr.snapshot = Some(SnapshotSend {
-            meta,
-            data,
-            offset: 0,
-        });
+        pr.become_snapshot(meta, data);
         self.send_snapshot_chunk(to);
     }
 
@@ -1245,22 +1310,7 @@ impl Raft {
         };
         pr.active = true;
         if success {
-            let advanced = index > pr.matched;
-            if advanced {
-                pr.matched = index;
-                pr.stall_ticks = 0;
-                pr.next = pr.next.max(index + 1);
-                match pr.state {
-                    State::Probe => pr.become_replicate(),
-                    State::Replicate => pr.free_to(index),
-                    State::Snapshot => {}
-                }
-            } else {
-                pr.free_to(index);
-                if pr.state == State::Probe {
-                    pr.paused = false;
-                }
-            }
+            let advanced = pr.maybe_update(index);
             self.read_ack(from, read_ctx);
             if advanced {
                 self.maybe_commit();
@@ -1270,23 +1320,17 @@ impl Raft {
             }
             return;
         }
-        let stale = rejected <= pr.matched
-            || (pr.state == State::Probe && rejected + 1 != pr.next)
-            || pr.state == State::Snapshot;
         self.read_ack(from, read_ctx);
-        if stale {
-            return;
-        }
-        let probe = match hint_term {
+        let hint = match hint_term {
             Some(t) => self.log.find_conflict_by_term(index, t).0,
             None => index,
         };
         let Some(pr) = self.progress.get_mut(&from) else {
             return;
         };
-        pr.next = rejected.min(probe + 1).max(pr.matched + 1);
-        pr.become_probe();
-        self.send_append(from, true);
+        if pr.maybe_decr_to(rejected, hint) {
+            self.send_append(from, true);
+        }
     }
 
     /// Never demotes (as etcd): a heartbeat answer says nothing about appends in flight. It
@@ -1299,11 +1343,7 @@ impl Raft {
         };
         pr.active = true;
         let state = pr.state;
-        let resend_chunk = state == State::Snapshot && pr.resend_chunk;
-        pr.resend_chunk = false;
-        if state == State::Probe {
-            pr.paused = false;
-        }
+        let resend_chunk = pr.heartbeat_answered();
         let behind = pr.matched < last;
         self.read_ack(from, read_ctx);
         if resend_chunk {
@@ -1326,37 +1366,16 @@ impl Raft {
         };
         pr.active = true;
         if done {
-            if snapshot_index > pr.matched {
-                pr.matched = snapshot_index;
-            }
-            let finished = pr.state == State::Snapshot
-                && pr
-                    .snapshot
-                    .as_ref()
-                    .is_some_and(|s| snapshot_index >= s.meta.index);
-            if finished {
-                pr.next = pr.matched + 1;
-                pr.become_probe();
-            }
+            pr.snapshot_installed(snapshot_index);
             self.maybe_commit();
             self.send_append(from, true);
-            return;
-        }
-        if pr.state != State::Snapshot {
-            return;
-        }
-        let Some(send) = pr.snapshot.as_mut() else {
-            return;
-        };
-        // Equal offsets are duplicates: the tick-driven heartbeat resend covers a lost chunk.
-        if send.meta.index == snapshot_index && offset != send.offset {
-            send.offset = offset;
+        } else if pr.snapshot_chunk_acked(offset, snapshot_index) {
             self.send_snapshot_chunk(from);
         }
     }
 
     fn send(&mut self, to: NodeId, body: MessageBody) {
-        self.msgs.push(Message {
+        self.messages.push(Message {
             from: self.cfg.id,
             to,
             term: self.term,
@@ -1366,7 +1385,7 @@ impl Raft {
 
     /// Sends after this turn's persist is durable (acknowledgements of entries or snapshots).
     fn persist_then_send(&mut self, to: NodeId, body: MessageBody) {
-        self.persisted_msgs.push(Message {
+        self.messages_after_persist.push(Message {
             from: self.cfg.id,
             to,
             term: self.term,

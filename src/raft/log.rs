@@ -25,7 +25,42 @@ pub(crate) struct RaftLog {
     pub unstable_from: u64,
 }
 
+/// A recovered log that is not contiguous: entry `entry` came right after index `after`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Gap {
+    pub entry: u64,
+    pub after: u64,
+}
+
 impl RaftLog {
+    /// The log a restart recovers: the snapshot point (`snap_index`, `snap_term`) and the
+    /// durable entries after it, all durable and already handed out. Entries at or below the
+    /// snapshot are skipped; the rest must be contiguous from `snap_index + 1`, else the gap is
+    /// returned (cutting the log there could drop committed entries).
+    pub fn recovered(snap_index: u64, snap_term: u64, entries: Vec<Entry>) -> Result<RaftLog, Gap> {
+        let mut log = RaftLog {
+            snap_index,
+            snap_term,
+            entries: Vec::new(),
+            stable: snap_index,
+            unstable_from: snap_index + 1,
+        };
+        for e in entries {
+            if e.index <= snap_index {
+                continue;
+            }
+            let entry = e.index;
+            if !log.push(e) {
+                let after = log.last_index();
+                return Err(Gap { entry, after });
+            }
+        }
+        let last = log.last_index();
+        log.stable = last;
+        log.unstable_from = last + 1;
+        Ok(log)
+    }
+
     pub fn last_index(&self) -> u64 {
         self.snap_index + self.entries.len() as u64
     }

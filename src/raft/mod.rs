@@ -7,11 +7,14 @@
 //! Time arrives as [`Raft::tick`], randomness from [`Config::seed`], and everything the shell must
 //! do leaves through [`Raft::ready`].
 //!
-//! The shell's loop (node driver and simulator alike):
+//! The shell's loop (`crate::shell` performs it, for the node, the simulator and the core's
+//! tests alike):
 //! 1. feed events: [`Raft::step`], [`Raft::tick`], [`Raft::propose`], [`Raft::read_index`];
 //! 2. `let rd = raft.ready();`
 //! 3. persist `rd.snapshot`, `rd.entries` (truncating any conflicting suffix first) and
-//!    `rd.hard_state` as ONE durable step (one flush for the whole turn);
+//!    `rd.hard_state` as ONE durable step (one flush for the whole turn); a hard state that
+//!    differs from the last one written only in its commit index may instead be written with
+//!    the next step that flushes anyway (the commit index can always be learned again);
 //! 4. send `rd.messages` (they may be sent before step 3 completes) and, only after step 3 is
 //!    durable, `rd.persisted_messages` (vote grants and append acknowledgements);
 //! 5. `raft.advance(&rd)`: tells the core step 3 is durable;
@@ -24,10 +27,91 @@
 //! append can arrive before the first copy is durable: the acknowledgement names the whole
 //! matching prefix), so they may leave only once this Ready AND every earlier one are durable.
 //! The strict loop above guarantees that; a shell that pipelines persists must keep it too.
+//!
+//! The core owns its value types ([`Entry`], [`HardState`], [`SnapshotMeta`]) and depends on no
+//! storage: the storage crate keeps its own record types (they are its on-disk format, which a
+//! change here must never move silently), and the node converts between the two (the shared
+//! shell in `crate::shell` sees only the core's types).
 
 use serde::{Deserialize, Serialize};
 
-pub use raftkv_storage::{Entry, EntryKind, HardState, SnapshotMeta};
+/// What a log entry carries.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EntryKind {
+    /// Appended by a new leader to commit entries of earlier terms (Raft §5.4.2).
+    Noop,
+    /// A state-machine command (for raftkv, a JSON-encoded lin-kv command).
+    Normal,
+}
+
+/// One Raft log entry. Index `i` of a log holds the entry with `index == i`; the first index is
+/// 1 (0 names the empty log's position, term 0).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Entry {
+    pub term: u64,
+    pub index: u64,
+    pub kind: EntryKind,
+    /// Serialized as bytes, so a peer decodes an append's payload in one copy rather than byte
+    /// by byte.
+    #[serde(with = "bytes")]
+    pub data: Vec<u8>,
+}
+
+/// The state that must be durable before a node votes or acknowledges an append.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HardState {
+    pub term: u64,
+    pub vote: Option<NodeId>,
+    /// Highest index known committed (never above the durable log); persisted so a restarted
+    /// node never serves a state older than one it already served.
+    pub commit: u64,
+}
+
+/// Describes a snapshot: the state machine after applying every entry up to `index`, whose term
+/// is `term`. The log after a snapshot starts at `index + 1`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SnapshotMeta {
+    pub index: u64,
+    pub term: u64,
+    /// Voters of the cluster (static membership).
+    pub voters: Vec<NodeId>,
+}
+
+/// Serde helper: a `Vec<u8>` as bytes. Reads bytes or a sequence of numbers, so JSON and the
+/// bincode of a plain `Vec<u8>` both decode.
+mod bytes {
+    use serde::de::{Error, SeqAccess, Visitor};
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(v)
+    }
+
+    struct BytesVisitor;
+    impl<'de> Visitor<'de> for BytesVisitor {
+        type Value = Vec<u8>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("bytes")
+        }
+        fn visit_bytes<E: Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+            Ok(v.to_vec())
+        }
+        fn visit_byte_buf<E: Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+            Ok(v)
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Vec<u8>, A::Error> {
+            let mut out = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1 << 16));
+            while let Some(b) = seq.next_element::<u8>()? {
+                out.push(b);
+            }
+            Ok(out)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        d.deserialize_bytes(BytesVisitor)
+    }
+}
 
 /// Node identity inside the core. The driver maps Maelstrom's string ids onto these.
 pub type NodeId = u64;
@@ -109,8 +193,7 @@ pub struct Message {
     pub body: MessageBody,
 }
 
-/// The kinds of message the core exchanges. The core helper may refine these; the shell treats
-/// them as opaque values to route.
+/// The kinds of message the core exchanges. The shell treats them as opaque values to route.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum MessageBody {
     RequestVote {

@@ -1,9 +1,10 @@
 //! The simulated cluster: nodes (real core + state machine + simulated disk), the network, the
 //! clients and the nemesis, all driven by one event queue on virtual time.
 //!
-//! Owns: the shell loop of DESIGN §2 for every simulated node (the same order as the node driver:
-//! feed events, `ready`, persist, send, `advance`, apply, serve reads), routing, fault injection,
-//! the history of client operations, and the invariant checks after every step.
+//! Owns: the simulated side of every node's shell (`crate::shell`, the very shell the node runs):
+//! a disk whose flush completes after a delay (or is torn by a crash) and a network, plus
+//! routing, fault injection, the history of client operations, and the invariant checks after
+//! every step.
 //! Must never: read the wall clock or any randomness other than the run's [`Rng`]; patch over a
 //! core's mistake (every check reports, none repairs).
 
@@ -13,12 +14,16 @@ use std::hash::{Hash, Hasher};
 
 use serde_json::{json, Value};
 
-use super::disk::{Batch, Disk};
+use super::disk::Disk;
 use super::faults::SimConfig;
-use super::machine::{encode, Machine};
-use super::rng::Rng;
-use crate::kv::{Command, Outcome};
+use crate::check::{self, EventKind};
+use crate::kv::{Command, KvStore, Outcome};
 use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Role};
+use crate::rng::Rng;
+use crate::shell::{
+    Answer, Batch, Durability, LogStorage, Outbox, Progress, Shell, ShellError, ShellSettings,
+    ShellStats,
+};
 
 /// Simulated milliseconds.
 pub type Time = u64;
@@ -37,11 +42,11 @@ impl Op {
             Op::Read { key } | Op::Write { key, .. } | Op::Cas { key, .. } => *key,
         }
     }
-    fn f(&self) -> &'static str {
+    fn f(&self) -> check::Op {
         match self {
-            Op::Read { .. } => "read",
-            Op::Write { .. } => "write",
-            Op::Cas { .. } => "cas",
+            Op::Read { .. } => check::Op::Read,
+            Op::Write { .. } => check::Op::Write,
+            Op::Cas { .. } => check::Op::Cas,
         }
     }
     fn invoke_value(&self) -> Value {
@@ -146,7 +151,7 @@ enum Ev {
     },
     PersistDone {
         node: usize,
-        inc: u64,
+        incarnation: u64,
     },
     ClientIssue(usize),
     ClientArrive {
@@ -201,30 +206,62 @@ enum Origin {
     Forwarded { node: usize, fwd: u64 },
 }
 
+/// A client request waiting in a node's shell: where the answer goes, and what was asked.
+#[derive(Clone, Debug)]
+struct Request {
+    origin: Origin,
+    op: Op,
+}
+
+type NodeShell = Shell<KvStore, Request>;
+
 struct Node {
-    raft: Option<Raft>,
+    /// The running node's shell (core, state machine, waiting requests); None while down.
+    shell: Option<NodeShell>,
     /// Bumped at every crash, so completions scheduled before it are ignored.
-    inc: u64,
+    incarnation: u64,
     disk: Disk,
-    machine: Machine,
-    applied: u64,
-    /// Index and term of the state machine's latest snapshot.
-    snap: (u64, u64),
-    /// Term of the last applied entry (for snapshot metadata).
-    applied_term: u64,
-    /// A persist in flight: the Ready waits here until its flush completes.
-    inflight: Option<Ready>,
     disk_delay: Time,
-    proposals: BTreeMap<u64, Vec<(u64, Origin, Op)>>,
-    reads: HashMap<u64, (Origin, u64)>,
-    ready_reads: Vec<(u64, u64)>,
-    next_read: u64,
     forwards: HashMap<u64, (usize, u64)>,
     next_fwd: u64,
     // invariant trackers
     seen_term: u64,
     seen_commit: u64,
     seen_role: Role,
+}
+
+impl Node {
+    fn raft(&self) -> Option<&Raft> {
+        self.shell.as_ref().map(Shell::raft)
+    }
+}
+
+/// What every node ever committed or wrote, for the cross-node invariants.
+#[derive(Default)]
+struct Ledger {
+    /// Index -> (term, data hash) of the entry committed there.
+    committed: BTreeMap<u64, (u64, u64)>,
+    /// (index, term) -> (data hash, predecessor's term) of every entry any node wrote.
+    entry_ids: HashMap<(u64, u64), (u64, Option<u64>)>,
+}
+
+/// What a shell call produced, in order, to be routed once the call returned.
+enum Output {
+    Send(Message),
+    Answer(Request, Answer<Outcome>),
+}
+
+/// One node's disk and network as its shell sees them during one call, with the invariant
+/// checks on what the shell writes and applies.
+struct SimIo<'a> {
+    node: usize,
+    disk: &'a mut Disk,
+    disk_delay: Time,
+    ledger: &'a mut Ledger,
+    seen_commit: u64,
+    outputs: Vec<Output>,
+    /// The first broken invariant or invalid write seen during the call.
+    failure: Option<(&'static str, String)>,
 }
 
 struct Client {
@@ -264,15 +301,16 @@ pub struct Sim {
     pub target_ops: usize,
     /// Nemesis and network faults on.
     pub chaos: bool,
-    pub history: Vec<Value>,
+    pub history: Vec<check::Event>,
     pub records: Vec<OpRecord>,
     pub failure: Option<Failure>,
     pub stats: Stats,
     trace: VecDeque<(Time, String)>,
+    /// What the last shell call sent and answered (kept to reuse its allocation).
+    outputs: Vec<Output>,
     // invariant state
     leaders: HashMap<u64, usize>,
-    committed: BTreeMap<u64, (u64, u64)>,
-    entry_ids: HashMap<(u64, u64), (u64, Option<u64>)>,
+    ledger: Ledger,
     /// Node chosen for each client op, when scripted (partition_test): op number -> node.
     pub route: Option<Box<dyn FnMut(usize, usize) -> usize>>,
     /// Think time between a client's ops, in simulated ms (inclusive range).
@@ -299,19 +337,10 @@ impl Sim {
         let n = cfg.nodes;
         let nodes = (0..n)
             .map(|_| Node {
-                raft: None,
-                inc: 0,
+                shell: None,
+                incarnation: 0,
                 disk: Disk::default(),
-                machine: Machine::default(),
-                applied: 0,
-                snap: (0, 0),
-                applied_term: 0,
-                inflight: None,
                 disk_delay: u64::from(cfg.faults.crash || cfg.faults.torn),
-                proposals: BTreeMap::new(),
-                reads: HashMap::new(),
-                ready_reads: Vec::new(),
-                next_read: 1,
                 forwards: HashMap::new(),
                 next_fwd: 1,
                 seen_term: 0,
@@ -345,9 +374,9 @@ impl Sim {
             failure: None,
             stats: Stats::default(),
             trace: VecDeque::new(),
+            outputs: Vec::new(),
             leaders: HashMap::new(),
-            committed: BTreeMap::new(),
-            entry_ids: HashMap::new(),
+            ledger: Ledger::default(),
             route: None,
             think_ms: (5, 40),
             leader_changes: 0,
@@ -366,9 +395,10 @@ impl Sim {
         });
     }
 
-    fn tr(&mut self, f: impl FnOnce() -> String) {
+    /// Adds a line to the trace (only when the run keeps one).
+    fn trace_event(&mut self, line: impl FnOnce() -> String) {
         if self.cfg.trace && self.failure.is_none() {
-            let line = f();
+            let line = line();
             if self.trace.len() == TRACE_KEEP {
                 self.trace.pop_front();
             }
@@ -381,7 +411,7 @@ impl Sim {
         if self.failure.is_some() {
             return;
         }
-        self.tr(|| format!("FAILURE {kind}: {detail}"));
+        self.trace_event(|| format!("FAILURE {kind}: {detail}"));
         self.failure = Some(Failure {
             kind: kind.to_string(),
             detail,
@@ -428,43 +458,30 @@ impl Sim {
         f.partition || f.one_way || f.crash || f.slow_disk
     }
 
+    fn shell_settings(&self) -> ShellSettings {
+        #[allow(unused_mut)]
+        let mut settings = ShellSettings::new(self.cfg.snapshot_every);
+        #[cfg(test)]
+        {
+            settings.bugs.ack_before_flush = self.cfg.ack_before_durable;
+        }
+        settings
+    }
+
     fn start_node(&mut self, i: usize) {
         let config = self.core_config(i);
         let init = self.nodes[i].disk.initial_state();
         let durable = init.hard_state;
-        let snap = init
-            .snapshot
-            .as_ref()
-            .map(|(m, d)| (m.index, m.term, d.clone()));
-        let raft = match Raft::try_new(config, init) {
-            Ok(raft) => raft,
+        let shell = match Shell::recover(config, init, self.shell_settings()) {
+            Ok(shell) => shell,
             Err(e) => {
-                self.fail("recovery", format!("node {i}: {e}"));
+                self.fail(e.kind(), format!("node {i}: {e}"));
                 return;
             }
         };
+        let st = shell.raft().status();
         let node = &mut self.nodes[i];
-        node.machine = Machine::default();
-        node.applied = 0;
-        node.snap = (0, 0);
-        node.applied_term = 0;
-        if let Some((index, term, data)) = snap {
-            if let Err(e) = node.machine.restore(&data) {
-                self.fail(
-                    "snapshot",
-                    format!("node {i}: durable snapshot unreadable: {e}"),
-                );
-                return;
-            }
-            let node = &mut self.nodes[i];
-            node.applied = index;
-            node.snap = (index, term);
-            node.applied_term = term;
-        }
-        let st = raft.status();
-        let node = &mut self.nodes[i];
-        node.raft = Some(raft);
-        node.inflight = None;
+        node.shell = Some(shell);
         node.seen_term = st.term;
         node.seen_commit = st.commit;
         node.seen_role = st.role;
@@ -508,18 +525,16 @@ impl Sim {
             Ev::Tick(i) => {
                 let tick_ms = self.cfg.tick_ms;
                 self.at(tick_ms, Ev::Tick(i));
-                if let Some(r) = self.nodes[i].raft.as_mut() {
-                    r.tick();
+                if let Some(shell) = self.nodes[i].shell.as_mut() {
+                    shell.raft_mut().tick();
                     self.drive(i);
                 }
             }
             Ev::Deliver { from, to, wire } => self.deliver(from, to, wire),
-            Ev::PersistDone { node, inc } => {
-                if self.nodes[node].inc == inc {
-                    if let Some(rd) = self.nodes[node].inflight.take() {
-                        self.persist_done(node, rd);
-                        self.drive(node);
-                    }
+            Ev::PersistDone { node, incarnation } => {
+                if self.nodes[node].incarnation == incarnation {
+                    self.with_shell(node, |shell, io| shell.finish(io).map(|()| Progress::Idle));
+                    self.drive(node);
                 }
             }
             Ev::ClientIssue(c) => self.client_issue(c),
@@ -529,8 +544,8 @@ impl Sim {
                 req,
                 op,
             } => {
-                if self.nodes[node].raft.is_some() {
-                    self.tr(|| format!("n{node} <- client c{client} req {req} {op:?}"));
+                if self.nodes[node].shell.is_some() {
+                    self.trace_event(|| format!("n{node} <- client c{client} req {req} {op:?}"));
                     self.request(node, op, Origin::Client { client, req });
                     self.drive(node);
                 }
@@ -546,8 +561,8 @@ impl Sim {
             Ev::Nemesis => self.nemesis(),
             Ev::Crash(i) => self.crash(i),
             Ev::Restart(i) => {
-                if self.nodes[i].raft.is_none() {
-                    self.tr(|| format!("n{i} restarts"));
+                if self.nodes[i].shell.is_none() {
+                    self.trace_event(|| format!("n{i} restarts"));
                     self.start_node(i);
                 }
             }
@@ -568,271 +583,155 @@ impl Sim {
         }
     }
 
-    // ---- the shell loop ------------------------------------------------------------------
+    // ---- the shell ------------------------------------------------------------------------
 
+    /// Lets node `i`'s shell perform what its core has ready; schedules the completion of a
+    /// persist it began.
     fn drive(&mut self, i: usize) {
-        for _ in 0..1000 {
-            if self.failure.is_some() {
-                return;
-            }
-            let node = &mut self.nodes[i];
-            if node.inflight.is_some() {
-                break;
-            }
-            let Some(raft) = node.raft.as_mut() else {
-                return;
-            };
-            if !raft.has_ready() {
-                break;
-            }
-            let rd = raft.ready();
-            self.check_ready(i, &rd);
-            for m in rd.messages.clone() {
-                self.send_raft(i, m);
-            }
-            #[cfg(test)]
-            if self.cfg.ack_before_durable {
-                for m in rd.persisted_messages.clone() {
-                    self.send_raft(i, m);
-                }
-            }
-            let delay = self.nodes[i].disk_delay;
-            if rd.must_persist() && delay > 0 {
-                let inc = self.nodes[i].inc;
-                self.nodes[i].inflight = Some(rd);
-                self.at(delay, Ev::PersistDone { node: i, inc });
-                break;
-            }
-            self.persist_done(i, rd);
+        if self.failure.is_some() {
+            return;
+        }
+        let Some(shell) = self.nodes[i].shell.as_ref() else {
+            return;
+        };
+        let was_in_flight = shell.persist_in_flight();
+        let progress = self.with_shell(i, |shell, io| shell.drive(io));
+        if progress == Some(Progress::PersistInFlight) && !was_in_flight {
+            let node = &self.nodes[i];
+            let (delay, incarnation) = (node.disk_delay, node.incarnation);
+            self.at(
+                delay,
+                Ev::PersistDone {
+                    node: i,
+                    incarnation,
+                },
+            );
         }
         self.check_status(i);
     }
 
-    fn persist_done(&mut self, i: usize, rd: Ready) {
-        let batch = Batch {
-            snapshot: rd.snapshot.clone(),
-            entries: rd.entries.clone(),
-            hard_state: rd.hard_state,
+    /// Runs one call of node `i`'s shell with its simulated disk and network, then routes what
+    /// it sent and answered, and reports what went wrong.
+    fn with_shell(
+        &mut self,
+        i: usize,
+        call: impl FnOnce(&mut NodeShell, &mut SimIo) -> Result<Progress, ShellError>,
+    ) -> Option<Progress> {
+        let node = &mut self.nodes[i];
+        let shell = node.shell.as_mut()?;
+        let before = shell.stats;
+        let mut io = SimIo {
+            node: i,
+            disk: &mut node.disk,
+            disk_delay: node.disk_delay,
+            ledger: &mut self.ledger,
+            seen_commit: node.seen_commit,
+            outputs: std::mem::take(&mut self.outputs),
+            failure: None,
         };
-        if let Err(e) = self.nodes[i].disk.persist(&batch) {
-            self.fail(
-                "storage",
-                format!("node {i}: the core asked for an invalid write: {e}"),
-            );
-            return;
+        let result = call(shell, &mut io);
+        let after = shell.stats;
+        let SimIo {
+            mut outputs,
+            failure,
+            ..
+        } = io;
+        self.count_snapshots(before, after);
+        if let Some((kind, detail)) = failure {
+            self.fail(kind, detail);
         }
-        #[cfg(test)]
-        let early = self.cfg.ack_before_durable;
-        #[cfg(not(test))]
-        let early = false;
-        if !early {
-            for m in rd.persisted_messages.clone() {
-                self.send_raft(i, m);
+        for output in outputs.drain(..) {
+            match output {
+                Output::Send(m) => self.send_raft(i, m),
+                Output::Answer(request, answer) => self.answer(i, request, answer),
             }
         }
-        if let Some(r) = self.nodes[i].raft.as_mut() {
-            r.advance(&rd);
-        }
-        if let Some((meta, data)) = &rd.snapshot {
-            self.stats.snapshots_installed += 1;
-            let node = &mut self.nodes[i];
-            if let Err(e) = node.machine.restore(data) {
-                self.fail(
-                    "snapshot",
-                    format!("node {i}: received snapshot unreadable: {e}"),
-                );
-                return;
+        self.outputs = outputs;
+        match result {
+            Ok(progress) => Some(progress),
+            Err(e) => {
+                self.fail(e.kind(), format!("node {i}: {e}"));
+                None
             }
-            node.applied = meta.index;
-            node.applied_term = meta.term;
-            node.snap = (meta.index, meta.term);
-            // Proposals covered by the snapshot: their fate is unknown here.
-            let covered: Vec<u64> = node
-                .proposals
-                .range(..=meta.index)
-                .map(|(k, _)| *k)
-                .collect();
-            for k in covered {
-                if let Some(v) = self.nodes[i].proposals.remove(&k) {
-                    for (_, origin, _) in v {
-                        self.reply(i, origin, OpResult::Indefinite);
-                    }
+        }
+    }
+
+    fn count_snapshots(&mut self, before: ShellStats, after: ShellStats) {
+        self.stats.snapshots_taken += after.snapshots_taken - before.snapshots_taken;
+        self.stats.snapshots_installed += after.snapshots_installed - before.snapshots_installed;
+    }
+
+    /// Turns a shell's answer into what the client learns.
+    fn answer(&mut self, i: usize, request: Request, answer: Answer<Outcome>) {
+        let result = match answer {
+            Answer::Applied(Outcome::Ok(_)) => OpResult::Ok(None),
+            Answer::Applied(Outcome::KeyMissing) => OpResult::Missing,
+            Answer::Applied(Outcome::CasMismatch(_)) => OpResult::CasMismatch,
+            Answer::Read(Outcome::Ok(v)) => match v.as_u64() {
+                Some(x) => OpResult::Ok(Some(x)),
+                None => {
+                    self.fail("read", format!("node {i} read non-integer value {v}"));
+                    return;
                 }
-            }
-        }
-        for e in &rd.committed {
-            self.apply(i, e);
-            if self.failure.is_some() {
-                return;
-            }
-        }
-        for rr in &rd.reads {
-            self.nodes[i].ready_reads.push((rr.index, rr.id));
-        }
-        for id in &rd.failed_reads {
-            if let Some((origin, _)) = self.nodes[i].reads.remove(id) {
-                self.reply(i, origin, OpResult::Unavailable);
-            }
-        }
-        self.serve_reads(i);
-        self.maybe_snapshot(i);
-    }
-
-    fn apply(&mut self, i: usize, e: &Entry) {
-        let node = &mut self.nodes[i];
-        if e.index != node.applied + 1 {
-            let applied = node.applied;
-            self.fail(
-                "apply order",
-                format!(
-                    "node {i} was handed entry {} to apply after {applied}",
-                    e.index
-                ),
-            );
-            return;
-        }
-        let h = entry_hash(e);
-        match self.committed.get(&e.index) {
-            Some(&(t, hh)) if (t, hh) != (e.term, h) => {
-                self.fail(
-                    "state machine safety",
-                    format!(
-                        "node {i} applies entry {} term {} but term {t} was committed there",
-                        e.index, e.term
-                    ),
-                );
-                return;
-            }
-            Some(_) => {}
-            None => {
-                self.committed.insert(e.index, (e.term, h));
-            }
-        }
-        let node = &mut self.nodes[i];
-        node.applied = e.index;
-        node.applied_term = e.term;
-        let outcome = match e.kind {
-            crate::raft::EntryKind::Normal => node.machine.apply(&e.data),
-            crate::raft::EntryKind::Noop => None,
+            },
+            Answer::Read(_) => OpResult::Ok(None),
+            Answer::NotDone(_) => OpResult::Unavailable,
+            Answer::Unknown(_) => OpResult::Indefinite,
         };
-        if let Some(pending) = node.proposals.remove(&e.index) {
-            for (term, origin, op) in pending {
-                let result = if term != e.term {
-                    OpResult::Unavailable
-                } else {
-                    match (&outcome, &op) {
-                        (Some(Outcome::Ok(_)), _) => OpResult::Ok(None),
-                        (Some(Outcome::KeyMissing), _) => OpResult::Missing,
-                        (Some(Outcome::CasMismatch(_)), _) => OpResult::CasMismatch,
-                        (None, _) => OpResult::Indefinite,
-                    }
-                };
-                self.reply(i, origin, result);
-            }
-        }
-    }
-
-    fn serve_reads(&mut self, i: usize) {
-        let applied = self.nodes[i].applied;
-        let ready: Vec<(u64, u64)> = self.nodes[i]
-            .ready_reads
-            .iter()
-            .copied()
-            .filter(|(idx, _)| *idx <= applied)
-            .collect();
-        if ready.is_empty() {
-            return;
-        }
-        self.nodes[i].ready_reads.retain(|(idx, _)| *idx > applied);
-        for (_, id) in ready {
-            if let Some((origin, key)) = self.nodes[i].reads.remove(&id) {
-                let result = match self.nodes[i].machine.read(&json!(key)) {
-                    Outcome::Ok(v) => match v.as_u64() {
-                        Some(x) => OpResult::Ok(Some(x)),
-                        None => {
-                            self.fail("read", format!("node {i} read non-integer value {v}"));
-                            return;
-                        }
-                    },
-                    _ => OpResult::Ok(None),
-                };
-                self.reply(i, origin, result);
-            }
-        }
-    }
-
-    fn maybe_snapshot(&mut self, i: usize) {
-        let every = self.cfg.snapshot_every;
-        let node = &mut self.nodes[i];
-        if every == 0 || node.applied < node.snap.0 + every || node.raft.is_none() {
-            return;
-        }
-        let meta = crate::raft::SnapshotMeta {
-            index: node.applied,
-            term: node.applied_term,
-            voters: (1..=self.cfg.nodes as u64).collect(),
-        };
-        let data = std::sync::Arc::new(node.machine.snapshot());
-        node.snap = (meta.index, meta.term);
-        node.disk.save_own_snapshot(meta.clone(), data.clone());
-        if let Some(r) = node.raft.as_mut() {
-            r.snapshot_taken(meta, data);
-        }
-        self.stats.snapshots_taken += 1;
+        self.reply(i, request.origin, result);
     }
 
     // ---- requests --------------------------------------------------------------------------
 
+    /// Hands a client's operation to node `i`'s shell: a ReadIndex read or a proposal. Not the
+    /// leader: forward a client's operation to the leader it names, or refuse it.
     fn request(&mut self, i: usize, op: Op, origin: Origin) {
-        let id = self.nodes[i].next_read;
-        let Some(raft) = self.nodes[i].raft.as_mut() else {
+        let Some(shell) = self.nodes[i].shell.as_mut() else {
             return;
         };
-        let res: Result<(), NotLeader> = match &op {
-            Op::Read { key } => match raft.read_index(id) {
-                Ok(()) => {
-                    let node = &mut self.nodes[i];
-                    node.next_read += 1;
-                    node.reads.insert(id, (origin.clone(), *key));
-                    Ok(())
-                }
-                Err(e) => Err(e),
-            },
-            Op::Write { .. } | Op::Cas { .. } => {
-                let cmd = match &op {
-                    Op::Write { key, value } => Command::Write {
-                        key: json!(key),
-                        value: json!(value),
-                    },
-                    Op::Cas { key, from, to } => Command::Cas {
-                        key: json!(key),
-                        from: json!(from),
-                        to: json!(to),
-                    },
-                    Op::Read { .. } => unreachable!("reads take the ReadIndex path above"),
+        let request = Request {
+            origin,
+            op: op.clone(),
+        };
+        let refused = match &op {
+            Op::Read { key } => shell
+                .read(json!(key), request)
+                .err()
+                .map(|(not_leader, request, _)| (not_leader, request)),
+            Op::Write { key, value } => {
+                let command = Command::Write {
+                    key: json!(key),
+                    value: json!(value),
                 };
-                raft.propose(encode(&cmd)).map(|p| {
-                    self.nodes[i].proposals.entry(p.index).or_default().push((
-                        p.term,
-                        origin.clone(),
-                        op.clone(),
-                    ));
-                })
+                shell.propose(command.encode(), request).err()
+            }
+            Op::Cas { key, from, to } => {
+                let command = Command::Cas {
+                    key: json!(key),
+                    from: json!(from),
+                    to: json!(to),
+                };
+                shell.propose(command.encode(), request).err()
             }
         };
-        if let Err(NotLeader { leader }) = res {
-            match (leader, &origin) {
-                (Some(l), Origin::Client { client, req })
-                    if l >= 1 && (l as usize) <= self.cfg.nodes && l as usize - 1 != i =>
-                {
-                    let node = &mut self.nodes[i];
-                    let fwd = node.next_fwd;
-                    node.next_fwd += 1;
-                    node.forwards.insert(fwd, (*client, *req));
-                    self.send(i, l as usize - 1, Wire::Forward { fwd, op });
-                }
-                _ => self.reply(i, origin, OpResult::Unavailable),
+        if let Some((NotLeader { leader }, request)) = refused {
+            self.forward_or_refuse(i, leader, request);
+        }
+    }
+
+    fn forward_or_refuse(&mut self, i: usize, leader: Option<u64>, request: Request) {
+        match (leader, &request.origin) {
+            (Some(l), Origin::Client { client, req })
+                if l >= 1 && (l as usize) <= self.cfg.nodes && l as usize - 1 != i =>
+            {
+                let node = &mut self.nodes[i];
+                let fwd = node.next_fwd;
+                node.next_fwd += 1;
+                node.forwards.insert(fwd, (*client, *req));
+                let op = request.op;
+                self.send(i, l as usize - 1, Wire::Forward { fwd, op });
             }
+            _ => self.reply(i, request.origin, OpResult::Unavailable),
         }
     }
 
@@ -931,20 +830,20 @@ impl Sim {
     }
 
     fn deliver(&mut self, from: usize, to: usize, wire: Wire) {
-        if self.blocked[from][to] || self.nodes[to].raft.is_none() {
+        if self.blocked[from][to] || self.nodes[to].shell.is_none() {
             self.stats.dropped += 1;
             return;
         }
         match wire {
             Wire::Raft(m) => {
-                self.tr(|| format!("n{to} <- n{from} {}", short(&m)));
-                if let Some(r) = self.nodes[to].raft.as_mut() {
-                    r.step(m);
+                self.trace_event(|| format!("n{to} <- n{from} {}", short(&m)));
+                if let Some(shell) = self.nodes[to].shell.as_mut() {
+                    shell.raft_mut().step(m);
                 }
                 self.drive(to);
             }
             Wire::Forward { fwd, op } => {
-                self.tr(|| format!("n{to} <- n{from} forward {fwd} {op:?}"));
+                self.trace_event(|| format!("n{to} <- n{from} forward {fwd} {op:?}"));
                 self.request(to, op, Origin::Forwarded { node: from, fwd });
                 self.drive(to);
             }
@@ -1001,15 +900,15 @@ impl Sim {
         let req = self.next_req;
         self.next_req += 1;
         let process = self.clients[c].process;
-        self.history.push(json!({
-            "index": self.history.len(),
-            "time": self.now * 1_000_000,
-            "process": process,
-            "type": "invoke",
-            "f": op.f(),
-            "key": op.key(),
-            "value": op.invoke_value(),
-        }));
+        self.history.push(check::Event::new(
+            self.history.len() as u64,
+            self.now * 1_000_000,
+            process,
+            EventKind::Invoke,
+            op.f(),
+            op.key(),
+            op.invoke_value(),
+        ));
         self.clients[c].pending = Some((req, op.clone(), node, self.now, number));
         self.at(
             1,
@@ -1034,31 +933,32 @@ impl Sim {
         self.clients[c].pending = None;
         let process = self.clients[c].process;
         let (kind, value) = match (&result, &op) {
-            (OpResult::Ok(v), Op::Read { .. }) => ("ok", json!(v)),
-            (OpResult::Ok(_), _) => ("ok", op.invoke_value()),
+            (OpResult::Ok(v), Op::Read { .. }) => (EventKind::Ok, json!(v)),
+            (OpResult::Ok(_), _) => (EventKind::Ok, op.invoke_value()),
             (OpResult::Missing | OpResult::CasMismatch | OpResult::Unavailable, _) => {
-                ("fail", op.invoke_value())
+                (EventKind::Fail, op.invoke_value())
             }
-            (OpResult::Indefinite, Op::Read { .. }) => ("fail", Value::Null),
-            (OpResult::Indefinite, _) => ("info", op.invoke_value()),
+            (OpResult::Indefinite, Op::Read { .. }) => (EventKind::Fail, Value::Null),
+            (OpResult::Indefinite, _) => (EventKind::Info, op.invoke_value()),
         };
-        // A read answered "key does not exist" is an observation of absence (DESIGN §5).
+        // A read answered "key does not exist" is an observation of absence (the checker reads
+        // it as the key's initial, absent value).
         let (kind, value) = if matches!(op, Op::Read { .. }) && result == OpResult::Missing {
-            ("ok", Value::Null)
+            (EventKind::Ok, Value::Null)
         } else {
             (kind, value)
         };
-        self.history.push(json!({
-            "index": self.history.len(),
-            "time": self.now * 1_000_000,
-            "process": process,
-            "type": kind,
-            "f": op.f(),
-            "key": op.key(),
-            "value": value,
-        }));
-        self.tr(|| format!("client c{c} req {req} {op:?} -> {result:?}"));
-        if kind == "info" {
+        self.history.push(check::Event::new(
+            self.history.len() as u64,
+            self.now * 1_000_000,
+            process,
+            kind,
+            op.f(),
+            op.key(),
+            value,
+        ));
+        self.trace_event(|| format!("client c{c} req {req} {op:?} -> {result:?}"));
+        if kind == EventKind::Info {
             // A process whose operation is indeterminate never issues another (Jepsen's rule).
             self.clients[c].process = self.next_process;
             self.next_process += 1;
@@ -1094,7 +994,7 @@ impl Sim {
         self.nodes
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| n.raft.as_ref().map(|r| (i, r.status())))
+            .filter_map(|(i, n)| n.raft().map(|r| (i, r.status())))
             .filter(|(_, s)| s.role == Role::Leader)
             .max_by_key(|(_, s)| s.term)
             .map(|(i, _)| i)
@@ -1104,7 +1004,7 @@ impl Sim {
         for row in self.blocked.iter_mut() {
             row.iter_mut().for_each(|b| *b = false);
         }
-        self.tr(|| "heal".into());
+        self.trace_event(|| "heal".into());
     }
 
     fn split(&mut self, minority: &BTreeSet<usize>, one_way: bool) {
@@ -1121,7 +1021,7 @@ impl Sim {
             }
         }
         self.stats.partitions += 1;
-        self.tr(|| format!("partition minority {minority:?} one_way={one_way}"));
+        self.trace_event(|| format!("partition minority {minority:?} one_way={one_way}"));
     }
 
     fn nemesis(&mut self) {
@@ -1162,7 +1062,7 @@ impl Sim {
                 self.split(&minority, kind == "oneway");
             }
             "crash" => {
-                let down = self.nodes.iter().filter(|x| x.raft.is_none()).count();
+                let down = self.nodes.iter().filter(|x| x.shell.is_none()).count();
                 if down < n.div_ceil(2) {
                     self.crash(target);
                 }
@@ -1171,7 +1071,7 @@ impl Sim {
                 self.nodes[target].disk_delay = self.rng.between(5, 60);
                 let back = self.rng.between(100, 1500);
                 self.at(back, Ev::DiskFast(target));
-                self.tr(|| format!("n{target} disk slow"));
+                self.trace_event(|| format!("n{target} disk slow"));
             }
             _ => self.heal(),
         }
@@ -1180,34 +1080,17 @@ impl Sim {
     }
 
     fn crash(&mut self, i: usize) {
-        if self.nodes[i].raft.is_none() {
+        let Some(shell) = self.nodes[i].shell.take() else {
             return;
-        }
+        };
         self.stats.crashes += 1;
-        let torn = self.chaos && self.cfg.faults.torn;
         let node = &mut self.nodes[i];
-        node.raft = None;
-        node.inc += 1;
-        node.proposals.clear();
-        node.reads.clear();
-        node.ready_reads.clear();
+        node.incarnation += 1;
         node.forwards.clear();
-        let inflight = node.inflight.take();
-        if let Some(rd) = inflight {
+        let torn = self.chaos && self.cfg.faults.torn;
+        if let Some(batch) = shell.in_flight_batch() {
             if torn && self.rng.chance(0.5) {
-                let records = rd.entries.len() + usize::from(rd.snapshot.is_some());
-                let kept = self.rng.below(records as u64 + 1) as usize;
-                let batch = Batch {
-                    snapshot: rd.snapshot.clone(),
-                    entries: rd.entries.clone(),
-                    hard_state: rd.hard_state,
-                };
-                if kept > 0 {
-                    self.stats.torn_writes += 1;
-                }
-                if let Err(e) = self.nodes[i].disk.persist_torn(&batch, kept) {
-                    self.fail("storage", format!("node {i}: torn write invalid: {e}"));
-                }
+                self.tear(i, &batch);
             }
         }
         let back = if self.chaos {
@@ -1215,8 +1098,20 @@ impl Sim {
         } else {
             1
         };
-        self.tr(|| format!("n{i} crashes, restart in {back}ms"));
+        self.trace_event(|| format!("n{i} crashes, restart in {back}ms"));
         self.at(back, Ev::Restart(i));
+    }
+
+    /// A crash during the flush of `batch` keeps a random clean prefix of its records.
+    fn tear(&mut self, i: usize, batch: &Batch<'_>) {
+        let records = batch.entries.len() + usize::from(batch.snapshot.is_some());
+        let kept = self.rng.below(records as u64 + 1) as usize;
+        if kept > 0 {
+            self.stats.torn_writes += 1;
+        }
+        if let Err(e) = self.nodes[i].disk.persist_torn(batch, kept) {
+            self.fail("storage", format!("node {i}: torn write invalid: {e}"));
+        }
     }
 
     /// Ends the chaos: heal, fast disks, restart every node, no more loss or duplication.
@@ -1225,7 +1120,7 @@ impl Sim {
         self.heal();
         for i in 0..self.cfg.nodes {
             self.nodes[i].disk_delay = self.base_disk_delay();
-            if self.nodes[i].raft.is_none() {
+            if self.nodes[i].shell.is_none() {
                 self.at(1, Ev::Restart(i));
             }
         }
@@ -1237,34 +1132,37 @@ impl Sim {
         let Some(l) = self.leader() else {
             return false;
         };
-        let Some(ls) = self.nodes[l].raft.as_ref().map(|r| r.status()) else {
+        let Some(ls) = self.nodes[l].raft().map(|r| r.status()) else {
             return false;
         };
         if ls.commit < ls.last_index {
             return false;
         }
         self.nodes.iter().all(|n| {
-            n.raft.as_ref().is_some_and(|r| {
-                let s = r.status();
-                s.term == ls.term && s.commit == ls.commit && n.applied == ls.commit
-            }) && n.inflight.is_none()
+            n.shell.as_ref().is_some_and(|shell| {
+                let s = shell.raft().status();
+                s.term == ls.term
+                    && s.commit == ls.commit
+                    && shell.applied() == ls.commit
+                    && !shell.persist_in_flight()
+            })
         })
     }
 
     pub fn live_nodes(&self) -> Vec<usize> {
         (0..self.cfg.nodes)
-            .filter(|&i| self.nodes[i].raft.is_some())
+            .filter(|&i| self.nodes[i].shell.is_some())
             .collect()
     }
 
     pub fn node_leader_hint(&self, i: usize) -> Option<usize> {
-        let s = self.nodes[i].raft.as_ref()?.status();
+        let s = self.nodes[i].raft()?.status();
         s.leader.map(|l| l as usize - 1)
     }
 
     /// The leader `l` has committed an entry of its own term (its no-op at least).
     pub fn leader_committed_own_term(&self, l: usize) -> bool {
-        let Some(r) = self.nodes[l].raft.as_ref() else {
+        let Some(r) = self.nodes[l].raft() else {
             return false;
         };
         let s = r.status();
@@ -1275,7 +1173,7 @@ impl Sim {
     }
 
     pub fn node_term(&self, i: usize) -> u64 {
-        self.nodes[i].raft.as_ref().map_or(0, |r| r.status().term)
+        self.nodes[i].raft().map_or(0, |r| r.status().term)
     }
 
     pub fn set_blocked(&mut self, blocked: Vec<Vec<bool>>) {
@@ -1294,225 +1192,160 @@ impl Sim {
 
     // ---- invariants ------------------------------------------------------------------------
 
-    fn term_at(&self, i: usize, index: u64) -> Option<u64> {
-        let node = &self.nodes[i];
-        let raft = node.raft.as_ref()?;
-        let log = raft.log();
-        if let Some(first) = log.first() {
-            if index >= first.index {
-                return log.get((index - first.index) as usize).map(|e| e.term);
-            }
-            if index + 1 == first.index {
-                // The entry just before the in-memory log: the snapshot's, if we know it.
-                return self.snapshot_term(i, index);
-            }
-            return None;
-        }
-        self.snapshot_term(i, index)
-    }
-
-    fn snapshot_term(&self, i: usize, index: u64) -> Option<u64> {
-        let node = &self.nodes[i];
-        if index == 0 {
-            return Some(0);
-        }
-        if node.snap.0 == index {
-            return Some(node.snap.1);
-        }
-        node.disk.term_at(index)
-    }
-
-    /// Checks the entries a Ready asks to persist: an (index, term) pair names exactly one entry
-    /// and one predecessor (log matching, inductively), and no committed entry is overwritten.
-    fn check_ready(&mut self, i: usize, rd: &Ready) {
-        if let Some((meta, _)) = &rd.snapshot {
-            if let Some(&(t, _)) = self.committed.get(&meta.index) {
-                if t != meta.term {
-                    self.fail(
-                        "state machine safety",
-                        format!(
-                            "node {i} installs a snapshot at {} term {} but term {t} was committed there",
-                            meta.index, meta.term
-                        ),
-                    );
-                    return;
-                }
-            }
-        }
-        let own_commit = self.nodes[i].seen_commit;
-        let mut prev: Option<u64> = rd
-            .entries
-            .first()
-            .and_then(|e| self.term_at(i, e.index - 1));
-        for (k, e) in rd.entries.iter().enumerate() {
-            if k > 0 {
-                prev = Some(rd.entries[k - 1].term);
-            }
-            let h = entry_hash(e);
-            // A follower may hold an entry that differs from one the others committed (a stale
-            // leader's), but never one at or below its own commit index.
-            if e.index <= own_commit {
-                if let Some(&(t, hh)) = self.committed.get(&e.index) {
-                    if (t, hh) != (e.term, h) {
-                        self.fail(
-                            "committed entry changed",
-                            format!(
-                                "node {i} (commit {own_commit}) writes entry {} term {} over \
-                                 the committed entry of term {t}",
-                                e.index, e.term
-                            ),
-                        );
-                        return;
-                    }
-                }
-            }
-            match self.entry_ids.get(&(e.index, e.term)).copied() {
-                None => {
-                    self.entry_ids.insert((e.index, e.term), (h, prev));
-                }
-                Some((hh, p)) => {
-                    let prev_conflict = matches!((p, prev), (Some(a), Some(b)) if a != b);
-                    if hh != h || prev_conflict {
-                        self.fail(
-                            "log matching",
-                            format!(
-                                "node {i} holds entry {} term {} that differs from another node's \
-                                 entry with the same index and term (data or predecessor term)",
-                                e.index, e.term
-                            ),
-                        );
-                        return;
-                    }
-                    if p.is_none() && prev.is_some() {
-                        self.entry_ids.insert((e.index, e.term), (h, prev));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Status-level invariants: election safety, leader completeness, commit and term never
-    /// go back, committed entries recorded and never changed.
+    /// Status-level invariants after every step of node `i`: terms and commit indexes never go
+    /// back, election safety, committed entries recorded and never changed, leader completeness.
     fn check_status(&mut self, i: usize) {
         if self.failure.is_some() {
             return;
         }
-        let Some(raft) = self.nodes[i].raft.as_ref() else {
+        let Some(s) = self.nodes[i].raft().map(Raft::status) else {
             return;
         };
-        let s = raft.status();
         let node = &self.nodes[i];
-        if s.term < node.seen_term {
-            let seen = node.seen_term;
-            self.fail(
-                "term went back",
-                format!("node {i} term {} after {seen}", s.term),
-            );
-            return;
-        }
-        if s.commit < node.seen_commit {
-            let seen = node.seen_commit;
-            self.fail(
-                "commit went back",
-                format!("node {i} commit {} after {seen}", s.commit),
-            );
-            return;
-        }
-        if s.commit > s.last_index {
-            self.fail(
-                "commit beyond log",
-                format!("node {i} commit {} > last index {}", s.commit, s.last_index),
-            );
-            return;
-        }
         let became_leader =
             s.role == Role::Leader && (node.seen_role != Role::Leader || node.seen_term != s.term);
         let old_commit = node.seen_commit;
-        if s.role == Role::Leader {
-            match self.leaders.get(&s.term) {
-                Some(&other) if other != i => {
-                    self.fail(
-                        "election safety",
-                        format!("nodes {other} and {i} are both leader of term {}", s.term),
-                    );
-                    return;
+        let checks = [
+            self.check_monotonic(i, &s),
+            self.check_one_leader_per_term(i, &s),
+            self.record_commits(i, old_commit, s.commit),
+            if became_leader {
+                self.check_leader_completeness(i, &s)
+            } else {
+                Ok(())
+            },
+        ];
+        if let Some(Err((kind, detail))) = checks.into_iter().find(Result::is_err) {
+            self.fail(kind, detail);
+            return;
+        }
+        if became_leader {
+            self.strike_new_leader(i);
+        }
+        let node = &mut self.nodes[i];
+        node.seen_term = s.term;
+        node.seen_commit = s.commit;
+        node.seen_role = s.role;
+    }
+
+    /// Terms and commit indexes never go back; the commit index never passes the log.
+    fn check_monotonic(&self, i: usize, s: &crate::raft::Status) -> Check {
+        let node = &self.nodes[i];
+        if s.term < node.seen_term {
+            let seen = node.seen_term;
+            return Err((
+                "term went back",
+                format!("node {i} term {} after {seen}", s.term),
+            ));
+        }
+        if s.commit < node.seen_commit {
+            let seen = node.seen_commit;
+            return Err((
+                "commit went back",
+                format!("node {i} commit {} after {seen}", s.commit),
+            ));
+        }
+        if s.commit > s.last_index {
+            return Err((
+                "commit beyond log",
+                format!("node {i} commit {} > last index {}", s.commit, s.last_index),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Election safety: at most one leader per term. Also counts elections and leader changes.
+    fn check_one_leader_per_term(&mut self, i: usize, s: &crate::raft::Status) -> Check {
+        if s.role != Role::Leader {
+            return Ok(());
+        }
+        match self.leaders.get(&s.term) {
+            Some(&other) if other != i => {
+                return Err((
+                    "election safety",
+                    format!("nodes {other} and {i} are both leader of term {}", s.term),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                self.leaders.insert(s.term, i);
+                self.stats.elections += 1;
+            }
+        }
+        if self.last_leader != Some(i) {
+            self.last_leader = Some(i);
+            self.leader_changes += 1;
+            self.leader_log.push((self.now, i, s.term));
+        }
+        Ok(())
+    }
+
+    /// Entries node `i` newly committed: recorded, and equal to what was committed before at
+    /// the same index.
+    fn record_commits(&mut self, i: usize, old_commit: u64, commit: u64) -> Check {
+        if commit <= old_commit {
+            return Ok(());
+        }
+        let Some(raft) = self.nodes[i].raft() else {
+            return Ok(());
+        };
+        let log = raft.log();
+        let first = log.first().map_or(u64::MAX, |e| e.index);
+        // Indexes below `first` are covered by a snapshot.
+        for idx in (old_commit + 1).max(first)..=commit {
+            let Some(e) = log.get((idx - first) as usize) else {
+                break;
+            };
+            let id = (e.term, entry_hash(e));
+            match self.ledger.committed.get(&idx) {
+                Some(&c) if c != id => {
+                    return Err((
+                        "state machine safety",
+                        format!(
+                            "node {i} commits entry {idx} of term {} but term {} was committed there",
+                            e.term, c.0
+                        ),
+                    ));
                 }
                 Some(_) => {}
                 None => {
-                    self.leaders.insert(s.term, i);
-                    self.stats.elections += 1;
+                    self.ledger.committed.insert(idx, id);
                 }
-            }
-            if self.last_leader != Some(i) {
-                self.last_leader = Some(i);
-                self.leader_changes += 1;
-                self.leader_log.push((self.now, i, s.term));
             }
         }
-        // Newly committed entries on this node: record them; they must match what was
-        // committed before at the same index.
-        if s.commit > old_commit {
-            let log = raft.log();
-            let first = log.first().map_or(u64::MAX, |e| e.index);
-            let mut bad = None;
-            for idx in (old_commit + 1)..=s.commit {
-                if idx < first {
-                    continue; // covered by a snapshot
+        Ok(())
+    }
+
+    /// Leader completeness: every entry committed so far is in a new leader's log.
+    fn check_leader_completeness(&self, i: usize, s: &crate::raft::Status) -> Check {
+        let Some(raft) = self.nodes[i].raft() else {
+            return Ok(());
+        };
+        let log = raft.log();
+        let first = log.first().map_or(s.last_index + 1, |e| e.index);
+        for (&idx, &(t, h)) in self.ledger.committed.range(first..) {
+            match log.get((idx - first) as usize) {
+                Some(e) if e.term == t && entry_hash(e) == h => {}
+                other => {
+                    return Err((
+                        "leader completeness",
+                        format!(
+                            "node {i} became leader of term {} without committed entry {idx} \
+                             (term {t}); it holds {:?}",
+                            s.term,
+                            other.map(|e| e.term)
+                        ),
+                    ));
                 }
-                let Some(e) = log.get((idx - first) as usize) else {
-                    break;
-                };
-                let id = (e.term, entry_hash(e));
-                match self.committed.get(&idx) {
-                    Some(&c) if c != id => {
-                        bad = Some((idx, e.term, c.0));
-                        break;
-                    }
-                    Some(_) => {}
-                    None => {
-                        self.committed.insert(idx, id);
-                    }
-                }
-            }
-            if let Some((idx, t, ct)) = bad {
-                self.fail(
-                    "state machine safety",
-                    format!(
-                        "node {i} commits entry {idx} of term {t} but term {ct} was committed there"
-                    ),
-                );
-                return;
             }
         }
-        if became_leader {
-            // Leader completeness: every entry committed so far is in the new leader's log.
-            let log = raft.log();
-            let first = log.first().map_or(s.last_index + 1, |e| e.index);
-            let mut missing = None;
-            for (&idx, &(t, h)) in self.committed.range(first..) {
-                match log.get((idx - first) as usize) {
-                    Some(e) if e.term == t && entry_hash(e) == h => {}
-                    other => {
-                        missing = Some((idx, t, other.map(|e| e.term)));
-                        break;
-                    }
-                }
-            }
-            if let Some((idx, t, got)) = missing {
-                self.fail(
-                    "leader completeness",
-                    format!(
-                        "node {i} became leader of term {} without committed entry {idx} (term {t}); \
-                         it holds {got:?}",
-                        s.term
-                    ),
-                );
-                return;
-            }
-        }
-        // Leader-targeted fault: crash a new leader before its no-op has reached everyone,
-        // leaving entries of its term on some nodes only (the ground of Raft's figure 8).
-        if became_leader && self.chaos && self.cfg.faults.leader && self.rng.chance(0.7) {
+        Ok(())
+    }
+
+    /// Leader-targeted fault: crash or cut off a new leader before its no-op has reached
+    /// everyone, leaving entries of its term on some nodes only (the ground of Raft's figure 8).
+    fn strike_new_leader(&mut self, i: usize) {
+        if self.chaos && self.cfg.faults.leader && self.rng.chance(0.7) {
             let d = self.rng.between(0, 15);
             if self.rng.chance(0.5) {
                 self.at(d, Ev::Crash(i));
@@ -1520,10 +1353,6 @@ impl Sim {
                 self.at(d, Ev::Isolate(i));
             }
         }
-        let node = &mut self.nodes[i];
-        node.seen_term = s.term;
-        node.seen_commit = s.commit;
-        node.seen_role = s.role;
     }
 
     /// Log matching, checked fully: wherever two live logs hold the same index and term, they
@@ -1532,9 +1361,7 @@ impl Sim {
         let live: Vec<usize> = self.live_nodes();
         for (a_pos, &a) in live.iter().enumerate() {
             for &b in &live[a_pos + 1..] {
-                let (Some(ra), Some(rb)) =
-                    (self.nodes[a].raft.as_ref(), self.nodes[b].raft.as_ref())
-                else {
+                let (Some(ra), Some(rb)) = (self.nodes[a].raft(), self.nodes[b].raft()) else {
                     continue;
                 };
                 let (la, lb) = (ra.log(), rb.log());
@@ -1564,6 +1391,170 @@ impl Sim {
                     );
                     return;
                 }
+            }
+        }
+    }
+}
+
+/// An invariant check: Ok, or the failure's kind and detail.
+type Check = Result<(), (&'static str, String)>;
+
+impl SimIo<'_> {
+    fn fail(&mut self, kind: &'static str, detail: String) {
+        self.failure.get_or_insert((kind, detail));
+    }
+
+    /// Term of the entry at `index` as node `i` knows it: its core's log or snapshot point, or
+    /// its disk's.
+    fn term_at(&self, raft: &Raft, index: u64) -> Option<u64> {
+        if index == 0 {
+            return Some(0);
+        }
+        raft.term_at(index).or_else(|| self.disk.term_at(index))
+    }
+
+    /// Checks the entries a Ready asks to persist: an (index, term) pair names exactly one
+    /// entry and one predecessor (log matching, inductively), and no committed entry is
+    /// overwritten.
+    fn check_ready(&mut self, raft: &Raft, rd: &Ready) -> Check {
+        let i = self.node;
+        if let Some((meta, _)) = &rd.snapshot {
+            if let Some(&(t, _)) = self.ledger.committed.get(&meta.index) {
+                if t != meta.term {
+                    return Err((
+                        "state machine safety",
+                        format!(
+                            "node {i} installs a snapshot at {} term {} but term {t} was committed there",
+                            meta.index, meta.term
+                        ),
+                    ));
+                }
+            }
+        }
+        let mut prev = rd
+            .entries
+            .first()
+            .and_then(|e| self.term_at(raft, e.index - 1));
+        for e in &rd.entries {
+            self.check_entry(e, prev)?;
+            prev = Some(e.term);
+        }
+        Ok(())
+    }
+
+    /// One entry written with the term of its predecessor `prev` (None: unknown here).
+    fn check_entry(&mut self, e: &Entry, prev: Option<u64>) -> Check {
+        let i = self.node;
+        let own_commit = self.seen_commit;
+        let h = entry_hash(e);
+        // A follower may hold an entry that differs from one the others committed (a stale
+        // leader's), but never one at or below its own commit index.
+        if e.index <= own_commit {
+            if let Some(&(t, hh)) = self.ledger.committed.get(&e.index) {
+                if (t, hh) != (e.term, h) {
+                    return Err((
+                        "committed entry changed",
+                        format!(
+                            "node {i} (commit {own_commit}) writes entry {} term {} over \
+                             the committed entry of term {t}",
+                            e.index, e.term
+                        ),
+                    ));
+                }
+            }
+        }
+        match self.ledger.entry_ids.get(&(e.index, e.term)).copied() {
+            None => {
+                self.ledger.entry_ids.insert((e.index, e.term), (h, prev));
+            }
+            Some((hh, p)) => {
+                let prev_conflict = matches!((p, prev), (Some(a), Some(b)) if a != b);
+                if hh != h || prev_conflict {
+                    return Err((
+                        "log matching",
+                        format!(
+                            "node {i} holds entry {} term {} that differs from another node's \
+                             entry with the same index and term (data or predecessor term)",
+                            e.index, e.term
+                        ),
+                    ));
+                }
+                if p.is_none() && prev.is_some() {
+                    self.ledger.entry_ids.insert((e.index, e.term), (h, prev));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl LogStorage for SimIo<'_> {
+    /// A fast disk writes at once; otherwise the write completes `disk_delay` later (and a
+    /// crash before then tears it).
+    fn begin_persist(&mut self, batch: &Batch<'_>) -> Result<Durability, String> {
+        if self.disk_delay > 0 {
+            return Ok(Durability::InFlight);
+        }
+        self.finish_persist(batch)?;
+        Ok(Durability::Durable)
+    }
+
+    fn finish_persist(&mut self, batch: &Batch<'_>) -> Result<(), String> {
+        self.disk
+            .persist(batch)
+            .map_err(|e| format!("the core asked for an invalid write: {e}"))
+    }
+
+    fn save_snapshot(
+        &mut self,
+        meta: &crate::raft::SnapshotMeta,
+        data: &std::sync::Arc<Vec<u8>>,
+    ) -> Result<(), String> {
+        self.disk.save_own_snapshot(meta.clone(), data.clone());
+        Ok(())
+    }
+}
+
+impl Outbox<Request, Outcome> for SimIo<'_> {
+    fn send(&mut self, message: Message) {
+        self.outputs.push(Output::Send(message));
+    }
+
+    fn answer(&mut self, token: Request, answer: Answer<Outcome>) {
+        self.outputs.push(Output::Answer(token, answer));
+    }
+
+    fn observe_ready(&mut self, raft: &Raft, ready: &Ready) {
+        if let Err((kind, detail)) = self.check_ready(raft, ready) {
+            self.fail(kind, detail);
+        }
+    }
+
+    /// Entries apply in order, and every node applies the entry committed at an index.
+    fn observe_apply(&mut self, applied: u64, e: &Entry) {
+        let i = self.node;
+        if e.index != applied + 1 {
+            self.fail(
+                "apply order",
+                format!(
+                    "node {i} was handed entry {} to apply after {applied}",
+                    e.index
+                ),
+            );
+            return;
+        }
+        let h = entry_hash(e);
+        match self.ledger.committed.get(&e.index) {
+            Some(&(t, hh)) if (t, hh) != (e.term, h) => self.fail(
+                "state machine safety",
+                format!(
+                    "node {i} applies entry {} term {} but term {t} was committed there",
+                    e.index, e.term
+                ),
+            ),
+            Some(_) => {}
+            None => {
+                self.ledger.committed.insert(e.index, (e.term, h));
             }
         }
     }

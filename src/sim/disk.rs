@@ -11,6 +11,7 @@
 use std::sync::Arc;
 
 use crate::raft::{Entry, HardState, InitialState, SnapshotMeta};
+use crate::shell::Batch;
 
 /// A node's durable state.
 #[derive(Clone, Debug, Default)]
@@ -19,14 +20,6 @@ pub struct Disk {
     pub snapshot: Option<(SnapshotMeta, Arc<Vec<u8>>)>,
     /// Contiguous, starting right after the snapshot (or at 1).
     pub log: Vec<Entry>,
-}
-
-/// One durable step: what a `Ready` asked to persist.
-#[derive(Clone, Debug, Default)]
-pub struct Batch {
-    pub snapshot: Option<(SnapshotMeta, Arc<Vec<u8>>)>,
-    pub entries: Vec<Entry>,
-    pub hard_state: Option<HardState>,
 }
 
 impl Disk {
@@ -98,11 +91,11 @@ impl Disk {
     }
 
     /// Makes a whole batch durable (its flush completed).
-    pub fn persist(&mut self, b: &Batch) -> Result<(), String> {
-        if let Some((m, d)) = &b.snapshot {
+    pub fn persist(&mut self, b: &Batch<'_>) -> Result<(), String> {
+        if let Some((m, d)) = b.snapshot {
             self.install_snapshot(m.clone(), d.clone());
         }
-        self.append(&b.entries)?;
+        self.append(b.entries)?;
         if let Some(hs) = b.hard_state {
             self.hard_state = hs;
         }
@@ -111,8 +104,8 @@ impl Disk {
 
     /// A crash during the batch's flush kept a clean prefix of its records: the snapshot (if
     /// any, one record) and then `kept` entries. The hard state is written last, so it is lost.
-    pub fn persist_torn(&mut self, b: &Batch, kept: usize) -> Result<(), String> {
-        if let Some((m, d)) = &b.snapshot {
+    pub fn persist_torn(&mut self, b: &Batch<'_>, kept: usize) -> Result<(), String> {
+        if let Some((m, d)) = b.snapshot {
             if kept == 0 {
                 return Ok(());
             }
@@ -159,6 +152,15 @@ mod tests {
         }
     }
 
+    /// A batch of `entries` and an optional hard state.
+    fn batch(entries: &[Entry], hard_state: Option<HardState>) -> Batch<'_> {
+        Batch {
+            snapshot: None,
+            entries,
+            hard_state,
+        }
+    }
+
     fn terms(d: &Disk) -> Vec<(u64, u64)> {
         d.log.iter().map(|e| (e.index, e.term)).collect()
     }
@@ -166,45 +168,30 @@ mod tests {
     #[test]
     fn append_truncates_conflicting_suffix_then_appends() {
         let mut d = Disk::default();
-        d.persist(&Batch {
-            entries: vec![e(1, 1), e(2, 1), e(3, 1)],
-            ..Default::default()
-        })
-        .unwrap();
-        d.persist(&Batch {
-            entries: vec![e(2, 2)],
-            hard_state: Some(HardState {
-                term: 2,
-                vote: Some(3),
-                commit: 1,
-            }),
-            ..Default::default()
-        })
-        .unwrap();
+        d.persist(&batch(&[e(1, 1), e(2, 1), e(3, 1)], None))
+            .unwrap();
+        let hs = HardState {
+            term: 2,
+            vote: Some(3),
+            commit: 1,
+        };
+        d.persist(&batch(&[e(2, 2)], Some(hs))).unwrap();
         assert_eq!(terms(&d), vec![(1, 1), (2, 2)]);
         assert_eq!(d.hard_state.term, 2);
-        let err = d
-            .persist(&Batch {
-                entries: vec![e(5, 2)],
-                ..Default::default()
-            })
-            .unwrap_err();
+        let err = d.persist(&batch(&[e(5, 2)], None)).unwrap_err();
         assert!(err.contains("gap"), "{err}");
     }
 
     #[test]
     fn torn_batch_keeps_a_prefix_and_never_the_hard_state() {
         let mut d = Disk::default();
-        let b = Batch {
-            entries: vec![e(1, 1), e(2, 1), e(3, 1)],
-            hard_state: Some(HardState {
-                term: 1,
-                vote: Some(1),
-                commit: 0,
-            }),
-            ..Default::default()
+        let entries = [e(1, 1), e(2, 1), e(3, 1)];
+        let hs = HardState {
+            term: 1,
+            vote: Some(1),
+            commit: 0,
         };
-        d.persist_torn(&b, 2).unwrap();
+        d.persist_torn(&batch(&entries, Some(hs)), 2).unwrap();
         assert_eq!(terms(&d), vec![(1, 1), (2, 1)]);
         assert_eq!(d.hard_state, HardState::default());
     }
@@ -212,27 +199,26 @@ mod tests {
     #[test]
     fn snapshot_keeps_matching_suffix_or_drops_log() {
         let mut d = Disk::default();
-        d.persist(&Batch {
-            entries: vec![e(1, 1), e(2, 1), e(3, 1), e(4, 1)],
-            ..Default::default()
-        })
-        .unwrap();
+        d.persist(&batch(&[e(1, 1), e(2, 1), e(3, 1), e(4, 1)], None))
+            .unwrap();
         let meta = |index, term| SnapshotMeta {
             index,
             term,
             voters: vec![1, 2, 3],
         };
+        let data = Arc::new(vec![]);
+        let (two, three) = (meta(2, 1), meta(3, 2));
         d.persist(&Batch {
-            snapshot: Some((meta(2, 1), Arc::new(vec![]))),
-            ..Default::default()
+            snapshot: Some((&two, &data)),
+            ..batch(&[], None)
         })
         .unwrap();
         assert_eq!(terms(&d), vec![(3, 1), (4, 1)]);
         assert_eq!(d.first_index(), 3);
         assert_eq!(d.term_at(2), Some(1));
         d.persist(&Batch {
-            snapshot: Some((meta(3, 2), Arc::new(vec![]))),
-            ..Default::default()
+            snapshot: Some((&three, &data)),
+            ..batch(&[], None)
         })
         .unwrap();
         assert!(d.log.is_empty());

@@ -1,9 +1,10 @@
-//! The `partition_test` request (DESIGN §6): one simulated run in which the current leader is
+//! The `partition_test` run: one simulated run in which the current leader is
 //! isolated in a minority when operation `partition_after_op` is issued and the partition heals
 //! when operation `heal_after_op` is issued.
 //!
-//! Owns: validating the request, the scripted run, and the reply body.
-//! Must never: depend on wall time or anything but the request (same request, same reply).
+//! Owns: validating a [`PartitionSpec`] and the scripted run.
+//! Must never: depend on wall time or anything but the spec (same spec, same outcome), or know
+//! the Maelstrom request it may come from (the node's adapter reads the fields and answers).
 //!
 //! Decisions: clients (one per node) send operation `k` to node `k mod cluster_size`, so ops are
 //! spread over all nodes; the network only delays messages (1-5 ms), no other fault; before the
@@ -13,15 +14,13 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::{json, Map, Value};
-
 use super::cluster::{OpRecord, Sim, Time};
 use super::faults::{Faults, SimConfig};
-use super::rng::Rng;
 use super::run::{converge_and_read, report, sim_fail};
 use super::verdict::Verdict;
+use crate::rng::Rng;
 
-/// A validated `partition_test` request.
+/// What one `partition_test` run does (check it with [`PartitionSpec::validate`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PartitionSpec {
     pub cluster_size: usize,
@@ -63,104 +62,31 @@ pub struct PartitionOutcome {
 pub const MAX_CLUSTER: usize = 9;
 pub const MAX_OPERATIONS: usize = 5_000;
 
-fn field_u64(body: &Map<String, Value>, name: &str) -> Result<Option<u64>, (u64, String)> {
-    match body.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
-            (
-                12,
-                format!("partition_test: `{name}` must be a non-negative integer, got {v}"),
-            )
-        }),
+impl PartitionSpec {
+    /// Checks the spec describes a run this simulator can do: a minority holding the leader
+    /// needs 3 nodes, at most [`MAX_CLUSTER`] nodes and [`MAX_OPERATIONS`] operations, and
+    /// `partition_after_op <= heal_after_op <= operations`. The error names the bad field.
+    pub fn validate(&self) -> Result<(), String> {
+        let (n, ops) = (self.cluster_size, self.operations);
+        let (p, h) = (self.partition_after_op, self.heal_after_op);
+        if !(3..=MAX_CLUSTER).contains(&n) {
+            return Err(format!(
+                "`cluster_size` must be 3..={MAX_CLUSTER} (a minority holding the leader needs \
+                 3 nodes), got {n}"
+            ));
+        }
+        if !(1..=MAX_OPERATIONS).contains(&ops) {
+            return Err(format!(
+                "`operations` must be 1..={MAX_OPERATIONS}, got {ops}"
+            ));
+        }
+        if p > h || h > ops {
+            return Err(format!(
+                "need partition_after_op <= heal_after_op <= operations, got {p} <= {h} <= {ops}"
+            ));
+        }
+        Ok(())
     }
-}
-
-fn required(body: &Map<String, Value>, name: &str) -> Result<u64, (u64, String)> {
-    field_u64(body, name)?.ok_or_else(|| (12, format!("partition_test: missing field `{name}`")))
-}
-
-/// Validates a request body.
-pub fn parse_spec(body: &Map<String, Value>) -> Result<PartitionSpec, (u64, String)> {
-    let cluster_size = required(body, "cluster_size")?;
-    let operations = required(body, "operations")?;
-    let p = required(body, "partition_after_op")?;
-    let h = required(body, "heal_after_op")?;
-    let seed = field_u64(body, "seed")?.unwrap_or(0);
-    if !(3..=MAX_CLUSTER as u64).contains(&cluster_size) {
-        return Err((
-            12,
-            format!(
-                "partition_test: `cluster_size` must be 3..={MAX_CLUSTER} (a minority holding \
-                 the leader needs 3 nodes), got {cluster_size}"
-            ),
-        ));
-    }
-    if !(1..=MAX_OPERATIONS as u64).contains(&operations) {
-        return Err((
-            12,
-            format!("partition_test: `operations` must be 1..={MAX_OPERATIONS}, got {operations}"),
-        ));
-    }
-    if p > h || h > operations {
-        return Err((
-            12,
-            format!(
-                "partition_test: need partition_after_op <= heal_after_op <= operations, got \
-                 {p} <= {h} <= {operations}"
-            ),
-        ));
-    }
-    Ok(PartitionSpec {
-        cluster_size: cluster_size as usize,
-        operations: operations as usize,
-        partition_after_op: p as usize,
-        heal_after_op: h as usize,
-        seed,
-    })
-}
-
-/// Answers a `partition_test` request body: the reply body (without `in_reply_to`), or an error
-/// code and text (12 for a bad field).
-pub fn partition_test_request(
-    body: &Map<String, Value>,
-) -> Result<Map<String, Value>, (u64, String)> {
-    let spec = parse_spec(body)?;
-    let out = partition_test(&spec);
-    if let Some(f) = &out.failure {
-        return Err((13, format!("partition_test: the simulated run failed: {f}")));
-    }
-    let mut m = Map::new();
-    m.insert("type".into(), json!("partition_test_ok"));
-    m.insert("total_ops".into(), json!(spec.operations));
-    m.insert(
-        "ops_during_partition".into(),
-        json!(spec.heal_after_op - spec.partition_after_op),
-    );
-    m.insert("ops_succeeded".into(), json!(out.succeeded));
-    m.insert("ops_rejected".into(), json!(out.rejected));
-    m.insert("linearizable".into(), json!(out.linearizable));
-    m.insert("seed".into(), json!(spec.seed));
-    m.insert("indeterminate_ops".into(), json!(out.indeterminate));
-    m.insert("leader_changes".into(), json!(out.leader_changes));
-    m.insert("simulated_ms".into(), json!(out.simulated_ms));
-    m.insert(
-        "isolated_leader".into(),
-        json!(out.old_leader.map(|l| format!("n{}", l + 1))),
-    );
-    m.insert(
-        "minority".into(),
-        json!(out
-            .minority
-            .iter()
-            .map(|i| format!("n{}", i + 1))
-            .collect::<Vec<_>>()),
-    );
-    m.insert(
-        "majority_recovery_ms".into(),
-        json!(out.majority_recovery_ms),
-    );
-    m.insert("majority_ready_ms".into(), json!(out.majority_ready_ms));
-    Ok(m)
 }
 
 fn blocked_for(n: usize, minority: &BTreeSet<usize>) -> Vec<Vec<bool>> {

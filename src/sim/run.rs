@@ -8,11 +8,10 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
-
 use super::cluster::{Failure, Op, OpResult, Sim, Stats, Time};
 use super::faults::SimConfig;
 use super::verdict::{check_history, Verdict};
+use crate::check::{self, EventKind};
 
 /// How long the cluster may take to converge after the final heal (simulated ms).
 pub const CONVERGE_MS: Time = 30_000;
@@ -117,11 +116,7 @@ pub(super) fn converge_and_read(sim: &mut Sim) {
         return;
     }
     sim.check_logs_match();
-    let keys: BTreeSet<u64> = sim
-        .history
-        .iter()
-        .filter_map(|e| e.get("key").and_then(Value::as_u64))
-        .collect();
+    let keys: BTreeSet<u64> = sim.history.iter().filter_map(|e| e.key.as_u64()).collect();
     for key in keys {
         let mut served = None;
         for _attempt in 0..5 {
@@ -154,9 +149,9 @@ pub(super) fn converge_and_read(sim: &mut Sim) {
             return;
         };
         let acked_write = sim.history.iter().any(|e| {
-            e.get("key").and_then(Value::as_u64) == Some(key)
-                && e.get("type").and_then(Value::as_str) == Some("ok")
-                && matches!(e.get("f").and_then(Value::as_str), Some("write" | "cas"))
+            e.key.as_u64() == Some(key)
+                && e.kind == EventKind::Ok
+                && matches!(e.f, check::Op::Write | check::Op::Cas)
         });
         if acked_write && value.is_none() {
             sim_fail(
@@ -178,25 +173,20 @@ pub(super) fn report(mut sim: Sim, with_verdict: bool) -> RunReport {
             // Centre the trace on the operation the checker could not place.
             let at = event
                 .and_then(|i| sim.history.get(i as usize))
-                .and_then(|e| e.get("time").and_then(Value::as_u64));
+                .map(|e| e.time);
             if let (Some(f), Some(ns)) = (sim.failure.as_mut(), at) {
                 f.focus = ns / 1_000_000;
             }
         }
         verdict = Some(v);
     }
-    let count = |t: &str| {
-        sim.history
-            .iter()
-            .filter(|e| e.get("type").and_then(Value::as_str) == Some(t))
-            .count()
-    };
+    let count = |kind: EventKind| sim.history.iter().filter(|e| e.kind == kind).count();
     RunReport {
         seed: sim.cfg.seed,
         ops: sim.records.len(),
-        ok: count("ok"),
-        failed: count("fail"),
-        info: count("info"),
+        ok: count(EventKind::Ok),
+        failed: count(EventKind::Fail),
+        info: count(EventKind::Info),
         simulated_ms: sim.now,
         stats: sim.stats.clone(),
         leader_changes: sim.leader_changes,

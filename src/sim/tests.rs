@@ -1,15 +1,16 @@
-//! The simulator's own tests: many seeds with every fault against the real core, exact replay,
-//! the three injected Raft bugs caught, and the `partition_test` properties.
+//! The simulator's own tests: many seeds with every fault against the real core and the node's
+//! own shell, exact replay, the three injected Raft bugs and one shell bug caught, and the
+//! `partition_test` properties.
 //!
 //! `RAFTKV_SIM_SEEDS=N` runs N seeds instead of CI's 300 (and lets the bug hunts search N seeds).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::faults::{Faults, SimConfig};
-use super::partition::{parse_spec, partition_test, partition_test_request, PartitionSpec};
+use super::partition::{partition_test, PartitionSpec};
 use super::run::{run, RunReport};
 use super::verdict::Verdict;
 use crate::raft::Bugs;
@@ -202,6 +203,9 @@ fn catches_reads_served_without_read_index() {
     );
 }
 
+/// The switch is in the shared shell (`crate::shell::ShellBugs`), the one the node runs: a
+/// shell that lets acknowledgements leave before its flush is caught by the simulator's crashes
+/// and delayed disks.
 #[test]
 fn catches_a_shell_that_acknowledges_before_the_flush() {
     let reports = run_seeds(HUNT_LIMIT, true, |seed| {
@@ -221,14 +225,9 @@ fn catches_a_shell_that_acknowledges_before_the_flush() {
     );
 }
 
-fn body(v: Value) -> Map<String, Value> {
-    match v {
-        Value::Object(m) => m,
-        _ => unreachable!(),
-    }
-}
-
-/// The partition_test properties of DESIGN §6 on one run.
+/// The partition_test properties on one run: it completes, is linearizable, isolates the old
+/// leader in a minority that serves nothing during the partition, and the majority serves once
+/// its new leader is known.
 fn check_partition_properties(spec: &PartitionSpec) {
     let started = std::time::Instant::now();
     let out = partition_test(spec);
@@ -319,28 +318,6 @@ fn partition_test_properties_hold_over_seeds_and_shapes() {
 }
 
 #[test]
-fn partition_test_reply_is_deterministic_per_seed() {
-    let req = body(
-        json!({"cluster_size": 5, "operations": 100, "partition_after_op": 30, "heal_after_op": 70, "seed": 9}),
-    );
-    let a = partition_test_request(&req).unwrap();
-    let b = partition_test_request(&req).unwrap();
-    assert_eq!(a, b);
-    assert_eq!(a["type"], json!("partition_test_ok"));
-    assert_eq!(a["total_ops"], json!(100));
-    assert_eq!(a["ops_during_partition"], json!(40));
-    assert_eq!(a["linearizable"], json!(true));
-    let s = a["ops_succeeded"].as_u64().unwrap();
-    let r = a["ops_rejected"].as_u64().unwrap();
-    assert_eq!(s + r, 100);
-    assert!(r > 0, "the minority's ops are rejected");
-    let mut other = req.clone();
-    other.insert("seed".into(), json!(10));
-    let c = partition_test_request(&other).unwrap();
-    assert_ne!(a, c, "another seed gives another run");
-}
-
-#[test]
 fn partition_test_seed_fixtures_answer_in_time() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/seed");
     let mut seen = 0;
@@ -355,57 +332,21 @@ fn partition_test_seed_fixtures_answer_in_time() {
             if b["type"] != json!("partition_test") {
                 continue;
             }
+            let field = |name: &str| b[name].as_u64().unwrap() as usize;
+            let spec = PartitionSpec {
+                cluster_size: field("cluster_size"),
+                operations: field("operations"),
+                partition_after_op: field("partition_after_op"),
+                heal_after_op: field("heal_after_op"),
+                seed: b.get("seed").and_then(Value::as_u64).unwrap_or(0),
+            };
             let started = std::time::Instant::now();
-            let reply = partition_test_request(b).unwrap();
-            assert!(started.elapsed().as_millis() < 2000, "{path:?}");
-            let spec = parse_spec(b).unwrap();
-            assert_eq!(reply["total_ops"], json!(spec.operations));
-            assert_eq!(reply["linearizable"], json!(true), "{path:?}: {reply:?}");
             check_partition_properties(&spec);
+            assert!(started.elapsed().as_millis() < 2000, "{path:?}");
             seen += 1;
         }
     }
     assert_eq!(seen, 2, "both seed cases ran");
-}
-
-#[test]
-fn partition_test_rejects_bad_fields_with_code_12() {
-    let good =
-        json!({"cluster_size": 5, "operations": 10, "partition_after_op": 2, "heal_after_op": 8});
-    assert!(parse_spec(&body(good.clone())).is_ok());
-    let cases = [
-        ("cluster_size", Value::Null, "missing field `cluster_size`"),
-        (
-            "cluster_size",
-            json!("five"),
-            "`cluster_size` must be a non-negative integer",
-        ),
-        ("cluster_size", json!(2), "`cluster_size` must be 3..="),
-        (
-            "operations",
-            json!(-1),
-            "`operations` must be a non-negative integer",
-        ),
-        ("operations", json!(0), "`operations` must be 1..="),
-        (
-            "partition_after_op",
-            json!(9),
-            "partition_after_op <= heal_after_op",
-        ),
-        ("heal_after_op", json!(11), "heal_after_op <= operations"),
-        ("seed", json!(1.5), "`seed` must be a non-negative integer"),
-    ];
-    for (field, value, want) in cases {
-        let mut b = body(good.clone());
-        if value.is_null() {
-            b.remove(field);
-        } else {
-            b.insert(field.into(), value);
-        }
-        let (code, text) = partition_test_request(&b).unwrap_err();
-        assert_eq!(code, 12, "{field}");
-        assert!(text.contains(want), "{field}: {text}");
-    }
 }
 
 #[test]

@@ -1,10 +1,8 @@
 //! The checker's verdict on a simulated history.
 //!
-//! Owns: handing the run's canonical history (DESIGN §5 events) to `crate::check` and turning its
+//! Owns: handing the run's history (the checker's own event type) to `crate::check` and turning its
 //! report into a verdict the simulator prints.
 //! Must never: judge a history itself; the checker is the only judge of linearizability.
-
-use serde_json::Value;
 
 use crate::check::{self, Event, Options};
 
@@ -29,19 +27,12 @@ impl Verdict {
 }
 
 /// Checks a history of canonical events (one thread: the simulator runs seeds in parallel).
-pub fn check_history(history: &[Value]) -> Verdict {
-    let mut events = Vec::with_capacity(history.len());
-    for v in history {
-        match serde_json::from_value::<Event>(v.clone()) {
-            Ok(e) => events.push(e),
-            Err(e) => return Verdict::Unknown(format!("simulator wrote a bad event {v}: {e}")),
-        }
-    }
+pub fn check_history(events: &[Event]) -> Verdict {
     let opts = Options {
         threads: 1,
         ..Options::default()
     };
-    let report = check::check(&events, &opts);
+    let report = check::check(events, &opts);
     match report.verdict {
         check::Verdict::Linearizable => Verdict::Linearizable,
         check::Verdict::NotLinearizable => {
@@ -67,24 +58,19 @@ pub fn check_history(history: &[Value]) -> Verdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn ev(i: u64, p: u64, t: &str, f: &str, v: Value) -> Value {
-        json!({"index": i, "time": i, "process": p, "type": t, "f": f, "key": 1, "value": v})
-    }
+    use crate::check::{History, Op};
+    use serde_json::Value;
 
     #[test]
     fn stale_read_is_a_violation_and_a_fresh_one_is_not() {
-        let mut h = vec![
-            ev(0, 0, "invoke", "write", json!(3)),
-            ev(1, 0, "ok", "write", json!(3)),
-            ev(2, 1, "invoke", "read", Value::Null),
-            ev(3, 1, "ok", "read", json!(3)),
-        ];
-        assert_eq!(check_history(&h), Verdict::Linearizable);
-        h[3] = ev(3, 1, "ok", "read", Value::Null);
+        let mut h = History::new();
+        h.invoke(0, 0, Op::Write, 1, 3).ok(1, 0, Op::Write, 1, 3);
+        h.invoke(2, 1, Op::Read, 1, Value::Null)
+            .ok(3, 1, Op::Read, 1, 3);
+        assert_eq!(check_history(&h.events), Verdict::Linearizable);
+        h.events[3].value = Value::Null;
         assert!(matches!(
-            check_history(&h),
+            check_history(&h.events),
             Verdict::Violation { event: Some(3), .. }
         ));
     }

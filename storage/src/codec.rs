@@ -148,7 +148,7 @@ pub fn unframe<T: DeserializeOwned>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Entry, EntryKind};
+    use crate::{AsEntryRef, Entry, EntryKind};
 
     fn entry() -> Entry {
         Entry {
@@ -200,6 +200,8 @@ mod tests {
         let a = frame("log", b"k", &e);
         let b = frame("log", b"k", &plain);
         assert_eq!(a, b);
+        // The borrowed record (what persist writes) is the same record, byte for byte.
+        assert_eq!(frame("log", b"k", &e.entry_ref()), a);
         // JSON (used by tools that print entries) round-trips too.
         let json = serde_json::to_string(&e).unwrap();
         assert_eq!(serde_json::from_str::<Entry>(&json).unwrap(), e);

@@ -14,10 +14,25 @@ fn with_trees<T>(
     f: impl FnOnce(&crate::Trees) -> Result<T, sled::Error>,
 ) -> Result<T, Error> {
     remove_stale_generating(dir)?;
-    let t = open_trees(dir)?;
+    let t = open_when_unlocked(dir)?;
     let r = f(&t).map_err(|e| Error::Io(e.to_string()))?;
     t.db.flush().map_err(|e| Error::Io(e.to_string()))?;
     Ok(r)
+}
+
+/// Opens the trees, waiting up to two seconds for sled's lock: sled releases it from a background
+/// thread shortly after the last handle of an earlier open in this process is dropped, so two
+/// edits in a row would otherwise fail now and then with `Locked`.
+fn open_when_unlocked(dir: &Path) -> Result<crate::Trees, Error> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+    loop {
+        match open_trees(dir) {
+            Err(Error::Locked { .. }) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
 }
 
 fn missing(what: String) -> Error {

@@ -1,12 +1,13 @@
 //! raftkv-storage: the durable home of a node's Raft state.
 //!
 //! Owns: the on-disk format (one sled `Db` per node directory, trees `log`, `meta`, `snapshot`),
-//! the checksummed record codec, and the recovery rules of DESIGN §3.
+//! the checksummed record codec, and the recovery rules of [`Storage::open`].
 //! Must never: report anything durable before `flush()` has returned, panic on bytes read from
 //! disk, or change a byte of a directory it was asked only to inspect.
 //!
-//! The plain data types below ([`Entry`], [`HardState`], [`SnapshotMeta`]) are shared with the
-//! consensus core, which uses them as values only and never touches a file.
+//! The plain data types below ([`Entry`], [`HardState`], [`SnapshotMeta`]) are this crate's
+//! records: their serialized form is the on-disk format. The crate depends on nothing of the
+//! consensus core; the core has its own value types and the node converts between the two.
 
 use serde::{Deserialize, Serialize};
 
@@ -29,6 +30,34 @@ pub struct Entry {
     /// instead of byte by byte; recovery spent a third of its time there).
     #[serde(with = "bytes")]
     pub data: Vec<u8>,
+}
+
+/// An [`Entry`] record borrowed from whoever owns the entry: it serializes exactly as the
+/// `Entry` with the same fields does, so it is written to disk without copying its payload.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct EntryRef<'a> {
+    pub term: u64,
+    pub index: u64,
+    pub kind: EntryKind,
+    #[serde(serialize_with = "bytes::serialize")]
+    pub data: &'a [u8],
+}
+
+/// A log entry that can be seen as this crate's record without a copy: how a caller with
+/// entries of its own type (the node's core) hands them to [`Storage::persist_borrowed`].
+pub trait AsEntryRef {
+    fn entry_ref(&self) -> EntryRef<'_>;
+}
+
+impl AsEntryRef for Entry {
+    fn entry_ref(&self) -> EntryRef<'_> {
+        EntryRef {
+            term: self.term,
+            index: self.index,
+            kind: self.kind,
+            data: &self.data,
+        }
+    }
 }
 
 /// Serde helper: a `Vec<u8>` as bytes. Reads bytes or a sequence of numbers, so JSON and the
@@ -113,6 +142,34 @@ pub struct WriteBatch {
     /// Entries to append; a conflicting suffix from `entries[0].index` on is truncated first.
     pub entries: Vec<Entry>,
     pub hard_state: Option<HardState>,
+}
+
+/// A [`WriteBatch`] borrowed from whoever holds the entries and snapshot data, so a caller
+/// that owns them already (the node's shell) hands them to disk without a copy. The entries
+/// may be of the caller's own type, seen as records through [`AsEntryRef`].
+#[derive(Debug)]
+pub struct BatchRef<'a, E: AsEntryRef = Entry> {
+    pub snapshot: Option<(&'a SnapshotMeta, &'a [u8])>,
+    pub entries: &'a [E],
+    pub hard_state: Option<HardState>,
+}
+
+impl<E: AsEntryRef> Clone for BatchRef<'_, E> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<E: AsEntryRef> Copy for BatchRef<'_, E> {}
+
+impl WriteBatch {
+    pub fn borrow(&self) -> BatchRef<'_, Entry> {
+        BatchRef {
+            snapshot: self.snapshot.as_ref().map(|(m, d)| (m, d.as_slice())),
+            entries: &self.entries,
+            hard_state: self.hard_state,
+        }
+    }
 }
 
 /// Storage errors. Each names what is wrong and where.
@@ -708,7 +765,14 @@ impl Storage {
     /// truncation of the suffix from `entries[0].index`, appends), then hard state, then one flush.
     /// Recovery reconciles a crash between the parts (see `open`).
     pub fn persist(&mut self, batch: &WriteBatch) -> Result<(), Error> {
+        self.persist_borrowed(batch.borrow())
+    }
+
+    /// [`Storage::persist`] of a borrowed batch.
+    pub fn persist_borrowed<E: AsEntryRef>(&mut self, batch: BatchRef<'_, E>) -> Result<(), Error> {
         self.check()?;
+        let first_entry = batch.entries.first().map(AsEntryRef::entry_ref);
+        let entries = || batch.entries.iter().map(AsEntryRef::entry_ref);
         // Validate everything before writing anything.
         let mut snap_index = self.snapshot.as_ref().map_or(0, |s| s.index);
         let mut keep_log_after_snapshot = true;
@@ -727,14 +791,14 @@ impl Storage {
         if !keep_log_after_snapshot {
             last = snap_index;
         }
-        if let Some(e0) = batch.entries.first() {
+        if let Some(e0) = first_entry {
             if e0.index <= snap_index || e0.index > last + 1 {
                 return Err(Error::Invalid(format!(
                     "entries start at {} but the log after this step holds [{first}, {last}] (no gap, nothing at or below the snapshot)",
                     e0.index
                 )));
             }
-            for (i, e) in batch.entries.iter().enumerate() {
+            for (i, e) in entries().enumerate() {
                 if e.index != e0.index + i as u64 {
                     return Err(Error::Invalid(format!(
                         "entries are not contiguous: position {i} has index {}, expected {}",
@@ -743,7 +807,7 @@ impl Storage {
                     )));
                 }
             }
-            last = batch.entries[batch.entries.len() - 1].index;
+            last = e0.index + batch.entries.len() as u64 - 1;
         }
         first = first.min(last + 1);
         // Snapshot part.
@@ -768,15 +832,15 @@ impl Storage {
             };
             removes.extend(old_first..=remove_to);
         }
-        if let Some(e0) = batch.entries.first() {
+        if let Some(e0) = first_entry {
             removes.extend(e0.index..=old_last);
         }
         let r = if removes.is_empty() {
-            batch.entries.iter().try_for_each(|e| {
+            entries().try_for_each(|e| {
                 let key = e.index.to_be_bytes();
                 self.trees
                     .log
-                    .insert(key, codec::frame(LOG, &key, e))
+                    .insert(key, codec::frame(LOG, &key, &e))
                     .map(|_| ())
             })
         } else {
@@ -784,9 +848,9 @@ impl Storage {
             for i in removes {
                 b.remove(&i.to_be_bytes());
             }
-            for e in &batch.entries {
+            for e in entries() {
                 let key = e.index.to_be_bytes();
-                b.insert(&key, codec::frame(LOG, &key, e));
+                b.insert(&key, codec::frame(LOG, &key, &e));
             }
             self.trees.log.apply_batch(b)
         };
@@ -812,11 +876,11 @@ impl Storage {
             } else {
                 self.terms = Terms::default();
             }
-            self.snapshot = Some(meta.clone());
+            self.snapshot = Some((*meta).clone());
         }
-        if let Some(e0) = batch.entries.first() {
+        if let Some(e0) = first_entry {
             self.terms.truncate_from(e0.index);
-            for e in &batch.entries {
+            for e in entries() {
                 self.terms.push(e.index, e.term);
             }
         }

@@ -9,7 +9,7 @@
 //! only decide *when* a timer fires, which a checker abstracts as "this node's timer fires".
 //! The outputs drained by `ready` are hashed too (they are empty between two checker steps).
 
-use super::{Incoming, Raft, ReadRound};
+use super::{IncomingSnapshot, Raft, ReadRound};
 use crate::raft::progress::{Progress, State};
 use crate::raft::{Entry, EntryKind, HardState, Message, NodeId, Role};
 use std::collections::hash_map::DefaultHasher;
@@ -43,7 +43,7 @@ impl Raft {
             .collect();
         progress.sort_unstable();
         progress.hash(h);
-        (self.need_bcast, self.read_seq, &self.read_queue).hash(h);
+        (self.entries_to_broadcast, self.read_seq, &self.read_queue).hash(h);
         if !self.read_queue.is_empty() {
             (self.ticks - self.read_queue_since).hash(h);
         }
@@ -51,11 +51,15 @@ impl Raft {
             hash_round(round, self.ticks, h, rename);
         }
         hash_incoming(self.incoming.as_ref(), h);
-        for m in self.msgs.iter().chain(&self.persisted_msgs) {
+        let handed_snapshot = self.ready_snapshot.as_ref();
+        handed_snapshot
+            .map(|(meta, data)| (meta.index, meta.term, data.len()))
+            .hash(h);
+        for m in self.messages.iter().chain(&self.messages_after_persist) {
             hash_message_head(m, h, rename);
         }
         (self.reads_ready.len(), &self.failed_reads).hash(h);
-        hash_hard_state(&self.prev_hs, h, rename);
+        hash_hard_state(&self.hard_state_handed_out, h, rename);
     }
 }
 
@@ -114,7 +118,7 @@ fn hash_round<H: Hasher>(r: &ReadRound, now: u64, h: &mut H, rename: &dyn Fn(Nod
     acks.hash(h);
 }
 
-fn hash_incoming<H: Hasher>(inc: Option<&Incoming>, h: &mut H) {
+fn hash_incoming<H: Hasher>(inc: Option<&IncomingSnapshot>, h: &mut H) {
     if let Some(inc) = inc {
         (inc.meta.index, inc.meta.term, inc.data.len()).hash(h);
     }

@@ -1,0 +1,345 @@
+//! One node's replica: its identity in the cluster, its shell (core, state machine, waiting
+//! client requests), its sled storage, and the glue that lets the shell reach storage and stdout.
+//!
+//! Owns: opening (or recovering) the data directory into a shell, the shell's storage and
+//! outbox for a real node (sled through a borrowed batch; Maelstrom envelopes on stdout), and
+//! the answers to client requests in Maelstrom's terms.
+//! Must never: perform a `Ready` itself (that is `crate::shell`), or send a peer anything before
+//! the peer delay has passed unless that peer spoke first (it may not be running yet).
+
+use super::request::Op;
+use super::{datadir, records};
+use crate::kv::{KvStore, Outcome};
+use crate::maelstrom::{code, error_body, pack, Envelope};
+use crate::raft::{Config, Entry, InitialState, Message, NodeId, Role, SnapshotMeta};
+use crate::shell::{
+    Answer, Batch, Durability, LogStorage, Outbox, Progress, Shell, ShellSettings, ShellStats,
+};
+use raftkv_storage::{Identity, Storage};
+use serde_json::{Map, Value};
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Where to send the answer of a client request.
+#[derive(Clone, Debug)]
+pub struct Client {
+    /// Who asked (a client, or a peer that forwarded the request).
+    pub src: String,
+    /// The id this node was addressed by.
+    pub dest: String,
+    pub msg_id: u64,
+}
+
+/// A client request waiting in the shell: the shell's token.
+#[derive(Debug)]
+pub struct Waiting {
+    pub client: Client,
+    pub op: Op,
+    pub since: Instant,
+}
+
+/// A request forwarded to the leader, waiting for its answer to relay.
+#[derive(Debug)]
+pub struct Forward {
+    pub client: Client,
+    pub is_read: bool,
+    /// The leader it went to; once this node stops believing in that leader (it died, lost its
+    /// majority, or an election is under way), the answer is given at once instead of after the
+    /// request timeout. Only that leader's answer is relayed.
+    pub leader: NodeId,
+    /// The reply type a success must have (`read_ok`, `write_ok`, `cas_ok`).
+    pub ok_type: &'static str,
+    pub since: Instant,
+}
+
+/// Everything that exists once `init` has named the cluster.
+pub struct Replica {
+    pub me: String,
+    pub ids: Vec<String>,
+    pub my: NodeId,
+    pub shell: Shell<KvStore, Waiting>,
+    storage: Storage,
+    pub init_at: Instant,
+    pub peers_open: bool,
+    pub heard_from: HashSet<NodeId>,
+    /// Forwarded requests by the msg_id this node gave them.
+    pub forwards: HashMap<u64, Forward>,
+    last_role: Role,
+    last_term: u64,
+}
+
+/// Core id of the node at `position` in `node_ids` (0 is kept free for "nobody").
+pub fn core_id(position: usize) -> NodeId {
+    position as NodeId + 1
+}
+
+/// The reply envelope to `client`.
+pub fn reply(client: &Client, body: Map<String, Value>) -> Envelope {
+    Envelope {
+        src: client.dest.clone(),
+        dest: client.src.clone(),
+        body,
+    }
+}
+
+impl Replica {
+    /// Opens (or recovers) the node's storage and builds its shell from what is durable.
+    pub fn open(
+        me: &str,
+        ids: Vec<String>,
+        position: usize,
+        snapshot_every: u64,
+    ) -> Result<Replica, String> {
+        let dir = datadir::data_dir(me)?;
+        if let Some(warning) = datadir::shell_parent_warning() {
+            eprintln!("raftkv: warning: {warning}");
+        }
+        if let Some(parent) = dir.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                format!(
+                    "cannot create data directory root {}: {e}",
+                    parent.display()
+                )
+            })?;
+        }
+        let (storage, state) = open_storage(me, &ids, &dir)?;
+        let my = core_id(position);
+        let voters: Vec<NodeId> = (0..ids.len()).map(core_id).collect();
+        let settings = ShellSettings::new(snapshot_every);
+        let shell = Shell::recover(Config::new(my, voters, process_seed(my)), state, settings)
+            .map_err(|e| format!("{me}: {e}"))?;
+        Ok(Replica {
+            me: me.to_string(),
+            ids,
+            my,
+            shell,
+            storage,
+            init_at: Instant::now(),
+            peers_open: false,
+            heard_from: HashSet::new(),
+            forwards: HashMap::new(),
+            last_role: Role::Follower,
+            last_term: 0,
+        })
+    }
+
+    pub fn stats(&self) -> ShellStats {
+        self.shell.stats
+    }
+
+    /// Performs everything the core has ready (the sled persist is synchronous: one flush per
+    /// `Ready` that needs one), writing peer messages and answers to `out`.
+    pub fn drive<W: Write>(&mut self, out: &mut W) -> Result<u64, String> {
+        let installed = self.shell.stats.snapshots_installed;
+        let applied = self.shell.applied();
+        let mut io = NodeIo {
+            storage: &mut self.storage,
+            out,
+            me: &self.me,
+            ids: &self.ids,
+            peers_open: self.peers_open,
+            heard_from: &self.heard_from,
+            peer_messages: 0,
+            write_error: None,
+        };
+        let progress = self
+            .shell
+            .drive(&mut io)
+            .map_err(|e| format!("{}: {e}", self.me))?;
+        debug_assert_eq!(progress, Progress::Idle, "sled persists synchronously");
+        if let Some(e) = io.write_error {
+            return Err(e);
+        }
+        let sent = io.peer_messages;
+        if self.shell.stats.snapshots_installed > installed {
+            eprintln!(
+                "raftkv: {} installed a snapshot from the leader at index {} (applied was {applied})",
+                self.me,
+                self.shell.snapshot_point().0
+            );
+        }
+        self.log_role_change();
+        Ok(sent)
+    }
+
+    fn log_role_change(&mut self) {
+        let st = self.shell.raft().status();
+        if st.role == self.last_role && st.term == self.last_term {
+            return;
+        }
+        if st.role == Role::Leader {
+            eprintln!("raftkv: {} is leader for term {}", self.me, st.term);
+        } else if self.last_role == Role::Leader {
+            eprintln!(
+                "raftkv: {} is no longer leader (now {:?}, term {})",
+                self.me, st.role, st.term
+            );
+        }
+        self.last_role = st.role;
+        self.last_term = st.term;
+    }
+}
+
+/// Opens the data directory, checks or records its identity, and reads what is durable.
+fn open_storage(
+    me: &str,
+    ids: &[String],
+    dir: &std::path::Path,
+) -> Result<(Storage, InitialState), String> {
+    let (mut storage, rec) = Storage::open(dir)
+        .map_err(|e| format!("{me}: cannot open data directory {}: {e}", dir.display()))?;
+    let identity = Identity {
+        node: me.to_string(),
+        cluster: ids.to_vec(),
+    };
+    match &rec.identity {
+        Some(found) if *found != identity => {
+            return Err(format!(
+                "data directory {} belongs to node {} of cluster {:?}, not {me} of {ids:?}",
+                dir.display(),
+                found.node,
+                found.cluster
+            ))
+        }
+        Some(_) => {}
+        None => storage
+            .set_identity(&identity)
+            .map_err(|e| format!("{me}: cannot record identity: {e}"))?,
+    }
+    let snapshot = storage
+        .load_snapshot()
+        .map_err(|e| format!("{me}: cannot load snapshot: {e}"))?;
+    let mut entries = Vec::new();
+    let mut next = rec.first_index;
+    while next <= rec.last_index {
+        let batch = storage
+            .entries(next, rec.last_index + 1, 64 << 20)
+            .map_err(|e| format!("{me}: cannot read log from index {next}: {e}"))?;
+        let Some(last) = batch.last() else {
+            return Err(format!(
+                "{me}: log ends at {} but storage returned nothing from {next}",
+                rec.last_index
+            ));
+        };
+        next = last.index + 1;
+        entries.extend(batch.into_iter().map(Entry::from));
+    }
+    eprintln!(
+        "raftkv: {me} opened {}: term {} commit {} snapshot {:?} log [{}, {}]",
+        dir.display(),
+        rec.hard_state.term,
+        rec.hard_state.commit,
+        snapshot.as_ref().map(|(m, _)| m.index),
+        rec.first_index,
+        rec.last_index
+    );
+    let state = InitialState {
+        hard_state: rec.hard_state.into(),
+        snapshot: snapshot.map(|(m, d)| (m.into(), Arc::new(d))),
+        entries,
+    };
+    Ok((storage, state))
+}
+
+/// The core's random seed: different for every process and node.
+fn process_seed(my: NodeId) -> u64 {
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    t ^ (u64::from(std::process::id()) << 32) ^ my
+}
+
+/// The shell's storage and outbox on a real node: sled, and Maelstrom envelopes on stdout.
+struct NodeIo<'a, W: Write> {
+    storage: &'a mut Storage,
+    out: &'a mut W,
+    me: &'a str,
+    ids: &'a [String],
+    peers_open: bool,
+    heard_from: &'a HashSet<NodeId>,
+    peer_messages: u64,
+    /// The first failed write to stdout (the shell's outbox cannot fail; the loop reports it).
+    write_error: Option<String>,
+}
+
+impl<W: Write> NodeIo<'_, W> {
+    fn emit(&mut self, env: &Envelope) {
+        if self.write_error.is_some() {
+            return;
+        }
+        if let Err(e) = env.write_line_buffered(&mut *self.out) {
+            self.write_error = Some(format!("cannot write to stdout: {e}"));
+        }
+    }
+}
+
+impl<W: Write> LogStorage for NodeIo<'_, W> {
+    fn begin_persist(&mut self, batch: &Batch<'_>) -> Result<Durability, String> {
+        records::persist(self.storage, batch).map_err(|e| format!("cannot persist: {e}"))?;
+        Ok(Durability::Durable)
+    }
+
+    fn finish_persist(&mut self, _batch: &Batch<'_>) -> Result<(), String> {
+        // `begin_persist` is synchronous: there is never a persist to finish.
+        Ok(())
+    }
+
+    fn save_snapshot(&mut self, meta: &SnapshotMeta, data: &Arc<Vec<u8>>) -> Result<(), String> {
+        self.storage
+            .save_snapshot(&meta.into(), data)
+            .map_err(|e| e.to_string())
+    }
+}
+
+impl<W: Write> Outbox<Waiting, Outcome> for NodeIo<'_, W> {
+    /// A core message as a Maelstrom envelope. Before the peer delay has passed, only peers
+    /// that have spoken to this node get anything.
+    fn send(&mut self, m: Message) {
+        let Some(dest) = (m.to as usize).checked_sub(1).and_then(|i| self.ids.get(i)) else {
+            eprintln!("raftkv: core addressed a message to unknown id {}", m.to);
+            return;
+        };
+        if !self.peers_open && !self.heard_from.contains(&m.to) {
+            return;
+        }
+        match pack::pack(&m) {
+            Ok(text) => {
+                let mut body = Map::new();
+                body.insert("type".into(), "raft".into());
+                body.insert("m".into(), text.into());
+                let env = Envelope {
+                    src: self.me.to_string(),
+                    dest: dest.clone(),
+                    body,
+                };
+                self.peer_messages += 1;
+                self.emit(&env);
+            }
+            Err(e) => eprintln!("raftkv: cannot encode a raft message: {e}"),
+        }
+    }
+
+    fn flush_sends(&mut self) -> Result<(), String> {
+        self.out
+            .flush()
+            .map_err(|e| format!("cannot write to stdout: {e}"))
+    }
+
+    fn answer(&mut self, token: Waiting, answer: Answer<Outcome>) {
+        let body = answer_body(&token.op, token.client.msg_id, answer);
+        self.emit(&reply(&token.client, body));
+    }
+}
+
+/// The Maelstrom reply to `op` (asked as `msg_id`) for the shell's answer: 11 only when the
+/// operation definitely did not happen, 13 when it may have.
+pub fn answer_body(op: &Op, msg_id: u64, answer: Answer<Outcome>) -> Map<String, Value> {
+    match answer {
+        Answer::Applied(outcome) | Answer::Read(outcome) => op.reply(msg_id, &outcome),
+        Answer::NotDone(why) => error_body(Some(msg_id), code::TEMPORARILY_UNAVAILABLE, why),
+        Answer::Unknown(why) => error_body(Some(msg_id), code::CRASH, why),
+    }
+}
