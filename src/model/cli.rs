@@ -314,7 +314,7 @@ pub fn describe_action(action: &Action) -> String {
 pub fn describe_state(c: &Cluster) -> String {
     let mut out = String::new();
     for n in &c.nodes {
-        let st = n.raft.status();
+        let st = n.raft().status();
         let role = match st.role {
             Role::Leader => "leader",
             Role::Candidate => "candidate",
@@ -322,7 +322,7 @@ pub fn describe_state(c: &Cluster) -> String {
             Role::Follower => "follower",
         };
         let log: Vec<String> = n
-            .raft
+            .raft()
             .log()
             .iter()
             .map(|e| format!("{}/{}", e.index, e.term))

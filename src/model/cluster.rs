@@ -1,32 +1,35 @@
 //! The cluster state the checker explores and the actions between states.
 //!
-//! Owns: the per-node state (core, durable state, state machine, client operations waiting at
-//! that node), the network (a multiset of messages in flight), the client history, the fault
-//! budgets, and the transition-checked properties (commit never goes back, one entry per
-//! applied or committed index, linearizability), recorded in `Cluster::violation`.
-//! Must never: reach into the core other than through its public API and `shell`, or let an
-//! action depend on anything but the state it starts from (the checker replays paths).
+//! Owns: the per-node state (the shared shell with its core, state machine and client operations
+//! waiting at that node; the durable state), the network (a multiset of messages in flight), the client history, the fault
+//! budgets, and the transition-checked properties (commit never goes back, applied entries stay
+//! durable, one entry per applied or committed index, linearizability), recorded in
+//! `Cluster::violation`.
+//! Must never: reach into the core other than through its public API and the shared shell, or
+//! let an action depend on anything but the state it starts from (the checker replays paths).
 
-use super::shell::{self, Durable, Unacked};
+use super::io::{self, Durable, NodeIo, NodeShell, Unacked};
 use super::Settings;
 use crate::check::{self, EventKind, Op};
-use crate::raft::{Config, Entry, EntryKind, Message, MessageBody, NodeId, Raft, Role};
+use crate::raft::{Config, Message, MessageBody, NodeId, Raft, Role};
+use crate::shell::{Answer, ShellSettings};
 
-/// One node: its core (volatile) and what the model keeps around it.
+/// One node: the shared shell around its core (volatile) and its durable state.
 #[derive(Clone)]
 pub struct Node {
-    pub raft: Raft,
+    /// The core, the register and the client operations waiting here (by op id).
+    pub shell: NodeShell,
     pub durable: Durable,
-    /// The register the applied entries wrote (`None` = never written).
-    pub value: Option<u8>,
-    /// Client writes proposed here and not yet applied: (op, index, term).
-    pub writes: Vec<(u8, u64, u64)>,
-    /// Client reads asked here: (op, index once ReadIndex confirmed it).
-    pub reads: Vec<(u8, Option<u64>)>,
     /// The last persist, while a crash may still lose it.
     pub unacked: Option<Unacked>,
     /// Highest index this node ever applied, in any of its lives.
     pub served: u64,
+}
+
+impl Node {
+    pub fn raft(&self) -> &Raft {
+        self.shell.raft()
+    }
 }
 
 /// One client event: op id, what happened, the operation and its value.
@@ -90,6 +93,7 @@ pub enum Action {
 }
 
 pub const COMMIT_NEVER_GOES_BACK: &str = "commit never goes back";
+pub const APPLIED_STAYS_DURABLE: &str = "applied entries stay durable";
 pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
 pub const LINEARIZABLE: &str = "linearizable";
 pub const ONE_VOTE_PER_TERM: &str = "one vote per term";
@@ -107,6 +111,19 @@ pub fn core_config(id: NodeId, settings: &Settings) -> Config {
     c
 }
 
+/// The shell settings every model node runs: no snapshots (the model explores no
+/// InstallSnapshot), and in the test build the shell mistakes a test switches on.
+#[cfg_attr(not(test), allow(unused_variables))]
+pub fn shell_settings(settings: &Settings) -> ShellSettings {
+    #[cfg_attr(not(test), allow(unused_mut))]
+    let mut s = ShellSettings::new(0);
+    #[cfg(test)]
+    {
+        s.bugs = settings.shell_bugs;
+    }
+    s
+}
+
 /// Election timeout base in ticks (the actual one is in [base, 2 * base)).
 const ELECTION_TICKS: u32 = 2;
 
@@ -115,13 +132,14 @@ impl Cluster {
         let mut nodes = Vec::new();
         for id in 1..=settings.nodes as NodeId {
             let durable = Durable::default();
-            let raft = shell::boot(core_config(id, settings), &durable)?;
+            let shell = io::boot(
+                core_config(id, settings),
+                &durable,
+                shell_settings(settings),
+            )?;
             nodes.push(Node {
-                raft,
+                shell,
                 durable,
-                value: None,
-                writes: Vec::new(),
-                reads: Vec::new(),
                 unacked: None,
                 served: 0,
             });
@@ -182,7 +200,7 @@ impl Cluster {
             }
         }
         for node in &self.nodes {
-            let id = node.raft.status().id;
+            let id = node.raft().status().id;
             if self.timers_left != Some(0) {
                 out.push(Action::Timer(id));
             }
@@ -192,7 +210,7 @@ impl Cluster {
                     out.push(Action::CrashLosingPersist(id));
                 }
             }
-            if node.raft.status().role == Role::Leader {
+            if node.raft().status().role == Role::Leader {
                 if self.writes_left > 0 {
                     out.push(Action::Write(id));
                 }
@@ -263,42 +281,37 @@ impl Cluster {
         }
     }
 
-    /// Feeds one event to node `id`, then runs its shell turn and routes the results.
+    /// Feeds one event to node `id`, then lets its shell perform every `Ready` and routes the
+    /// results.
     fn turn(&mut self, id: NodeId, event: impl FnOnce(&mut Raft)) {
         let idx = (id - 1) as usize;
         let node = &mut self.nodes[idx];
-        let commit_before = node.raft.status().commit;
-        event(&mut node.raft);
-        let turn = shell::run_turn(&mut node.raft, &mut node.durable);
-        node.unacked = turn.unacked;
-        for m in &turn.sent {
+        let commit_before = node.raft().status().commit;
+        event(node.shell.raft_mut());
+        let mut io = NodeIo::new(&mut node.durable, &mut node.unacked);
+        let driven = node.shell.drive(&mut io);
+        let (sent, applied, answers) = (io.sent, io.applied, io.answers);
+        if let Err(e) = driven {
+            self.violate("recovery", format!("n{id}'s shell failed: {e}"));
+        }
+        for m in &sent {
             self.record_vote(m);
         }
-        self.network.extend(turn.sent);
-        let commit_after = self.nodes[idx].raft.status().commit;
+        self.network.extend(sent);
+        let commit_after = self.nodes[idx].raft().status().commit;
         if commit_after < commit_before {
             self.violate(
                 COMMIT_NEVER_GOES_BACK,
                 format!("n{id} commit went from {commit_before} to {commit_after}"),
             );
         }
-        for e in turn.applied {
-            self.apply(idx, e);
+        for e in applied {
+            self.nodes[idx].served = self.nodes[idx].served.max(e.index);
+            self.record_committed(idx, e.index, e.term);
         }
-        for r in turn.reads {
-            if let Some(read) = self.nodes[idx]
-                .reads
-                .iter_mut()
-                .find(|(op, _)| *op as u64 == r.id)
-            {
-                read.1 = Some(r.index);
-            }
+        for (op, answer) in answers {
+            self.answered(op, answer);
         }
-        for id in turn.failed_reads {
-            self.nodes[idx].reads.retain(|(op, _)| *op as u64 != id);
-            self.complete(id as u8, EventKind::Fail, Op::Read, None);
-        }
-        self.serve_reads(idx);
     }
 
     /// Records a vote grant as it leaves; a second candidate granted in one term breaks
@@ -331,55 +344,29 @@ impl Cluster {
         }
     }
 
-    fn apply(&mut self, idx: usize, e: Entry) {
-        let node = &mut self.nodes[idx];
-        if e.kind == EntryKind::Normal {
-            node.value = e.data.first().copied();
-        }
-        node.served = node.served.max(e.index);
-        self.record_committed(idx, e.index, e.term);
-        let done: Vec<(u8, u64, u64)> = self.nodes[idx]
-            .writes
+    /// Records the shell's answer to client op `op` in the history. An outcome unknown gets no
+    /// completion (the model takes no snapshots, so none is expected).
+    fn answered(&mut self, op: u8, answer: Answer<Option<u8>>) {
+        let f = self
+            .history
             .iter()
-            .filter(|w| w.1 == e.index)
-            .copied()
-            .collect();
-        self.nodes[idx].writes.retain(|w| w.1 != e.index);
-        for (op, _, term) in done {
-            let kind = if term == e.term {
-                EventKind::Ok
-            } else {
-                EventKind::Fail
-            };
-            let value = self.value_of(op);
-            self.complete(op, kind, Op::Write, value);
+            .find(|e| e.op == op && e.kind == EventKind::Invoke)
+            .map_or(Op::Write, |e| e.f);
+        match answer {
+            // Writes carry their op id as the value.
+            Answer::Applied(_) => self.complete(op, EventKind::Ok, f, Some(op)),
+            Answer::Read(value) => self.complete(op, EventKind::Ok, f, value),
+            Answer::NotDone(_) => {
+                let value = (f == Op::Write).then_some(op);
+                self.complete(op, EventKind::Fail, f, value)
+            }
+            Answer::Unknown(_) => {}
         }
-    }
-
-    /// Serves every confirmed read whose index the node has applied.
-    fn serve_reads(&mut self, idx: usize) {
-        let applied = self.nodes[idx].raft.status().applied;
-        let value = self.nodes[idx].value;
-        let ready: Vec<u8> = self.nodes[idx]
-            .reads
-            .iter()
-            .filter(|(_, index)| index.is_some_and(|i| i <= applied))
-            .map(|(op, _)| *op)
-            .collect();
-        self.nodes[idx].reads.retain(|(op, _)| !ready.contains(op));
-        for op in ready {
-            self.complete(op, EventKind::Ok, Op::Read, value);
-        }
-    }
-
-    /// The value client op `op` wrote (writes carry their op id as the value).
-    fn value_of(&self, op: u8) -> Option<u8> {
-        Some(op)
     }
 
     fn record_committed(&mut self, idx: usize, index: u64, term: u64) {
         let at = (index - 1) as usize;
-        let observer_term = self.nodes[idx].raft.status().term;
+        let observer_term = self.nodes[idx].raft().status().term;
         match self.committed.get(at) {
             Some(&(t, _)) if t != term => {
                 let id = idx + 1;
@@ -417,46 +404,58 @@ impl Cluster {
             }
         }
         let node = &mut self.nodes[idx];
-        match shell::boot(core_config(id, settings), &node.durable) {
-            Ok(raft) => node.raft = raft,
+        // A fresh shell: writes waiting here stay in the history without a completion (they
+        // may or may not have happened); reads have no effect, so theirs are dropped.
+        match io::boot(
+            core_config(id, settings),
+            &node.durable,
+            shell_settings(settings),
+        ) {
+            Ok(shell) => node.shell = shell,
             Err(e) => {
                 self.violate("recovery", format!("n{id} cannot restart: {e}"));
                 return;
             }
         }
-        let node = &mut self.nodes[idx];
-        node.value = None;
-        node.unacked = None;
-        // Writes waiting here stay in the history without a completion (they may or may not
-        // have happened); reads have no effect, so theirs are dropped.
-        node.writes.clear();
-        node.reads.clear();
-        let commit = node.raft.status().commit;
-        if commit < node.served {
-            let served = node.served;
-            self.violate(
-                COMMIT_NEVER_GOES_BACK,
-                format!("n{id} restarted with commit {commit} after serving up to {served}"),
-            );
-        }
+        self.nodes[idx].unacked = None;
+        self.check_applied_stay_durable(idx);
         // Re-applies the durable committed prefix into the fresh state machine.
         self.turn(id, |_| {});
+    }
+
+    /// A restarted node still holds every entry it applied in any earlier life. Its commit index
+    /// may be lower than what it applied: the shell lets a change of the commit index alone ride
+    /// on the next flush, since the commit can be learnt again and a restarted node serves
+    /// nothing from the older state (linearizability checks that).
+    fn check_applied_stay_durable(&mut self, idx: usize) {
+        let node = &self.nodes[idx];
+        let id = idx + 1;
+        for index in 1..=node.served {
+            let held = node.raft().term_at(index);
+            let known = self.committed.get((index - 1) as usize).map(|c| c.0);
+            if held.is_none() || held != known {
+                let detail = format!(
+                    "n{id} restarted holding {index}/{held:?} after applying {index}/{known:?}"
+                );
+                self.violate(APPLIED_STAYS_DURABLE, detail);
+                return;
+            }
+        }
     }
 
     fn write(&mut self, id: NodeId) {
         let idx = (id - 1) as usize;
         let op = self.next_op();
         self.writes_left -= 1;
-        let Ok(p) = self.nodes[idx].raft.propose(vec![op]) else {
+        if self.nodes[idx].shell.propose(vec![op], op).is_err() {
             return;
-        };
+        }
         self.history.push(ClientEvent {
             op,
             kind: EventKind::Invoke,
             f: Op::Write,
             value: Some(op),
         });
-        self.nodes[idx].writes.push((op, p.index, p.term));
         self.turn(id, |_| {});
     }
 
@@ -464,7 +463,7 @@ impl Cluster {
         let idx = (id - 1) as usize;
         let op = self.next_op();
         self.reads_left -= 1;
-        if self.nodes[idx].raft.read_index(op as u64).is_err() {
+        if self.nodes[idx].shell.read((), op).is_err() {
             return;
         }
         self.history.push(ClientEvent {
@@ -473,7 +472,6 @@ impl Cluster {
             f: Op::Read,
             value: None,
         });
-        self.nodes[idx].reads.push((op, None));
         self.turn(id, |_| {});
     }
 
@@ -502,19 +500,19 @@ impl Cluster {
     /// Bookkeeping after every action: leaders seen, entries the commit indexes cover.
     fn after_step(&mut self) {
         for i in 0..self.nodes.len() {
-            let st = self.nodes[i].raft.status();
+            let st = self.nodes[i].raft().status();
             if st.role == Role::Leader && !self.leaders.contains(&(st.term, st.id)) {
                 self.leaders.push((st.term, st.id));
                 self.leaders.sort_unstable();
             }
             for index in self.committed.len() as u64 + 1..=st.commit {
-                let Some(term) = self.nodes[i].raft.term_at(index) else {
+                let Some(term) = self.nodes[i].raft().term_at(index) else {
                     break;
                 };
                 self.record_committed(i, index, term);
             }
             for index in 1..=st.commit.min(self.committed.len() as u64) {
-                let term = self.nodes[i].raft.term_at(index);
+                let term = self.nodes[i].raft().term_at(index);
                 let known = self.committed[(index - 1) as usize].0;
                 if term.is_some_and(|t| t != known) {
                     self.violate(

@@ -102,9 +102,9 @@ fn digest(s: &Cluster, perm: &[NodeId]) -> u64 {
 }
 
 fn hash_node(node: &Node, h: &mut DefaultHasher, rename: &dyn Fn(NodeId) -> NodeId) {
-    node.raft.hash_state(h, rename);
+    node.shell.hash_state(h, rename);
     hash_durable(&node.durable, h, rename);
-    (node.value, &node.writes, &node.reads, node.served).hash(h);
+    node.served.hash(h);
     match &node.unacked {
         None => 0u8.hash(h),
         Some(u) => {
@@ -117,11 +117,7 @@ fn hash_node(node: &Node, h: &mut DefaultHasher, rename: &dyn Fn(NodeId) -> Node
     }
 }
 
-fn hash_durable(
-    d: &super::shell::Durable,
-    h: &mut DefaultHasher,
-    rename: &dyn Fn(NodeId) -> NodeId,
-) {
+fn hash_durable(d: &super::io::Durable, h: &mut DefaultHasher, rename: &dyn Fn(NodeId) -> NodeId) {
     hash_hard_state(&d.hard_state, h, rename);
     d.entries.len().hash(h);
     for e in &d.entries {

@@ -1,15 +1,16 @@
 //! `raftkv model`: exhaustive, bounded model checking of the real consensus core.
 //!
 //! Owns: a model of a small cluster (3 nodes by default, up to 5) whose state is, per node,
-//! the real core from `crate::raft` (cloned at every branch), its durable state and the client
-//! operations waiting at it, plus the messages in flight (a multiset) and the client history;
+//! the real core from `crate::raft` inside the shared shell `crate::shell::Shell` (both cloned
+//! at every branch), its durable state and the client operations waiting at it, plus the messages in flight (a multiset) and the client history;
 //! the actions between states (deliver, drop or duplicate a message, a node's timer fires, a
 //! node crashes and restarts, possibly losing its last persist, a client writes or reads at a
 //! leader); the properties checked in every reachable state; and the command that runs the
 //! `stateright` breadth-first checker over it and prints the shortest counter-example.
-//! Must never: change the core's behaviour (it drives the core only through `step`, `tick`,
-//! `propose`, `read_index`, `ready` and `advance`, in the loop the core documents, in
-//! `shell`), or report "no violation" for a search it cut short without saying so.
+//! Must never: change the core's or the shell's behaviour (it feeds the core `step` and `tick`
+//! and the shell proposals and reads, and lets the shell perform every `Ready`; `io` is only
+//! the shell's disk, network and state machine), or report "no violation" for a search it cut
+//! short without saying so.
 //!
 //! Bounds, and what they leave out:
 //! - Depth: paths of at most `--depth` actions (default 10; memory grows about 3x per level),
@@ -33,7 +34,7 @@
 //! - A crash restarts the node at once (its time down is the other nodes' actions). It may
 //!   lose the node's last persist when nothing that waited for that persist (acknowledgements,
 //!   applied entries, served reads) has left the node yet.
-//! - The shell persists each Ready before the node takes its next event (a node that flushes
+//! - Each persist is durable at once, before the node takes its next event (a node that flushes
 //!   concurrently with stepping new messages is not modelled).
 //! - Clients: `--writes` writes and `--reads` reads in all, offered only at a leader, all on
 //!   one key; writes carry their op number as the value. No snapshots are taken, so the
@@ -43,8 +44,8 @@
 mod cli;
 mod cluster;
 mod digest;
+mod io;
 mod props;
-mod shell;
 #[cfg(test)]
 mod tests;
 
@@ -122,6 +123,9 @@ pub struct Settings {
     pub max_term: u64,
     pub max_in_flight: usize,
     pub symmetry: bool,
+    /// Test only: mistakes switched on in the shared shell (`crate::shell::ShellBugs`).
+    #[cfg(test)]
+    pub shell_bugs: crate::shell::ShellBugs,
 }
 
 impl Default for Settings {
@@ -139,6 +143,8 @@ impl Default for Settings {
             max_term: 3,
             max_in_flight: 6,
             symmetry: true,
+            #[cfg(test)]
+            shell_bugs: crate::shell::ShellBugs::default(),
         }
     }
 }
@@ -296,6 +302,6 @@ impl Model for RaftModel {
         c.network.len() <= self.settings.max_in_flight
             && c.nodes
                 .iter()
-                .all(|n| n.raft.status().term <= self.settings.max_term)
+                .all(|n| n.raft().status().term <= self.settings.max_term)
     }
 }

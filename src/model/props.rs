@@ -7,7 +7,8 @@
 //! Must never: change a state; every function here reads only.
 
 use super::cluster::{
-    Cluster, COMMIT_NEVER_GOES_BACK, LINEARIZABLE, ONE_VOTE_PER_TERM, STATE_MACHINE_SAFETY,
+    Cluster, APPLIED_STAYS_DURABLE, COMMIT_NEVER_GOES_BACK, LINEARIZABLE, ONE_VOTE_PER_TERM,
+    STATE_MACHINE_SAFETY,
 };
 use super::{RaftModel, State};
 use crate::check::{EventKind, Op};
@@ -46,6 +47,9 @@ pub fn all() -> Vec<Property<RaftModel>> {
         }),
         Property::always(COMMIT_NEVER_GOES_BACK, |_, s: &State| {
             !violated(&s.cluster, COMMIT_NEVER_GOES_BACK)
+        }),
+        Property::always(APPLIED_STAYS_DURABLE, |_, s: &State| {
+            !violated(&s.cluster, APPLIED_STAYS_DURABLE)
         }),
         Property::always(LINEARIZABLE, |_, s: &State| {
             !violated(&s.cluster, LINEARIZABLE)
@@ -113,15 +117,15 @@ fn election_safety(s: &Cluster) -> Option<String> {
 fn log_matching(s: &Cluster) -> Option<String> {
     for (i, a) in s.nodes.iter().enumerate() {
         for b in &s.nodes[i + 1..] {
-            let (la, lb) = (a.raft.log(), b.raft.log());
+            let (la, lb) = (a.raft().log(), b.raft().log());
             let Some(top) = la.iter().zip(lb).rposition(|(x, y)| x.term == y.term) else {
                 continue;
             };
             if let Some(k) = (0..top).find(|&k| la[k] != lb[k]) {
                 return Some(format!(
                     "n{} and n{} agree at {}/{} but differ at {}",
-                    a.raft.status().id,
-                    b.raft.status().id,
+                    a.raft().status().id,
+                    b.raft().status().id,
                     la[top].index,
                     la[top].term,
                     la[k].index
@@ -136,7 +140,7 @@ fn log_matching(s: &Cluster) -> Option<String> {
 /// off in an old term may lack entries committed since; it can commit nothing.)
 fn leader_completeness(s: &Cluster) -> Option<String> {
     for n in &s.nodes {
-        let st = n.raft.status();
+        let st = n.raft().status();
         if st.role != Role::Leader {
             continue;
         }
@@ -165,7 +169,7 @@ fn committed_out_of_reach(s: &Cluster) -> Option<String> {
         let mine = last_position(lacking);
         let refusers = s.nodes.iter().filter(|o| last_position(o) > mine).count();
         if refusers < refusers_needed {
-            let id = lacking.raft.status().id;
+            let id = lacking.raft().status().id;
             return Some(format!(
                 "n{id} lacks committed entry {index}/{term} yet its log (last {}/{}) is as up \
                  to date as all but {refusers} other nodes' (a majority would elect it)",
@@ -178,8 +182,8 @@ fn committed_out_of_reach(s: &Cluster) -> Option<String> {
 
 /// (last term, last index) of a node's log: the order of Raft's up-to-date check.
 fn last_position(n: &super::cluster::Node) -> (u64, u64) {
-    let st = n.raft.status();
-    (n.raft.term_at(st.last_index).unwrap_or(0), st.last_index)
+    let st = n.raft().status();
+    (n.raft().term_at(st.last_index).unwrap_or(0), st.last_index)
 }
 
 /// The first entry committed before term `before` that `n`'s log lacks, as (index, term).
@@ -189,6 +193,7 @@ fn missing_committed(s: &Cluster, n: &super::cluster::Node, before: u64) -> Opti
         .enumerate()
         .find_map(|(i, &(term, committed_in))| {
             let index = i as u64 + 1;
-            (committed_in < before && n.raft.term_at(index) != Some(term)).then_some((index, term))
+            (committed_in < before && n.raft().term_at(index) != Some(term))
+                .then_some((index, term))
         })
 }

@@ -102,6 +102,28 @@ fn a_vote_granted_before_it_is_durable_is_found() {
     );
 }
 
+/// The model runs the shared shell, so a mistake in the shell is found too: an append
+/// acknowledged before its flush is lost with the flush by a crash, so the leader counts a
+/// replica that is not there and commits an entry that an electable node lacks. The same search
+/// on the correct shell finds nothing (`a_vote_granted_before_it_is_durable_is_found`).
+#[test]
+fn an_acknowledgement_sent_before_its_flush_is_found() {
+    let broken = Settings {
+        shell_bugs: crate::shell::ShellBugs {
+            ack_before_flush: true,
+        },
+        ..one_term_with_crashes()
+    };
+    let out = explore(broken, 10);
+    let (name, detail, path) = out.violation.expect("the shell switch is found");
+    assert_eq!(name, props::COMMITTED_OUT_OF_REACH, "{detail}");
+    let text = trace(&path);
+    assert!(
+        text.contains("crashes during its last persist"),
+        "the path loses the acknowledged flush:\n{text}"
+    );
+}
+
 #[test]
 fn bad_switch_and_fault_names_are_refused_by_name() {
     assert!(switch("no_such_switch")
@@ -258,14 +280,18 @@ fn an_old_term_entry_committed_by_counting_is_caught_when_it_commits() {
     };
     let clean = play(&settings, &FIGURE_8);
     assert_eq!(clean.violation, None);
-    assert_eq!(clean.node(1).raft.status().commit, 0, "1/1 waits for 2/3");
+    assert_eq!(clean.node(1).raft().status().commit, 0, "1/1 waits for 2/3");
 
     let broken = Settings {
         bugs: switch("commit_old_term_by_counting").unwrap(),
         ..settings
     };
     let c = play(&broken, &FIGURE_8);
-    assert_eq!(c.node(1).raft.status().commit, 1, "the switch commits 1/1");
+    assert_eq!(
+        c.node(1).raft().status().commit,
+        1,
+        "the switch commits 1/1"
+    );
     let v = c.violation.expect("the commit is caught");
     assert_eq!(v.property, props::COMMITTED_OUT_OF_REACH, "{}", v.detail);
     assert!(

@@ -292,7 +292,7 @@ pub struct Status {
 }
 
 /// Everything the shell must do after a batch of events. See the module docs for the order.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Ready {
     /// A snapshot received from the leader: persist it, then restore the state machine from it.
     pub snapshot: Option<(SnapshotMeta, std::sync::Arc<Vec<u8>>)>,
