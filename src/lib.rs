@@ -8,6 +8,7 @@ pub mod inspect;
 pub mod kv;
 pub mod logs;
 pub mod maelstrom;
+pub mod model;
 pub mod node;
 pub mod raft;
 pub mod rng;

@@ -1,5 +1,5 @@
 //! raftkv: one binary, one command tree. No subcommand runs the Maelstrom node on stdin/stdout;
-//! `test`, `sim`, `check` and `inspect` are the tools around it, and `completions` prints a shell
+//! `test`, `sim`, `check`, `inspect` and `model` are the tools around it, and `completions` prints a shell
 //! completion script.
 //!
 //! Owns: the command tree (each subcommand's flags are a clap `Args` in its own module), the
@@ -8,7 +8,7 @@
 //! Must never: change what a subcommand's flags mean; it only dispatches.
 
 use clap::{CommandFactory, Parser, Subcommand};
-use raftkv::{bench, check, inspect, node, sim};
+use raftkv::{bench, check, inspect, model, node, sim};
 
 /// The crate version, with the git revision when built from a checkout.
 const VERSION: &str = if env!("RAFTKV_GIT_REV").is_empty() {
@@ -37,6 +37,7 @@ enum Command {
     Sim(sim::SimArgs),
     Check(check::CheckArgs),
     Inspect(inspect::InspectArgs),
+    Model(model::ModelArgs),
     // Further tools are mounted here, one variant each, with their `Args` in their own module.
     /// Print a shell completion script for raftkv.
     Completions {
@@ -61,6 +62,7 @@ fn main() {
         Some(Command::Sim(args)) => sim::cli(args),
         Some(Command::Check(args)) => check::cli(args),
         Some(Command::Inspect(args)) => inspect::cli(args),
+        Some(Command::Model(args)) => model::cli(args),
         Some(Command::Completions { shell }) => {
             let mut cmd = Cli::command();
             clap_complete::generate(shell, &mut cmd, "raftkv", &mut std::io::stdout());

@@ -13,6 +13,10 @@
 //! - `Ready::committed` only holds entries that were durable before that `Ready`, and the commit
 //!   index in `Ready::hard_state` never exceeds what is durable.
 
+mod digest;
+
+pub use digest::{hash_entry, hash_hard_state};
+
 use super::log::RaftLog;
 use super::progress::{Progress, State};
 use super::{
@@ -24,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
 
 /// One ReadIndex round: reads safe at `index` once a quorum acknowledged `ctx` or later.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct ReadRound {
     ctx: u64,
     /// Tick count when the oldest read of the round was asked.
@@ -38,13 +42,14 @@ struct ReadRound {
 const MAX_INCOMING_SNAPSHOT_BYTES: usize = 1 << 30;
 
 /// A snapshot being received in chunks (at most one: the newest seen in this term).
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 struct IncomingSnapshot {
     meta: SnapshotMeta,
     data: Vec<u8>,
 }
 
-/// One consensus core.
+/// One consensus core. `Clone` lets a model checker branch a cluster state.
+#[derive(Clone)]
 pub struct Raft {
     cfg: Config,
     peers: Vec<NodeId>,
@@ -490,7 +495,6 @@ impl Raft {
                 leader: self.leader,
             });
         }
-        #[cfg(test)]
         if self.cfg.bugs.read_without_read_index {
             self.reads_ready.push(ReadReady {
                 id,
@@ -665,14 +669,14 @@ impl Raft {
             && self.election_elapsed < self.cfg.election_ticks
     }
 
+    /// Has this leader committed an entry of its own term? Until then its commit index may be
+    /// older than one an earlier leader reached, so ReadIndex rounds wait for it.
     fn committed_in_term(&self) -> bool {
-        self.log.term(self.commit) == Some(self.term)
+        self.cfg.bugs.read_before_own_term_commit || self.log.term(self.commit) == Some(self.term)
     }
 
     fn hard_state(&self) -> HardState {
-        #[allow(unused_mut)]
         let mut vote = self.vote;
-        #[cfg(test)]
         if self.cfg.bugs.vote_without_persist && vote != Some(self.cfg.id) {
             vote = None;
         }
@@ -857,7 +861,6 @@ impl Raft {
             term: self.term,
             body,
         };
-        #[cfg(test)]
         if self.cfg.bugs.vote_without_persist {
             self.messages.push(msg);
             return;
@@ -1224,12 +1227,7 @@ impl Raft {
         if quorum_match <= self.commit {
             return;
         }
-        #[allow(unused_mut)]
-        let mut own_term_only = true;
-        #[cfg(test)]
-        if self.cfg.bugs.commit_old_term_by_counting {
-            own_term_only = false;
-        }
+        let own_term_only = !self.cfg.bugs.commit_old_term_by_counting;
         if !own_term_only || self.log.term(quorum_match) == Some(self.term) {
             self.commit = quorum_match;
         }

@@ -13,7 +13,7 @@ pub(crate) fn entry_size(e: &Entry) -> usize {
     e.data.len() + 24
 }
 
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct RaftLog {
     pub snap_index: u64,
     pub snap_term: u64,

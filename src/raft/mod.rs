@@ -135,15 +135,14 @@ pub struct Config {
     pub snapshot_chunk_bytes: usize,
     /// Seed of the core's own random source (election timeout jitter).
     pub seed: u64,
-    /// Deliberate Raft mistakes, compiled only into the test build, so the simulator can show
-    /// that it catches them. All off by default.
-    #[cfg(test)]
+    /// Deliberate Raft mistakes, so the simulator and the model checker can show that they
+    /// catch them. All off by default (the node never sets them); when off each costs one
+    /// branch on a bool.
     pub bugs: Bugs,
 }
 
-/// Classic Raft mistakes the test build can switch on (see `Config::bugs`).
-#[cfg(test)]
-#[derive(Clone, Debug, Default)]
+/// Classic Raft mistakes a checker can switch on (see `Config::bugs`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Bugs {
     /// Commit an entry of an earlier term as soon as a majority holds it (breaks Raft §5.4.2).
     pub commit_old_term_by_counting: bool,
@@ -151,6 +150,9 @@ pub struct Bugs {
     pub vote_without_persist: bool,
     /// Serve reads from local state at once, without a ReadIndex round.
     pub read_without_read_index: bool,
+    /// Start a ReadIndex round before this leader has committed an entry of its own term, so
+    /// the read index may be older than an entry an earlier leader already committed.
+    pub read_before_own_term_commit: bool,
 }
 
 impl Config {
@@ -167,7 +169,6 @@ impl Config {
             max_batch_bytes: 1 << 20,
             snapshot_chunk_bytes: 64 << 10,
             seed,
-            #[cfg(test)]
             bugs: Bugs::default(),
         }
     }
@@ -291,7 +292,7 @@ pub struct Status {
 }
 
 /// Everything the shell must do after a batch of events. See the module docs for the order.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Ready {
     /// A snapshot received from the leader: persist it, then restore the state machine from it.
     pub snapshot: Option<(SnapshotMeta, std::sync::Arc<Vec<u8>>)>,
@@ -323,4 +324,4 @@ mod progress;
 #[cfg(test)]
 mod tests;
 
-pub use engine::Raft;
+pub use engine::{hash_entry, hash_hard_state, Raft};

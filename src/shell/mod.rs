@@ -1,5 +1,6 @@
 //! The shell: the one place that turns the consensus core's `Ready` into actions, used alike by
-//! the Maelstrom node (`crate::node`), the simulator (`crate::sim`) and the core's own tests.
+//! the Maelstrom node (`crate::node`), the simulator (`crate::sim`), the model checker
+//! (`crate::model`) and the core's own tests.
 //!
 //! Owns: the order in which a `Ready` is performed (send what acknowledges nothing, persist,
 //! send acknowledgements, advance, restore a received snapshot, apply committed entries, answer
@@ -27,6 +28,7 @@
 //! so a `Ready`'s acknowledgements, which may cover entries handed out earlier, never leave
 //! before those are durable too.
 
+mod digest;
 mod kv_machine;
 mod pending;
 #[cfg(test)]

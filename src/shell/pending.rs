@@ -4,10 +4,12 @@
 //! Must never: decide an answer (the shell does), or keep a token after handing it out.
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{Hash, Hasher};
 
 use crate::raft::{Proposal, ReadReady};
 
 /// The waiting requests of one shell. `T` is the caller's token, `Q` a read's query.
+#[derive(Clone)]
 pub struct Pending<T, Q> {
     /// Proposals by log index, each with the term it was proposed in. An index holds more
     /// than one only when leaders of different terms proposed there.
@@ -119,5 +121,17 @@ impl<T, Q> Pending<T, Q> {
         self.confirmed = keep;
         taken.extend(out.into_iter().map(|(_, t, _)| t));
         taken
+    }
+}
+
+impl<T: Hash, Q: Hash> Pending<T, Q> {
+    /// Feeds every waiting request into `h` in an order that does not depend on the hash
+    /// map's (for a model checker's state digest).
+    pub fn hash_state<H: Hasher>(&self, h: &mut H) {
+        self.proposals.hash(h);
+        let mut reads: Vec<(&u64, &(T, Q))> = self.reads.iter().collect();
+        reads.sort_unstable_by_key(|(id, _)| **id);
+        reads.hash(h);
+        (&self.confirmed, self.next_read_id).hash(h);
     }
 }

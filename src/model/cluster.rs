@@ -1,0 +1,575 @@
+//! The cluster state the checker explores and the actions between states.
+//!
+//! Owns: the per-node state (the shared shell with its core, state machine and client operations
+//! waiting at that node; the durable state), the network (a multiset of messages in flight), the client history, the fault
+//! budgets, and the transition-checked properties (commit never goes back, applied entries stay
+//! durable, one entry per applied or committed index, linearizability), recorded in
+//! `Cluster::violation`.
+//! Must never: reach into the core other than through its public API and the shared shell, or
+//! let an action depend on anything but the state it starts from (the checker replays paths).
+
+use super::io::{self, Durable, NodeIo, NodeShell, Unacked};
+use super::Settings;
+use crate::check::{self, EventKind, Op};
+use crate::raft::{Config, Message, MessageBody, NodeId, Raft, Role};
+use crate::shell::{Answer, ShellSettings};
+
+/// One node: the shared shell around its core (volatile) and its durable state.
+#[derive(Clone)]
+pub struct Node {
+    /// The core, the register and the client operations waiting here (by op id).
+    pub shell: NodeShell,
+    pub durable: Durable,
+    /// The last persist, while a crash may still lose it.
+    pub unacked: Option<Unacked>,
+    /// Highest index this node ever applied, in any of its lives.
+    pub served: u64,
+}
+
+impl Node {
+    pub fn raft(&self) -> &Raft {
+        self.shell.raft()
+    }
+}
+
+/// One client event: op id, what happened, the operation and its value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ClientEvent {
+    pub op: u8,
+    pub kind: EventKind,
+    pub f: Op,
+    pub value: Option<u8>,
+}
+
+/// A property broken by a transition (or found broken in a state), with what broke it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Violation {
+    pub property: &'static str,
+    pub detail: String,
+}
+
+#[derive(Clone)]
+pub struct Cluster {
+    pub nodes: Vec<Node>,
+    /// Messages in flight, a multiset (order is irrelevant; duplicates are copies).
+    pub network: Vec<Message>,
+    pub history: Vec<ClientEvent>,
+    pub writes_left: u8,
+    pub reads_left: u8,
+    pub crashes_left: u8,
+    pub drops_left: u8,
+    pub dups_left: u8,
+    /// Timer fires left on this path; `None` = no bound (then nothing is counted, so states
+    /// that differ only by how many timers fired stay one).
+    pub timers_left: Option<u8>,
+    /// Every (term, leader) ever seen.
+    pub leaders: Vec<(u64, NodeId)>,
+    /// Every vote granted: (term, voter, candidate), sorted.
+    pub votes: Vec<(u64, NodeId, NodeId)>,
+    /// The committed entries, index 1 first, as the commit indexes of all nodes showed: (entry
+    /// term, term of the node that first showed it committed; at least the term that committed
+    /// it).
+    pub committed: Vec<(u64, u64)>,
+    pub violation: Option<Violation>,
+}
+
+/// What can happen next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    Deliver(Message),
+    Drop(Message),
+    Duplicate(Message),
+    /// The node's next timer fires: a leader's heartbeat, a follower's or candidate's election.
+    Timer(NodeId),
+    /// The node crashes and restarts from its durable state.
+    Crash(NodeId),
+    /// The node crashes while its last persist is under way: the persist is lost, and the
+    /// acknowledgements waiting for it never leave.
+    CrashLosingPersist(NodeId),
+    /// A client writes the next value at this node (only offered at a leader).
+    Write(NodeId),
+    /// A client reads at this node (only offered at a leader).
+    Read(NodeId),
+}
+
+pub const COMMIT_NEVER_GOES_BACK: &str = "commit never goes back";
+pub const APPLIED_STAYS_DURABLE: &str = "applied entries stay durable";
+pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
+pub const LINEARIZABLE: &str = "linearizable";
+pub const ONE_VOTE_PER_TERM: &str = "one vote per term";
+
+/// The core configuration every model node runs: the node's defaults with small timers, one
+/// entry per append and a small window, so flow control is exercised in few steps.
+pub fn core_config(id: NodeId, settings: &Settings) -> Config {
+    let voters = (1..=settings.nodes as NodeId).collect();
+    let mut c = Config::new(id, voters, 1);
+    c.election_ticks = ELECTION_TICKS;
+    c.heartbeat_ticks = 1;
+    c.max_batch_bytes = 1;
+    c.max_inflight = 2;
+    c.bugs = settings.bugs.clone();
+    c
+}
+
+/// The shell settings every model node runs: no snapshots (the model explores no
+/// InstallSnapshot), and in the test build the shell mistakes a test switches on.
+#[cfg_attr(not(test), allow(unused_variables))]
+pub fn shell_settings(settings: &Settings) -> ShellSettings {
+    #[cfg_attr(not(test), allow(unused_mut))]
+    let mut s = ShellSettings::new(0);
+    #[cfg(test)]
+    {
+        s.bugs = settings.shell_bugs;
+    }
+    s
+}
+
+/// Election timeout base in ticks (the actual one is in [base, 2 * base)).
+const ELECTION_TICKS: u32 = 2;
+
+impl Cluster {
+    pub fn new(settings: &Settings) -> Result<Cluster, String> {
+        let mut nodes = Vec::new();
+        for id in 1..=settings.nodes as NodeId {
+            let durable = Durable::default();
+            let shell = io::boot(
+                core_config(id, settings),
+                &durable,
+                shell_settings(settings),
+            )?;
+            nodes.push(Node {
+                shell,
+                durable,
+                unacked: None,
+                served: 0,
+            });
+        }
+        Ok(Cluster {
+            nodes,
+            network: Vec::new(),
+            history: Vec::new(),
+            writes_left: settings.writes,
+            reads_left: settings.reads,
+            crashes_left: if settings.faults.crash {
+                settings.max_crashes
+            } else {
+                0
+            },
+            drops_left: if settings.faults.drop {
+                settings.max_drops
+            } else {
+                0
+            },
+            dups_left: if settings.faults.dup {
+                settings.max_dups
+            } else {
+                0
+            },
+            timers_left: settings.max_timers,
+            leaders: Vec::new(),
+            votes: Vec::new(),
+            committed: Vec::new(),
+            violation: None,
+        })
+    }
+
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[(id - 1) as usize]
+    }
+
+    /// The actions enabled in this state, in a fixed order.
+    pub fn actions(&self, out: &mut Vec<Action>) {
+        if self.violation.is_some() {
+            return;
+        }
+        let mut distinct: Vec<&Message> = Vec::new();
+        for m in &self.network {
+            if !distinct.contains(&m) {
+                distinct.push(m);
+            }
+        }
+        for m in &distinct {
+            out.push(Action::Deliver((*m).clone()));
+        }
+        for m in &distinct {
+            if self.drops_left > 0 {
+                out.push(Action::Drop((*m).clone()));
+            }
+            if self.dups_left > 0 {
+                out.push(Action::Duplicate((*m).clone()));
+            }
+        }
+        for node in &self.nodes {
+            let id = node.raft().status().id;
+            if self.timers_left != Some(0) {
+                out.push(Action::Timer(id));
+            }
+            if self.crashes_left > 0 {
+                out.push(Action::Crash(id));
+                if self.can_lose_persist(node) {
+                    out.push(Action::CrashLosingPersist(id));
+                }
+            }
+            if node.raft().status().role == Role::Leader {
+                if self.writes_left > 0 {
+                    out.push(Action::Write(id));
+                }
+                if self.reads_left > 0 {
+                    out.push(Action::Read(id));
+                }
+            }
+        }
+    }
+
+    /// A crash can lose the last persist only while none of the acknowledgements waiting for
+    /// it has been delivered, dropped or copied (`touch_message` forgets such a persist).
+    fn can_lose_persist(&self, node: &Node) -> bool {
+        let Some(unacked) = &node.unacked else {
+            return false;
+        };
+        unacked.acks.iter().all(|a| {
+            let waiting = unacked.acks.iter().filter(|b| *b == a).count();
+            self.network.iter().filter(|m| *m == a).count() == waiting
+        })
+    }
+
+    /// The state after `action`.
+    pub fn next(&self, action: &Action, settings: &Settings) -> Cluster {
+        let mut s = self.clone();
+        match action {
+            Action::Deliver(m) => {
+                s.take_message(m);
+                let to = m.to;
+                s.turn(to, |raft| raft.step(m.clone()));
+            }
+            Action::Drop(m) => {
+                s.take_message(m);
+                s.drops_left -= 1;
+            }
+            Action::Duplicate(m) => {
+                s.touch_message(m);
+                s.network.push(m.clone());
+                s.dups_left -= 1;
+            }
+            Action::Timer(id) => {
+                s.timers_left = s.timers_left.map(|t| t.saturating_sub(1));
+                s.turn(*id, fire_timer);
+            }
+            Action::Crash(id) => s.crash(*id, false, settings),
+            Action::CrashLosingPersist(id) => s.crash(*id, true, settings),
+            Action::Write(id) => s.write(*id),
+            Action::Read(id) => s.read(*id),
+        }
+        s.after_step();
+        s
+    }
+
+    /// Removes one copy of `m` from the network. Also for a duplicate: a persist whose
+    /// acknowledgement was delivered, dropped or copied can no longer be lost by a crash.
+    fn touch_message(&mut self, m: &Message) {
+        for node in &mut self.nodes {
+            if node.unacked.as_ref().is_some_and(|u| u.acks.contains(m)) {
+                node.unacked = None;
+            }
+        }
+    }
+
+    fn take_message(&mut self, m: &Message) {
+        self.touch_message(m);
+        if let Some(i) = self.network.iter().position(|x| x == m) {
+            self.network.swap_remove(i);
+        }
+    }
+
+    /// Feeds one event to node `id`, then lets its shell perform every `Ready` and routes the
+    /// results.
+    fn turn(&mut self, id: NodeId, event: impl FnOnce(&mut Raft)) {
+        let idx = (id - 1) as usize;
+        let node = &mut self.nodes[idx];
+        let commit_before = node.raft().status().commit;
+        event(node.shell.raft_mut());
+        let mut io = NodeIo::new(&mut node.durable, &mut node.unacked);
+        let driven = node.shell.drive(&mut io);
+        let (sent, applied, answers) = (io.sent, io.applied, io.answers);
+        if let Err(e) = driven {
+            self.violate("recovery", format!("n{id}'s shell failed: {e}"));
+        }
+        for m in &sent {
+            self.record_vote(m);
+        }
+        self.network.extend(sent);
+        let commit_after = self.nodes[idx].raft().status().commit;
+        if commit_after < commit_before {
+            self.violate(
+                COMMIT_NEVER_GOES_BACK,
+                format!("n{id} commit went from {commit_before} to {commit_after}"),
+            );
+        }
+        for e in applied {
+            self.nodes[idx].served = self.nodes[idx].served.max(e.index);
+            self.record_committed(idx, e.index, e.term);
+        }
+        for (op, answer) in answers {
+            self.answered(op, answer);
+        }
+    }
+
+    /// Records a vote grant as it leaves; a second candidate granted in one term breaks
+    /// "one vote per term" (the step before two leaders of one term).
+    fn record_vote(&mut self, m: &Message) {
+        let MessageBody::RequestVoteResponse {
+            pre_vote: false,
+            granted: true,
+        } = m.body
+        else {
+            return;
+        };
+        if let Some(&(_, _, other)) = self
+            .votes
+            .iter()
+            .find(|&&(t, voter, c)| t == m.term && voter == m.from && c != m.to)
+        {
+            self.violate(
+                ONE_VOTE_PER_TERM,
+                format!(
+                    "n{} voted for n{other} and n{} in term {}",
+                    m.from, m.to, m.term
+                ),
+            );
+        }
+        let vote = (m.term, m.from, m.to);
+        if !self.votes.contains(&vote) {
+            self.votes.push(vote);
+            self.votes.sort_unstable();
+        }
+    }
+
+    /// Records the shell's answer to client op `op` in the history. An outcome unknown gets no
+    /// completion (the model takes no snapshots, so none is expected).
+    fn answered(&mut self, op: u8, answer: Answer<Option<u8>>) {
+        let f = self
+            .history
+            .iter()
+            .find(|e| e.op == op && e.kind == EventKind::Invoke)
+            .map_or(Op::Write, |e| e.f);
+        match answer {
+            // Writes carry their op id as the value.
+            Answer::Applied(_) => self.complete(op, EventKind::Ok, f, Some(op)),
+            Answer::Read(value) => self.complete(op, EventKind::Ok, f, value),
+            Answer::NotDone(_) => {
+                let value = (f == Op::Write).then_some(op);
+                self.complete(op, EventKind::Fail, f, value)
+            }
+            Answer::Unknown(_) => {}
+        }
+    }
+
+    fn record_committed(&mut self, idx: usize, index: u64, term: u64) {
+        let at = (index - 1) as usize;
+        let observer_term = self.nodes[idx].raft().status().term;
+        match self.committed.get(at) {
+            Some(&(t, _)) if t != term => {
+                let id = idx + 1;
+                self.violate(
+                    STATE_MACHINE_SAFETY,
+                    format!("n{id} has entry {index}/{term} committed, another node {index}/{t}"),
+                );
+            }
+            Some(_) => {}
+            None if at == self.committed.len() => self.committed.push((term, observer_term)),
+            None => debug_assert!(false, "committed entries are recorded in order"),
+        }
+    }
+
+    fn crash(&mut self, id: NodeId, lose_persist: bool, settings: &Settings) {
+        let idx = (id - 1) as usize;
+        self.crashes_left -= 1;
+        let node = &mut self.nodes[idx];
+        if lose_persist {
+            if let Some(unacked) = node.unacked.take() {
+                node.durable = unacked.before;
+                for a in &unacked.acks {
+                    // A grant that never left was never a vote.
+                    if let MessageBody::RequestVoteResponse {
+                        granted: true,
+                        pre_vote: false,
+                    } = a.body
+                    {
+                        self.votes.retain(|v| *v != (a.term, a.from, a.to));
+                    }
+                    if let Some(i) = self.network.iter().position(|m| m == a) {
+                        self.network.swap_remove(i);
+                    }
+                }
+            }
+        }
+        let node = &mut self.nodes[idx];
+        // A fresh shell: writes waiting here stay in the history without a completion (they
+        // may or may not have happened); reads have no effect, so theirs are dropped.
+        match io::boot(
+            core_config(id, settings),
+            &node.durable,
+            shell_settings(settings),
+        ) {
+            Ok(shell) => node.shell = shell,
+            Err(e) => {
+                self.violate("recovery", format!("n{id} cannot restart: {e}"));
+                return;
+            }
+        }
+        self.nodes[idx].unacked = None;
+        self.check_applied_stay_durable(idx);
+        // Re-applies the durable committed prefix into the fresh state machine.
+        self.turn(id, |_| {});
+    }
+
+    /// A restarted node still holds every entry it applied in any earlier life. Its commit index
+    /// may be lower than what it applied: the shell lets a change of the commit index alone ride
+    /// on the next flush, since the commit can be learnt again and a restarted node serves
+    /// nothing from the older state (linearizability checks that).
+    fn check_applied_stay_durable(&mut self, idx: usize) {
+        let node = &self.nodes[idx];
+        let id = idx + 1;
+        for index in 1..=node.served {
+            let held = node.raft().term_at(index);
+            let known = self.committed.get((index - 1) as usize).map(|c| c.0);
+            if held.is_none() || held != known {
+                let detail = format!(
+                    "n{id} restarted holding {index}/{held:?} after applying {index}/{known:?}"
+                );
+                self.violate(APPLIED_STAYS_DURABLE, detail);
+                return;
+            }
+        }
+    }
+
+    fn write(&mut self, id: NodeId) {
+        let idx = (id - 1) as usize;
+        let op = self.next_op();
+        self.writes_left -= 1;
+        if self.nodes[idx].shell.propose(vec![op], op).is_err() {
+            return;
+        }
+        self.history.push(ClientEvent {
+            op,
+            kind: EventKind::Invoke,
+            f: Op::Write,
+            value: Some(op),
+        });
+        self.turn(id, |_| {});
+    }
+
+    fn read(&mut self, id: NodeId) {
+        let idx = (id - 1) as usize;
+        let op = self.next_op();
+        self.reads_left -= 1;
+        if self.nodes[idx].shell.read((), op).is_err() {
+            return;
+        }
+        self.history.push(ClientEvent {
+            op,
+            kind: EventKind::Invoke,
+            f: Op::Read,
+            value: None,
+        });
+        self.turn(id, |_| {});
+    }
+
+    /// Op ids start at 1 and follow the invocations.
+    fn next_op(&self) -> u8 {
+        1 + self
+            .history
+            .iter()
+            .filter(|e| e.kind == EventKind::Invoke)
+            .count() as u8
+    }
+
+    fn complete(&mut self, op: u8, kind: EventKind, f: Op, value: Option<u8>) {
+        self.history.push(ClientEvent { op, kind, f, value });
+        if let Some(detail) = linearizability_violation(&self.history) {
+            self.violate(LINEARIZABLE, detail);
+        }
+    }
+
+    fn violate(&mut self, property: &'static str, detail: String) {
+        if self.violation.is_none() {
+            self.violation = Some(Violation { property, detail });
+        }
+    }
+
+    /// Bookkeeping after every action: leaders seen, entries the commit indexes cover.
+    fn after_step(&mut self) {
+        for i in 0..self.nodes.len() {
+            let st = self.nodes[i].raft().status();
+            if st.role == Role::Leader && !self.leaders.contains(&(st.term, st.id)) {
+                self.leaders.push((st.term, st.id));
+                self.leaders.sort_unstable();
+            }
+            for index in self.committed.len() as u64 + 1..=st.commit {
+                let Some(term) = self.nodes[i].raft().term_at(index) else {
+                    break;
+                };
+                self.record_committed(i, index, term);
+            }
+            for index in 1..=st.commit.min(self.committed.len() as u64) {
+                let term = self.nodes[i].raft().term_at(index);
+                let known = self.committed[(index - 1) as usize].0;
+                if term.is_some_and(|t| t != known) {
+                    self.violate(
+                        STATE_MACHINE_SAFETY,
+                        format!(
+                            "n{} commit covers {index}/{term:?}, committed is {index}/{known}",
+                            st.id
+                        ),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// A leader's timer is its heartbeat (one tick, which may also end its term by check-quorum);
+/// anyone else's is the election timeout: tick until the core starts an election.
+fn fire_timer(raft: &mut Raft) {
+    if raft.status().role == Role::Leader {
+        raft.tick();
+        return;
+    }
+    let before = raft.status();
+    for _ in 0..2 * ELECTION_TICKS {
+        raft.tick();
+        let now = raft.status();
+        if now.role != before.role || now.term != before.term || raft.has_ready() {
+            return;
+        }
+    }
+    debug_assert!(false, "an election timeout elapsed without an election");
+}
+
+/// Checks the client history with the project's checker; the detail of a violation if any.
+fn linearizability_violation(history: &[ClientEvent]) -> Option<String> {
+    let mut h = check::History::new();
+    for (time, e) in history.iter().enumerate() {
+        let value = match e.value {
+            Some(v) => serde_json::Value::from(v),
+            None => serde_json::Value::Null,
+        };
+        h.push(time as u64, e.op as u64, e.kind, e.f, "k", value);
+    }
+    let opts = check::Options {
+        threads: 1,
+        ..check::Options::default()
+    };
+    let report = check::check(&h.events, &opts);
+    match report.verdict {
+        check::Verdict::NotLinearizable => Some(format!(
+            "history not linearizable: {}",
+            h.events
+                .iter()
+                .map(|e| e.to_json_line())
+                .collect::<Vec<_>>()
+                .join(" ")
+        )),
+        _ => None,
+    }
+}

@@ -1,0 +1,199 @@
+//! The properties checked in every reachable state, and the reachability checks that catch a
+//! model that never does anything.
+//!
+//! Owns: the state invariants (election safety, log matching, leader completeness, committed
+//! entries out of reach of any electable node lacking them) and the property list handed to
+//! the checker, including those checked on transitions (see `cluster`).
+//! Must never: change a state; every function here reads only.
+
+use super::cluster::{
+    Cluster, APPLIED_STAYS_DURABLE, COMMIT_NEVER_GOES_BACK, LINEARIZABLE, ONE_VOTE_PER_TERM,
+    STATE_MACHINE_SAFETY,
+};
+use super::{RaftModel, State};
+use crate::check::{EventKind, Op};
+use crate::raft::Role;
+use stateright::Property;
+
+pub const ELECTION_SAFETY: &str = "election safety";
+pub const LOG_MATCHING: &str = "log matching";
+pub const LEADER_COMPLETENESS: &str = "leader completeness";
+pub const COMMITTED_OUT_OF_REACH: &str = "no electable node lacks a committed entry";
+pub const A_LEADER_IS_ELECTED: &str = "a leader is elected";
+pub const A_WRITE_COMMITS: &str = "a write commits";
+pub const A_READ_IS_SERVED: &str = "a read is served";
+
+/// Every property, safety first, then reachability. The safety ones read the violation that
+/// `state_violation` and the transitions recorded when the state was made.
+pub fn all() -> Vec<Property<RaftModel>> {
+    vec![
+        Property::always(ELECTION_SAFETY, |_, s: &State| {
+            !violated(&s.cluster, ELECTION_SAFETY)
+        }),
+        Property::always(ONE_VOTE_PER_TERM, |_, s: &State| {
+            !violated(&s.cluster, ONE_VOTE_PER_TERM)
+        }),
+        Property::always(LOG_MATCHING, |_, s: &State| {
+            !violated(&s.cluster, LOG_MATCHING)
+        }),
+        Property::always(LEADER_COMPLETENESS, |_, s: &State| {
+            !violated(&s.cluster, LEADER_COMPLETENESS)
+        }),
+        Property::always(COMMITTED_OUT_OF_REACH, |_, s: &State| {
+            !violated(&s.cluster, COMMITTED_OUT_OF_REACH)
+        }),
+        Property::always(STATE_MACHINE_SAFETY, |_, s: &State| {
+            !violated(&s.cluster, STATE_MACHINE_SAFETY)
+        }),
+        Property::always(COMMIT_NEVER_GOES_BACK, |_, s: &State| {
+            !violated(&s.cluster, COMMIT_NEVER_GOES_BACK)
+        }),
+        Property::always(APPLIED_STAYS_DURABLE, |_, s: &State| {
+            !violated(&s.cluster, APPLIED_STAYS_DURABLE)
+        }),
+        Property::always(LINEARIZABLE, |_, s: &State| {
+            !violated(&s.cluster, LINEARIZABLE)
+        }),
+        Property::always("recovery", |_, s: &State| !violated(&s.cluster, "recovery")),
+        Property::sometimes(A_LEADER_IS_ELECTED, |_, s: &State| {
+            !s.cluster.leaders.is_empty()
+        }),
+        Property::sometimes(A_WRITE_COMMITS, |_, s: &State| {
+            completed(&s.cluster, Op::Write)
+        }),
+        Property::sometimes(A_READ_IS_SERVED, |_, s: &State| {
+            completed(&s.cluster, Op::Read)
+        }),
+    ]
+}
+
+/// A state invariant: what breaks it, if anything.
+type StateCheck = fn(&Cluster) -> Option<String>;
+
+/// The first state invariant `s` breaks, with what breaks it.
+pub fn state_violation(s: &Cluster) -> Option<(&'static str, String)> {
+    let checks: [(&'static str, StateCheck); 4] = [
+        (ELECTION_SAFETY, election_safety),
+        (LOG_MATCHING, log_matching),
+        (LEADER_COMPLETENESS, leader_completeness),
+        (COMMITTED_OUT_OF_REACH, committed_out_of_reach),
+    ];
+    checks
+        .iter()
+        .find_map(|(name, check)| check(s).map(|detail| (*name, detail)))
+}
+
+/// What is wrong with `s` for `property`, in words; `None` when it holds.
+pub fn explain(s: &Cluster, property: &str) -> Option<String> {
+    s.violation
+        .as_ref()
+        .filter(|v| v.property == property)
+        .map(|v| v.detail.clone())
+}
+
+fn violated(s: &Cluster, property: &str) -> bool {
+    s.violation.as_ref().is_some_and(|v| v.property == property)
+}
+
+fn completed(s: &Cluster, f: Op) -> bool {
+    s.history
+        .iter()
+        .any(|e| e.f == f && e.kind == EventKind::Ok)
+}
+
+/// At most one leader per term, over the whole path.
+fn election_safety(s: &Cluster) -> Option<String> {
+    s.leaders.windows(2).find_map(|w| {
+        (w[0].0 == w[1].0).then(|| {
+            format!(
+                "n{} and n{} were both leader of term {}",
+                w[0].1, w[1].1, w[0].0
+            )
+        })
+    })
+}
+
+/// Two logs holding an entry of the same index and term hold the same entries up to it.
+fn log_matching(s: &Cluster) -> Option<String> {
+    for (i, a) in s.nodes.iter().enumerate() {
+        for b in &s.nodes[i + 1..] {
+            let (la, lb) = (a.raft().log(), b.raft().log());
+            let Some(top) = la.iter().zip(lb).rposition(|(x, y)| x.term == y.term) else {
+                continue;
+            };
+            if let Some(k) = (0..top).find(|&k| la[k] != lb[k]) {
+                return Some(format!(
+                    "n{} and n{} agree at {}/{} but differ at {}",
+                    a.raft().status().id,
+                    b.raft().status().id,
+                    la[top].index,
+                    la[top].term,
+                    la[k].index
+                ));
+            }
+        }
+    }
+    None
+}
+
+/// Every leader holds every entry committed in an earlier term than its own. (A leader cut
+/// off in an old term may lack entries committed since; it can commit nothing.)
+fn leader_completeness(s: &Cluster) -> Option<String> {
+    for n in &s.nodes {
+        let st = n.raft().status();
+        if st.role != Role::Leader {
+            continue;
+        }
+        if let Some((index, term)) = missing_committed(s, n, st.term) {
+            return Some(format!(
+                "leader n{} of term {} lacks committed entry {index}/{term}",
+                st.id, st.term
+            ));
+        }
+    }
+    None
+}
+
+/// Leader completeness one step ahead: a node lacking a committed entry cannot win an
+/// election, because enough other nodes hold logs strictly more up to date than its own to
+/// refuse it a majority. (A leader of term T commits through an entry of T on a majority, so
+/// every node lacking an earlier committed entry ends in a lower term; committing an entry of
+/// an earlier term by counting breaks this at once, long before another leader overwrites it.)
+fn committed_out_of_reach(s: &Cluster) -> Option<String> {
+    let n = s.nodes.len();
+    let refusers_needed = n - (n / 2 + 1) + 1;
+    for lacking in &s.nodes {
+        let Some((index, term)) = missing_committed(s, lacking, u64::MAX) else {
+            continue;
+        };
+        let mine = last_position(lacking);
+        let refusers = s.nodes.iter().filter(|o| last_position(o) > mine).count();
+        if refusers < refusers_needed {
+            let id = lacking.raft().status().id;
+            return Some(format!(
+                "n{id} lacks committed entry {index}/{term} yet its log (last {}/{}) is as up \
+                 to date as all but {refusers} other nodes' (a majority would elect it)",
+                mine.1, mine.0
+            ));
+        }
+    }
+    None
+}
+
+/// (last term, last index) of a node's log: the order of Raft's up-to-date check.
+fn last_position(n: &super::cluster::Node) -> (u64, u64) {
+    let st = n.raft().status();
+    (n.raft().term_at(st.last_index).unwrap_or(0), st.last_index)
+}
+
+/// The first entry committed before term `before` that `n`'s log lacks, as (index, term).
+fn missing_committed(s: &Cluster, n: &super::cluster::Node, before: u64) -> Option<(u64, u64)> {
+    s.committed
+        .iter()
+        .enumerate()
+        .find_map(|(i, &(term, committed_in))| {
+            let index = i as u64 + 1;
+            (committed_in < before && n.raft().term_at(index) != Some(term))
+                .then_some((index, term))
+        })
+}
