@@ -19,8 +19,8 @@ const USAGE: &str = "usage: raftkv sim [--seeds N] [--seed S] [--nodes K] [--ops
        raftkv sim --partition-runs N [--seed S] [--nodes K] [--ops N]
 
 Runs N seeds (S, S+1, ...) of the deterministic simulator: K nodes, N client ops each, with the
-faults listed (comma-separated: delay, loss, dup, partition, oneway, crash, torn, slowdisk, leader;
-default all). Prints one line per run and a total; on a failure, the seed, the command that
+faults listed (comma-separated: delay, loss, dup, partition, oneway, crash, torn, slowdisk, leader,
+bridge, link, spokes, pause; default all, which is every one of them). Prints one line per run and a total; on a failure, the seed, the command that
 replays it and a trace of the events around the failure (the first failing seed is run again
 with tracing on; a run is deterministic, so it fails the same way). --quiet drops the per-run
 lines; a progress bar is drawn on stderr when it is a terminal. Exit status 1 when any run fails, 2 on bad flags.
