@@ -51,7 +51,8 @@ pub struct SimArgs {
     #[arg(long, value_name = "C", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     clients: u64,
-    /// Faults: `all`, `none`, or a comma-separated list of the simulator's fault names.
+    /// Faults: `all` (every one), `none`, or a comma-separated list of: delay, loss, dup,
+    /// partition, oneway, crash, torn, slowdisk, leader, bridge, link, spokes, pause.
     #[arg(long, value_name = "all|none|LIST", default_value = "all", value_parser = Faults::parse)]
     faults: Faults,
     /// Worker threads (default: the machine's available parallelism).

@@ -239,13 +239,49 @@ impl Node {
 /// What every node ever committed or wrote, for the cross-node invariants.
 #[derive(Default)]
 struct Ledger {
-    /// Index -> (term, data hash) of the entry committed there.
-    committed: BTreeMap<u64, (u64, u64)>,
-    /// Index -> the term of the node that first reported it committed: the entry was committed
-    /// by a leader of that term or an earlier one, so every leader of a later term holds it.
-    committed_by_term: HashMap<u64, u64>,
+    /// Index -> the entry committed there.
+    committed: BTreeMap<u64, Committed>,
     /// (index, term) -> (data hash, predecessor's term) of every entry any node wrote.
     entry_ids: HashMap<(u64, u64), (u64, Option<u64>)>,
+}
+
+/// An entry known to be committed, and the lowest term in which a node knew it.
+#[derive(Clone, Copy, Debug)]
+struct Committed {
+    /// The entry's term and data hash.
+    id: (u64, u64),
+    /// The lowest term of a node at the moment it knew the entry committed. A node learns a
+    /// commit only from a leader of its current term or an earlier one (its own count as leader,
+    /// a leader's commit index in an append or heartbeat, a leader's snapshot, or its durable
+    /// commit index, learned before), so the entry was committed by a leader of this term or an
+    /// earlier one, and every leader of a later term holds it (Raft's leader completeness).
+    by_term: u64,
+}
+
+impl Ledger {
+    /// A node in `term` knows the entry `id` (term, data hash) committed at `index`. Err: the
+    /// term of a different entry known committed there.
+    ///
+    /// Every way the simulator sees a commit must report here, since any one of them may be
+    /// the only one: a leader that commits entries, applies them and takes a snapshot in one
+    /// step has compacted them out of its log before its new commit index is looked at, so
+    /// the shell's apply hook is then the only witness.
+    fn record_committed(&mut self, index: u64, id: (u64, u64), term: u64) -> Result<(), u64> {
+        let known = self
+            .committed
+            .entry(index)
+            .or_insert(Committed { id, by_term: term });
+        if known.id != id {
+            return Err(known.id.0);
+        }
+        known.by_term = known.by_term.min(term);
+        Ok(())
+    }
+
+    /// The term of the entry known committed at `index`, if any.
+    fn committed_term(&self, index: u64) -> Option<u64> {
+        self.committed.get(&index).map(|c| c.id.0)
+    }
 }
 
 /// What a shell call produced, in order, to be routed once the call returned.
@@ -258,6 +294,8 @@ enum Output {
 /// checks on what the shell writes and applies.
 struct SimIo<'a> {
     node: usize,
+    /// The node's term, which no shell call changes (only a step, a tick or a campaign does).
+    term: u64,
     disk: &'a mut Disk,
     disk_delay: Time,
     ledger: &'a mut Ledger,
@@ -629,8 +667,10 @@ impl Sim {
         let node = &mut self.nodes[i];
         let shell = node.shell.as_mut()?;
         let before = shell.stats;
+        let term = shell.raft().status().term;
         let mut io = SimIo {
             node: i,
+            term,
             disk: &mut node.disk,
             disk_delay: node.disk_delay,
             ledger: &mut self.ledger,
@@ -639,6 +679,11 @@ impl Sim {
             failure: None,
         };
         let result = call(shell, &mut io);
+        debug_assert_eq!(
+            shell.raft().status().term,
+            term,
+            "a shell call changed the term"
+        );
         let after = shell.stats;
         let SimIo {
             mut outputs,
@@ -1308,45 +1353,36 @@ impl Sim {
                 break;
             };
             let id = (e.term, entry_hash(e));
-            match self.ledger.committed.get(&idx) {
-                Some(&c) if c != id => {
-                    return Err((
-                        "state machine safety",
-                        format!(
-                            "node {i} commits entry {idx} of term {} but term {} was committed there",
-                            e.term, c.0
-                        ),
-                    ));
-                }
-                Some(_) => {}
-                None => {
-                    self.ledger.committed.insert(idx, id);
-                }
+            if let Err(other) = self.ledger.record_committed(idx, id, term) {
+                return Err((
+                    "state machine safety",
+                    format!(
+                        "node {i} commits entry {idx} of term {} but term {other} was committed there",
+                        e.term
+                    ),
+                ));
             }
-            // The shell's apply hook may have recorded the entry first, within this same step.
-            self.ledger.committed_by_term.entry(idx).or_insert(term);
         }
         Ok(())
     }
 
-    /// Leader completeness: every entry committed in an earlier term is in a new leader's log.
-    /// (A candidate that collected its votes before a later term began may still win its older
-    /// term after entries were committed in the later one, and need not hold those.)
+    /// Leader completeness: a new leader of term T holds every entry some node knew committed
+    /// in a term below T (see [`Committed::by_term`]). Entries known committed only in T or
+    /// later need not be there: a candidate whose vote replies were held up (a paused node, a
+    /// slow link) may win T after a later term has committed more, and Raft binds only the
+    /// leaders of later terms. Entries below the leader's log are covered by its snapshot.
     fn check_leader_completeness(&self, i: usize, s: &crate::raft::Status) -> Check {
         let Some(raft) = self.nodes[i].raft() else {
             return Ok(());
         };
         let log = raft.log();
         let first = log.first().map_or(s.last_index + 1, |e| e.index);
-        for (&idx, &(t, h)) in self.ledger.committed.range(first..) {
-            if self
-                .ledger
-                .committed_by_term
-                .get(&idx)
-                .is_some_and(|&c| c >= s.term)
-            {
-                continue;
-            }
+        let earlier = self
+            .ledger
+            .committed
+            .range(first..)
+            .filter(|(_, c)| c.by_term < s.term);
+        for (&idx, &Committed { id: (t, h), .. }) in earlier {
             match log.get((idx - first) as usize) {
                 Some(e) if e.term == t && entry_hash(e) == h => {}
                 other => {
@@ -1442,7 +1478,7 @@ impl SimIo<'_> {
     fn check_ready(&mut self, raft: &Raft, rd: &Ready) -> Check {
         let i = self.node;
         if let Some((meta, _)) = &rd.snapshot {
-            if let Some(&(t, _)) = self.ledger.committed.get(&meta.index) {
+            if let Some(t) = self.ledger.committed_term(meta.index) {
                 if t != meta.term {
                     return Err((
                         "state machine safety",
@@ -1473,7 +1509,7 @@ impl SimIo<'_> {
         // A follower may hold an entry that differs from one the others committed (a stale
         // leader's), but never one at or below its own commit index.
         if e.index <= own_commit {
-            if let Some(&(t, hh)) = self.ledger.committed.get(&e.index) {
+            if let Some(&Committed { id: (t, hh), .. }) = self.ledger.committed.get(&e.index) {
                 if (t, hh) != (e.term, h) {
                     return Err((
                         "committed entry changed",
@@ -1553,7 +1589,8 @@ impl Outbox<Request, Outcome> for SimIo<'_> {
         }
     }
 
-    /// Entries apply in order, and every node applies the entry committed at an index.
+    /// Entries apply in order, and every node applies the entry committed at an index; the
+    /// entry is recorded as committed in this node's term.
     fn observe_apply(&mut self, applied: u64, e: &Entry) {
         let i = self.node;
         if e.index != applied + 1 {
@@ -1566,19 +1603,15 @@ impl Outbox<Request, Outcome> for SimIo<'_> {
             );
             return;
         }
-        let h = entry_hash(e);
-        match self.ledger.committed.get(&e.index) {
-            Some(&(t, hh)) if (t, hh) != (e.term, h) => self.fail(
+        let id = (e.term, entry_hash(e));
+        if let Err(t) = self.ledger.record_committed(e.index, id, self.term) {
+            self.fail(
                 "state machine safety",
                 format!(
                     "node {i} applies entry {} term {} but term {t} was committed there",
                     e.index, e.term
                 ),
-            ),
-            Some(_) => {}
-            None => {
-                self.ledger.committed.insert(e.index, (e.term, h));
-            }
+            );
         }
     }
 }
