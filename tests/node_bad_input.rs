@@ -1,7 +1,8 @@
 //! Bad input to a real `raftkv` process never stops it: a non-JSON line, a body with missing
 //! fields, an unknown type, a request before init, a line that is not UTF-8. Each gets a clear
 //! stderr line and, where the request has a msg_id, an error reply; the node then still serves.
-//! Also: a data directory that belongs to another node is refused with a clear message.
+//! Also: a data directory that belongs to another node is refused with a clear message, and so is
+//! a setting in the environment that is not 0 or 1 where one of those is asked for.
 
 mod node_common;
 
@@ -173,4 +174,18 @@ fn a_directory_held_by_a_running_node_ends_the_second_with_a_clear_message() {
     );
     drop(first_in);
     assert!(first.child.wait().expect("wait").success());
+}
+
+#[test]
+fn a_bad_switch_setting_is_refused_naming_the_variable() {
+    let data = tempfile::tempdir().expect("tempdir");
+    for name in ["RAFTKV_PRE_VOTE", "RAFTKV_CHECK_QUORUM"] {
+        let mut p = node_common::spawn(data.path(), &[(name, "yes".to_string())]);
+        let (status, err) = p.wait_with_stderr();
+        assert_eq!(status.code(), Some(2), "{name}: {err}");
+        assert!(
+            err.contains(&format!("{name}=\"yes\" is not 0 or 1")),
+            "{name}: {err}"
+        );
+    }
 }

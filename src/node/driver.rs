@@ -32,6 +32,13 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// Interval of the counters line on stderr (`RAFTKV_STATS_MS`, default 5000; 0 = only at exit).
     pub stats_every: Duration,
+    /// The core's pre-vote: a node that cannot win an election does not raise the term
+    /// (`RAFTKV_PRE_VOTE`, 1 or 0, default 1).
+    pub pre_vote: bool,
+    /// The core's check-quorum: a leader that hears no majority for an election timeout steps
+    /// down, and a follower that hears its leader refuses votes (`RAFTKV_CHECK_QUORUM`, 1 or 0,
+    /// default 1).
+    pub check_quorum: bool,
 }
 
 impl Default for Settings {
@@ -42,6 +49,8 @@ impl Default for Settings {
             snapshot_every: 1000,
             request_timeout: Duration::from_millis(2000),
             stats_every: Duration::from_millis(5000),
+            pre_vote: true,
+            check_quorum: true,
         }
     }
 }
@@ -59,6 +68,16 @@ impl Settings {
                 },
             }
         }
+        fn switch(name: &str, default: bool) -> Result<bool, String> {
+            match std::env::var(name) {
+                Err(_) => Ok(default),
+                Ok(s) => match s.trim() {
+                    "1" => Ok(true),
+                    "0" => Ok(false),
+                    _ => Err(format!("environment variable {name}={s:?} is not 0 or 1")),
+                },
+            }
+        }
         let d = Settings::default();
         let ms = |d: Duration| d.as_millis() as u64;
         Ok(Settings {
@@ -71,6 +90,8 @@ impl Settings {
                 1,
             )?),
             stats_every: Duration::from_millis(var("RAFTKV_STATS_MS", ms(d.stats_every), 0)?),
+            pre_vote: switch("RAFTKV_PRE_VOTE", d.pre_vote)?,
+            check_quorum: switch("RAFTKV_CHECK_QUORUM", d.check_quorum)?,
         })
     }
 }
@@ -426,7 +447,7 @@ impl<W: Write> Node<W> {
                 tracing::warn!("{text}");
                 return self.reply_error(env, code::MALFORMED_REQUEST, &text);
             }
-            let replica = Replica::open(node_id, ids, position, self.settings.snapshot_every)?;
+            let replica = Replica::open(node_id, ids, position, &self.settings)?;
             self.replica = Some(replica);
         }
         let msg_id = self.take_msg_id();

@@ -8,7 +8,7 @@
 //! the peer delay has passed unless that peer spoke first (it may not be running yet).
 
 use super::request::Op;
-use super::{datadir, msglog, records};
+use super::{datadir, msglog, records, Settings};
 use crate::kv::{KvStore, Outcome};
 use crate::maelstrom::{code, error_body, pack, Envelope};
 use crate::raft::{Config, Entry, InitialState, Message, NodeId, Raft, Ready, Role, SnapshotMeta};
@@ -90,7 +90,7 @@ impl Replica {
         me: &str,
         ids: Vec<String>,
         position: usize,
-        snapshot_every: u64,
+        settings: &Settings,
     ) -> Result<Replica, String> {
         let dir = datadir::data_dir(me)?;
         if let Some(warning) = datadir::shell_parent_warning() {
@@ -107,9 +107,12 @@ impl Replica {
         let (storage, state) = open_storage(me, &ids, &dir)?;
         let my = core_id(position);
         let voters: Vec<NodeId> = (0..ids.len()).map(core_id).collect();
-        let settings = ShellSettings::new(snapshot_every);
-        let shell = Shell::recover(Config::new(my, voters, process_seed(my)), state, settings)
-            .map_err(|e| format!("{me}: {e}"))?;
+        let mut config = Config::new(my, voters, process_seed(my));
+        config.pre_vote = settings.pre_vote;
+        config.check_quorum = settings.check_quorum;
+        let shell_settings = ShellSettings::new(settings.snapshot_every);
+        let shell =
+            Shell::recover(config, state, shell_settings).map_err(|e| format!("{me}: {e}"))?;
         Ok(Replica {
             me: me.to_string(),
             ids,
