@@ -8,7 +8,8 @@
 
 use super::cluster::{Action, Cluster};
 use super::{props, switch, Faults, RaftModel, Settings, State, SWITCHES};
-use crate::raft::{Message, MessageBody, Role};
+use crate::raft::Role;
+use crate::sim::cluster::short;
 use stateright::{Checker, HasDiscoveries, Model, Path};
 use std::time::{Duration, Instant};
 
@@ -378,27 +379,4 @@ pub fn describe_state(c: &Cluster) -> String {
         out.push_str(&format!("history: {}\n", h.join("; ")));
     }
     out
-}
-
-/// A message in the simulator's trace notation (entries as index/term).
-fn short(m: &Message) -> String {
-    let body = match &m.body {
-        MessageBody::AppendEntries {
-            prev_log_index,
-            prev_log_term,
-            entries,
-            leader_commit,
-            read_ctx,
-        } => format!(
-            "Append prev={prev_log_index}/{prev_log_term} n={} [{}] commit={leader_commit} ctx={read_ctx}",
-            entries.len(),
-            entries
-                .iter()
-                .map(|e| format!("{}/{}", e.index, e.term))
-                .collect::<Vec<_>>()
-                .join(",")
-        ),
-        other => format!("{other:?}"),
-    };
-    format!("{}->{} term={} {body}", m.from, m.to, m.term)
 }

@@ -1662,8 +1662,9 @@ impl Sim {
     }
 }
 
-fn short(m: &Message) -> String {
-    // Entries and snapshot data are summarised; everything else is shown as it is.
+/// A message in the trace notation the simulator and the model checker share: entries as
+/// index/term and snapshot chunks by their position; everything else as it is.
+pub fn short(m: &Message) -> String {
     let body = match &m.body {
         MessageBody::AppendEntries {
             prev_log_index,
