@@ -170,8 +170,11 @@ pub fn decode(bytes: &[u8]) -> Result<ProgressRecord, String> {
     Ok(ProgressRecord { new, old })
 }
 
-/// Reads the record of `dir`: `Ok(None)` when the file does not exist, `Err` naming what is wrong
-/// when it cannot be read or does not decode.
+/// Reads the record of `dir`: `Ok(None)` when the file does not exist or is empty, `Err` naming
+/// what is wrong when it cannot be read or does not decode. An empty file is a record created
+/// and never written (a kill between creating it and its first write at open; one write of the
+/// whole record is never cut short by a kill): it counts as absent, which is damage only where
+/// sled already holds Raft state.
 pub fn read(dir: &Path) -> Result<Option<ProgressRecord>, String> {
     let path = dir.join(PROGRESS_FILE);
     let mut f = match std::fs::File::open(&path) {
@@ -184,6 +187,9 @@ pub fn read(dir: &Path) -> Result<Option<ProgressRecord>, String> {
         .take(RECORD_LEN as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    if bytes.is_empty() {
+        return Ok(None);
+    }
     decode(&bytes).map(Some)
 }
 
@@ -273,6 +279,16 @@ impl crate::Storage {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_empty_record_file_reads_as_absent_and_a_short_one_as_damaged() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(read(dir.path()), Ok(None));
+        std::fs::write(dir.path().join(PROGRESS_FILE), b"").unwrap();
+        assert_eq!(read(dir.path()), Ok(None));
+        std::fs::write(dir.path().join(PROGRESS_FILE), b"RKVP").unwrap();
+        assert!(read(dir.path()).is_err());
+    }
 
     fn rec() -> ProgressRecord {
         ProgressRecord {

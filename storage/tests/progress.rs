@@ -98,3 +98,24 @@ fn a_kill_at_either_side_of_sled_reopens_with_the_old_or_the_new_state() {
     let got = stopped("append", StopPoint::BeforeProgress, &append);
     assert_eq!(got, (22, 4, 4), "new state");
 }
+
+/// A kill between creating the record file and its first write, at the first open of a new
+/// directory, leaves an empty file: the directory still opens. The same empty file beside a log
+/// is a missing record, which is damage.
+#[test]
+fn an_empty_record_file_is_absent_not_damaged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let fresh = tmp.path().join("fresh");
+    drop(Storage::open(&fresh).unwrap());
+    std::fs::write(fresh.join(raftkv_storage::progress::PROGRESS_FILE), b"").unwrap();
+    let reopened = Storage::open(&fresh);
+    assert!(reopened.is_ok(), "{:?}", reopened.err());
+    drop(reopened);
+    let used = tmp.path().join("used");
+    build(&used);
+    std::fs::write(used.join(raftkv_storage::progress::PROGRESS_FILE), b"").unwrap();
+    let err = Storage::open(&used)
+        .err()
+        .expect("a log without its record is damage");
+    assert!(err.to_string().contains("missing"), "{err}");
+}
