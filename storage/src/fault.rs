@@ -194,6 +194,10 @@ pub enum StopPoint {
     BeforeSled = 1,
     /// After sled's flush, before the durable-progress record of the step.
     BeforeProgress = 2,
+    /// After the snapshot tree's batch, before the log tree's: a kill there leaves sled a prefix
+    /// holding the new snapshot and the old log (the stop flushes what was written, as the worst
+    /// such prefix).
+    BetweenSnapshotAndLog = 3,
 }
 
 static STOP_AT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
@@ -203,6 +207,11 @@ static STOP_AT: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0
 /// runs one test at a time.
 pub fn stop_persist_at(point: StopPoint) {
     STOP_AT.store(point as u8, std::sync::atomic::Ordering::SeqCst);
+}
+
+/// True when a test armed a stop at `point` (so `persist` can make its prefix durable first).
+pub(crate) fn stop_armed(point: StopPoint) -> bool {
+    STOP_AT.load(std::sync::atomic::Ordering::Relaxed) == point as u8
 }
 
 /// Called by `persist` at each point; an error when a test stopped it there.

@@ -659,7 +659,36 @@ impl Storage {
     }
 
     /// [`Storage::persist`] of a borrowed batch.
+    ///
+    /// A snapshot that discards the log, with entries after it, is persisted as two steps (the
+    /// snapshot with the hard state, then the entries): sled writes the snapshot and the log as
+    /// two batches, and a kill between them would leave a log (the snapshot's alone) that neither
+    /// the old nor the new value of one step's durable-progress record holds.
     pub fn persist_borrowed<E: AsEntryRef>(&mut self, batch: BatchRef<'_, E>) -> Result<(), Error> {
+        if let Some((meta, _)) = batch.snapshot {
+            if !batch.entries.is_empty() && !self.keeps_log_after(meta)? {
+                let snapshot_step = BatchRef {
+                    entries: &batch.entries[..0],
+                    ..batch
+                };
+                self.persist_step(snapshot_step)?;
+                return self.persist_step(BatchRef {
+                    snapshot: None,
+                    hard_state: None,
+                    ..batch
+                });
+            }
+        }
+        self.persist_step(batch)
+    }
+
+    /// True when the log holds the snapshot's last entry, so installing it keeps what follows.
+    fn keeps_log_after(&self, meta: &SnapshotMeta) -> Result<bool, Error> {
+        Ok(meta.index <= self.last_index && self.term(meta.index)? == Some(meta.term))
+    }
+
+    /// One durable step: one flush, the durable-progress record around it.
+    fn persist_step<E: AsEntryRef>(&mut self, batch: BatchRef<'_, E>) -> Result<(), Error> {
         self.check()?;
         let first_entry = batch.entries.first().map(AsEntryRef::entry_ref);
         let entries = || batch.entries.iter().map(AsEntryRef::entry_ref);
@@ -673,8 +702,7 @@ impl Storage {
                     meta.index
                 )));
             }
-            keep_log_after_snapshot =
-                meta.index <= self.last_index && self.term(meta.index)? == Some(meta.term);
+            keep_log_after_snapshot = self.keeps_log_after(meta)?;
             snap_index = meta.index;
         }
         let (mut first, mut last) = (snap_index + 1, self.last_index.max(snap_index));
@@ -729,6 +757,10 @@ impl Storage {
                 .and_then(|b| self.trees.snap.apply_batch(b));
             if let Err(e) = b {
                 return Err(self.fail("write snapshot", e));
+            }
+            if fault::stop_armed(fault::StopPoint::BetweenSnapshotAndLog) {
+                let _ = self.trees.db.flush();
+                fault::stop_point(fault::StopPoint::BetweenSnapshotAndLog)?;
             }
         }
         // Log part. Removals (compaction, truncation) go in one atomic sled batch with the
