@@ -14,3 +14,5 @@ pub mod raft;
 pub mod rng;
 pub mod shell;
 pub mod sim;
+#[cfg(test)]
+mod test_fixtures;

@@ -156,28 +156,15 @@ mod tests {
 
     #[test]
     fn partition_test_seed_fixtures_answer_in_time() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/seed");
-        let mut seen = 0;
-        for entry in std::fs::read_dir(&dir).unwrap() {
-            let path = entry.unwrap().path();
-            if !path.to_string_lossy().ends_with(".in.jsonl") {
-                continue;
-            }
-            for line in std::fs::read_to_string(&path).unwrap().lines() {
-                let v: Value = serde_json::from_str(line).unwrap();
-                let b = v["body"].as_object().unwrap();
-                if b["type"] != json!("partition_test") {
-                    continue;
-                }
-                let started = std::time::Instant::now();
-                let reply = partition_test(b).unwrap();
-                assert!(started.elapsed().as_millis() < 2000, "{path:?}");
-                assert_eq!(reply["total_ops"], b["operations"]);
-                assert_eq!(reply["linearizable"], json!(true), "{path:?}: {reply:?}");
-                seen += 1;
-            }
+        let requests = crate::test_fixtures::seed_partition_requests();
+        for (path, b) in &requests {
+            let started = std::time::Instant::now();
+            let reply = partition_test(b).unwrap();
+            assert!(started.elapsed().as_millis() < 2000, "{path:?}");
+            assert_eq!(reply["total_ops"], b["operations"]);
+            assert_eq!(reply["linearizable"], json!(true), "{path:?}: {reply:?}");
         }
-        assert_eq!(seen, 2, "both seed cases ran");
+        assert_eq!(requests.len(), 2, "both seed cases ran");
     }
 
     #[test]

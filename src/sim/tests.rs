@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::cluster::Sim;
 use super::faults::{Faults, SimConfig};
@@ -320,34 +320,21 @@ fn partition_test_properties_hold_over_seeds_and_shapes() {
 
 #[test]
 fn partition_test_seed_fixtures_answer_in_time() {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/seed");
-    let mut seen = 0;
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.to_string_lossy().ends_with(".in.jsonl") {
-            continue;
-        }
-        for line in std::fs::read_to_string(&path).unwrap().lines() {
-            let v: Value = serde_json::from_str(line).unwrap();
-            let b = v["body"].as_object().unwrap();
-            if b["type"] != json!("partition_test") {
-                continue;
-            }
-            let field = |name: &str| b[name].as_u64().unwrap() as usize;
-            let spec = PartitionSpec {
-                cluster_size: field("cluster_size"),
-                operations: field("operations"),
-                partition_after_op: field("partition_after_op"),
-                heal_after_op: field("heal_after_op"),
-                seed: b.get("seed").and_then(Value::as_u64).unwrap_or(0),
-            };
-            let started = std::time::Instant::now();
-            check_partition_properties(&spec);
-            assert!(started.elapsed().as_millis() < 2000, "{path:?}");
-            seen += 1;
-        }
+    let requests = crate::test_fixtures::seed_partition_requests();
+    for (path, b) in &requests {
+        let field = |name: &str| b[name].as_u64().unwrap() as usize;
+        let spec = PartitionSpec {
+            cluster_size: field("cluster_size"),
+            operations: field("operations"),
+            partition_after_op: field("partition_after_op"),
+            heal_after_op: field("heal_after_op"),
+            seed: b.get("seed").and_then(Value::as_u64).unwrap_or(0),
+        };
+        let started = std::time::Instant::now();
+        check_partition_properties(&spec);
+        assert!(started.elapsed().as_millis() < 2000, "{path:?}");
     }
-    assert_eq!(seen, 2, "both seed cases ran");
+    assert_eq!(requests.len(), 2, "both seed cases ran");
 }
 
 #[test]
