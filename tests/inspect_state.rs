@@ -63,16 +63,7 @@ fn snapshot_and_log(dir: &Path) -> KvStore {
     ];
     let (snap_at, commit) = (3u64, 7u64);
     let (mut st, _) = Storage::open(dir).unwrap();
-    let entries: Vec<Entry> = cmds
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Entry {
-            term: 1,
-            index: i as u64 + 1,
-            kind: EntryKind::Normal,
-            data: c.encode(),
-        })
-        .collect();
+    let entries: Vec<Entry> = term_one_entries(&cmds);
     let hard_state = Some(HardState {
         term: 1,
         vote: Some(1),
@@ -102,6 +93,18 @@ fn snapshot_and_log(dir: &Path) -> KvStore {
     model
 }
 
+/// `cmds` as log entries 1.. of term 1.
+fn term_one_entries(cmds: &[KvCommand]) -> Vec<Entry> {
+    cmds.iter()
+        .enumerate()
+        .map(|(i, c)| Entry {
+            term: 1,
+            index: i as u64 + 1,
+            kind: EntryKind::Normal,
+            data: c.encode(),
+        })
+        .collect()
+}
 #[test]
 fn state_is_the_snapshot_plus_the_log_up_to_the_commit_index() {
     let tmp = tempfile::tempdir().unwrap();
@@ -264,16 +267,7 @@ fn a_snapshot_past_the_stored_commit_index_is_served_as_recovery_raises_it() {
     let dir = tmp.path().join("n1");
     let (mut st, _) = Storage::open(&dir).unwrap();
     let cmds: Vec<KvCommand> = (1..=4).map(|i| write(json!(i), json!(i * 10))).collect();
-    let entries = cmds
-        .iter()
-        .enumerate()
-        .map(|(i, c)| Entry {
-            term: 1,
-            index: i as u64 + 1,
-            kind: EntryKind::Normal,
-            data: c.encode(),
-        })
-        .collect();
+    let entries = term_one_entries(&cmds);
     let hard_state = Some(HardState {
         term: 1,
         vote: None,
