@@ -46,9 +46,12 @@ impl Node {
             from: 2,
             to: 1,
             term: 1,
+            from_incarnation: 0,
+            to_incarnation: 0,
             body: MessageBody::Heartbeat {
                 commit: 0,
                 read_ctx: 0,
+                uncapped: true,
             },
         };
         let m = pack::pack(&hb).expect("pack");

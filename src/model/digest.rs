@@ -128,6 +128,7 @@ fn hash_durable(d: &super::io::Durable, h: &mut DefaultHasher, rename: &dyn Fn(N
 /// Every field of a message, ids renamed.
 pub fn hash_message<H: Hasher>(m: &Message, h: &mut H, rename: &dyn Fn(NodeId) -> NodeId) {
     (rename(m.from), rename(m.to), m.term).hash(h);
+    (m.from_incarnation, m.to_incarnation).hash(h);
     match &m.body {
         MessageBody::RequestVote {
             pre_vote,
@@ -155,7 +156,11 @@ pub fn hash_message<H: Hasher>(m: &Message, h: &mut H, rename: &dyn Fn(NodeId) -
             rejected,
             read_ctx,
         } => (3u8, success, index, hint_term, rejected, read_ctx).hash(h),
-        MessageBody::Heartbeat { commit, read_ctx } => (4u8, commit, read_ctx).hash(h),
+        MessageBody::Heartbeat {
+            commit,
+            read_ctx,
+            uncapped,
+        } => (4u8, commit, read_ctx, uncapped).hash(h),
         MessageBody::HeartbeatResponse { read_ctx } => (5u8, read_ctx).hash(h),
         MessageBody::InstallSnapshot {
             meta,
@@ -168,5 +173,10 @@ pub fn hash_message<H: Hasher>(m: &Message, h: &mut H, rename: &dyn Fn(NodeId) -
             done,
             snapshot_index,
         } => (7u8, offset, done, snapshot_index).hash(h),
+        MessageBody::Probe => 8u8.hash(h),
+        MessageBody::ProbeResponse {
+            last_log_term,
+            last_log_index,
+        } => (9u8, last_log_term, last_log_index).hash(h),
     }
 }

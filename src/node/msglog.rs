@@ -62,9 +62,10 @@ impl fmt::Display for Described<'_> {
                 "AppendEntriesResponse term={term} success={success} index={index} \
                  hint_term={hint_term:?} rejected={rejected} read_ctx={read_ctx}"
             ),
-            MessageBody::Heartbeat { commit, read_ctx } => {
-                write!(f, "Heartbeat term={term} commit={commit} read_ctx={read_ctx}")
-            }
+            MessageBody::Heartbeat { commit, read_ctx, uncapped } => write!(
+                f,
+                "Heartbeat term={term} commit={commit} read_ctx={read_ctx} uncapped={uncapped}"
+            ),
             MessageBody::HeartbeatResponse { read_ctx } => {
                 write!(f, "HeartbeatResponse term={term} read_ctx={read_ctx}")
             }
@@ -79,6 +80,11 @@ impl fmt::Display for Described<'_> {
                 f,
                 "InstallSnapshotResponse term={term} offset={offset} done={done} \
                  snapshot_index={snapshot_index}"
+            ),
+            MessageBody::Probe => write!(f, "Probe"),
+            MessageBody::ProbeResponse { last_log_term, last_log_index } => write!(
+                f,
+                "ProbeResponse term={term} last_log={last_log_index}/{last_log_term}"
             ),
         }
     }

@@ -74,6 +74,7 @@ impl From<storage::HardState> for raft::HardState {
             term: hs.term,
             vote: hs.vote,
             commit: hs.commit,
+            ..raft::HardState::default()
         }
     }
 }

@@ -21,7 +21,7 @@ use super::log::RaftLog;
 use super::progress::{Progress, State};
 use super::{
     Config, Entry, EntryKind, HardState, InitialState, Message, MessageBody, NodeId, NotLeader,
-    Proposal, ReadReady, Ready, Role, SnapshotMeta, Status,
+    Proposal, ReadReady, Ready, Recovery, Role, SnapshotMeta, Status,
 };
 use crate::rng::Rng;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -94,6 +94,13 @@ pub struct Raft {
     failed_reads: Vec<u64>,
     /// The hard state last handed out in a `Ready`.
     hard_state_handed_out: HardState,
+
+    /// The recovering mark (see [`Recovery`]).
+    recovery: Recovery,
+    /// This node's incarnation, named as the sender of every message.
+    incarnation: u64,
+    /// The highest incarnation seen from each peer (in memory only).
+    peer_incarnations: BTreeMap<NodeId, u64>,
 }
 
 /// The acknowledgement that a snapshot up to `index` is installed (or already covered).
@@ -138,7 +145,9 @@ fn plausible(m: &Message) -> bool {
                 read_ctx,
                 ..
             } => fits(*index) && hint_term.is_none_or(fits) && fits(*rejected) && fits(*read_ctx),
-            MessageBody::Heartbeat { commit, read_ctx } => fits(*commit) && fits(*read_ctx),
+            MessageBody::Heartbeat {
+                commit, read_ctx, ..
+            } => fits(*commit) && fits(*read_ctx),
             MessageBody::HeartbeatResponse { read_ctx } => fits(*read_ctx),
             MessageBody::InstallSnapshot { meta, offset, .. } => {
                 fits(meta.index) && fits(meta.term) && fits(*offset)
@@ -148,6 +157,11 @@ fn plausible(m: &Message) -> bool {
                 snapshot_index,
                 ..
             } => fits(*offset) && fits(*snapshot_index),
+            MessageBody::Probe => true,
+            MessageBody::ProbeResponse {
+                last_log_term,
+                last_log_index,
+            } => fits(*last_log_term) && fits(*last_log_index),
         }
 }
 
@@ -227,6 +241,9 @@ impl Raft {
             reads_ready: Vec::new(),
             failed_reads: Vec::new(),
             hard_state_handed_out: HardState::default(),
+            recovery: state.hard_state.recovery,
+            incarnation: state.hard_state.incarnation,
+            peer_incarnations: BTreeMap::new(),
             cfg: config,
         };
         raft.hard_state_handed_out = raft.hard_state();
@@ -447,7 +464,9 @@ impl Raft {
                     read_ctx,
                 );
             }
-            MessageBody::Heartbeat { commit, read_ctx } => {
+            MessageBody::Heartbeat {
+                commit, read_ctx, ..
+            } => {
                 self.follow(from);
                 self.handle_heartbeat(from, commit, read_ctx);
             }
@@ -637,6 +656,8 @@ impl Raft {
             applied: self.applied,
             first_index: self.log.snap_index + 1,
             last_index: self.log.last_index(),
+            recovery: self.recovery,
+            incarnation: self.incarnation,
         }
     }
 
@@ -684,6 +705,8 @@ impl Raft {
             term: self.term,
             vote,
             commit: self.commit.min(self.log.stable),
+            recovery: self.recovery,
+            incarnation: self.incarnation,
         }
     }
 
@@ -767,14 +790,15 @@ impl Raft {
         self.peers
             .iter()
             .map(|&p| Message {
-                from: self.cfg.id,
-                to: p,
                 term,
-                body: MessageBody::RequestVote {
-                    pre_vote,
-                    last_log_index: last_index,
-                    last_log_term: last_term,
-                },
+                ..self.message(
+                    p,
+                    MessageBody::RequestVote {
+                        pre_vote,
+                        last_log_index: last_index,
+                        last_log_term: last_term,
+                    },
+                )
             })
             .collect()
     }
@@ -834,15 +858,15 @@ impl Raft {
         let grant = can_vote && self.log.is_up_to_date(last_index, last_term);
         if pre_vote {
             let reply_term = if grant { term } else { self.term };
-            self.messages.push(Message {
-                from: self.cfg.id,
-                to: from,
+            let body = MessageBody::RequestVoteResponse {
+                pre_vote: true,
+                granted: grant,
+            };
+            let reply = Message {
                 term: reply_term,
-                body: MessageBody::RequestVoteResponse {
-                    pre_vote: true,
-                    granted: grant,
-                },
-            });
+                ..self.message(from, body)
+            };
+            self.messages.push(reply);
             return;
         }
         let body = MessageBody::RequestVoteResponse {
@@ -855,12 +879,7 @@ impl Raft {
         }
         self.vote = Some(from);
         self.election_elapsed = 0;
-        let msg = Message {
-            from: self.cfg.id,
-            to: from,
-            term: self.term,
-            body,
-        };
+        let msg = self.message(from, body);
         if self.cfg.bugs.vote_without_persist {
             self.messages.push(msg);
             return;
@@ -1160,11 +1179,13 @@ impl Raft {
             return;
         };
         let commit = pr.sent_heartbeat(self.commit);
+        let uncapped = commit == self.commit;
         self.send(
             to,
             MessageBody::Heartbeat {
                 commit,
                 read_ctx: self.read_seq,
+                uncapped,
             },
         );
     }
@@ -1375,21 +1396,27 @@ impl Raft {
     }
 
     fn send(&mut self, to: NodeId, body: MessageBody) {
-        self.messages.push(Message {
-            from: self.cfg.id,
-            to,
-            term: self.term,
-            body,
-        });
+        let m = self.message(to, body);
+        self.messages.push(m);
     }
 
     /// Sends after this turn's persist is durable (acknowledgements of entries or snapshots).
     fn persist_then_send(&mut self, to: NodeId, body: MessageBody) {
-        self.messages_after_persist.push(Message {
+        let m = self.message(to, body);
+        self.messages_after_persist.push(m);
+    }
+
+    /// A message from this node, naming this incarnation and the receiver's as last seen. A
+    /// reply is built while its request is stepped, after the request's incarnation was
+    /// recorded, so it names the incarnation of the request it answers.
+    fn message(&self, to: NodeId, body: MessageBody) -> Message {
+        Message {
             from: self.cfg.id,
             to,
             term: self.term,
+            from_incarnation: self.incarnation,
+            to_incarnation: self.peer_incarnations.get(&to).copied().unwrap_or(0),
             body,
-        });
+        }
     }
 }

@@ -65,6 +65,32 @@ pub struct HardState {
     /// Highest index known committed (never above the durable log); persisted so a restarted
     /// node never serves a state older than one it already served.
     pub commit: u64,
+    /// Where this node stands in rejoining after a start with an empty directory (the
+    /// recovering mark). A start that finds any mark other than `Ordinary` starts empty again.
+    pub recovery: Recovery,
+    /// This directory's incarnation: new on every start with an empty directory (first boot, a
+    /// wiped or damaged disk), unique and ordered across such starts. 0 only in tests.
+    pub incarnation: u64,
+}
+
+/// The recovering mark: how far a node that started with an empty directory has rejoined.
+///
+/// A node that lost its state may have voted or acknowledged entries it no longer holds, so it
+/// must not vote, pre-vote or campaign until it holds every entry the cluster committed, and it
+/// must not acknowledge anything until no candidate can still count a vote it forgot.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Recovery {
+    /// An ordinary node: it votes, campaigns and acknowledges as Raft says.
+    #[default]
+    Ordinary,
+    /// Term and vote are unknown: the node acknowledges nothing until every other node answered
+    /// a probe of this incarnation; it then takes the highest term answered, with a vote for
+    /// itself, as its own.
+    Probing,
+    /// Term and vote are known: the node acknowledges appends but grants no vote and never
+    /// campaigns until its current term's leader gave it every entry up to that leader's
+    /// uncapped commit index, in a message addressed to this incarnation.
+    CatchingUp,
 }
 
 /// Describes a snapshot: the state machine after applying every entry up to `index`, whose term
@@ -190,6 +216,11 @@ pub struct Message {
     pub from: NodeId,
     pub to: NodeId,
     pub term: u64,
+    /// The sender's incarnation.
+    pub from_incarnation: u64,
+    /// The receiver's incarnation as the sender last saw it (0: not seen yet). A reply names
+    /// the incarnation of the request it answers.
+    pub to_incarnation: u64,
     pub body: MessageBody,
 }
 
@@ -226,9 +257,12 @@ pub enum MessageBody {
     },
     /// Leader liveness and commit propagation; `commit` never exceeds what the follower is
     /// known to hold. `read_ctx` confirms leadership for ReadIndex rounds up to that id.
+    /// `uncapped` says `commit` is the leader's own commit index (the follower matched it), so
+    /// a catching-up follower may count it.
     Heartbeat {
         commit: u64,
         read_ctx: u64,
+        uncapped: bool,
     },
     HeartbeatResponse {
         read_ctx: u64,
@@ -244,6 +278,16 @@ pub enum MessageBody {
         offset: u64,
         done: bool,
         snapshot_index: u64,
+    },
+    /// A node whose term and vote are unknown asks for a peer's term and last position. Its
+    /// `term` field means nothing and moves no term.
+    Probe,
+    /// The answer to a probe, sent by every node, recovering or not, and honestly: the message's
+    /// term is the sender's term (at least the term of its last entry or snapshot), and
+    /// `(last_log_term, last_log_index)` its real last position, its snapshot counted.
+    ProbeResponse {
+        last_log_term: u64,
+        last_log_index: u64,
     },
 }
 
@@ -289,6 +333,9 @@ pub struct Status {
     pub applied: u64,
     pub first_index: u64,
     pub last_index: u64,
+    /// The recovering mark (`Ordinary` once this node votes and campaigns again).
+    pub recovery: Recovery,
+    pub incarnation: u64,
 }
 
 /// Everything the shell must do after a batch of events. See the module docs for the order.

@@ -574,6 +574,7 @@ fn restart_adopts_the_term_of_durable_entries_after_a_torn_hard_state() {
                 term: 2,
                 vote: Some(1),
                 commit: 1,
+                ..HardState::default()
             },
             snapshot: None,
             entries: entries_of(&[1, 2, 3]),
@@ -584,6 +585,8 @@ fn restart_adopts_the_term_of_durable_entries_after_a_torn_hard_state() {
     // An append of the older term can no longer overwrite entry 3.
     let mut r = r;
     r.step(Message {
+        from_incarnation: 0,
+        to_incarnation: 0,
         from: 1,
         to: 2,
         term: 2,
@@ -755,12 +758,15 @@ fn short_follower_hints_past_its_conflicting_tail() {
             term: 3,
             vote: None,
             commit: 0,
+            ..HardState::default()
         },
         snapshot: None,
         entries: entries_of(&[1, 1, 3, 3, 3]),
     };
     let mut r = Raft::new(config(2, 3, 1), state);
     r.step(Message {
+        from_incarnation: 0,
+        to_incarnation: 0,
         from: 1,
         to: 2,
         term: 4,
@@ -805,6 +811,7 @@ fn figure7(chaos: bool) -> Cluster {
                 term: 7,
                 vote: None,
                 commit: 3,
+                ..HardState::default()
             },
             snapshot: None,
             entries: entries_of(terms),
@@ -864,6 +871,7 @@ fn term_hints_repair_a_long_conflict_in_few_round_trips() {
                 term: 3,
                 vote: None,
                 commit: 5,
+                ..HardState::default()
             },
             snapshot: None,
             entries: entries_of(terms),
@@ -902,6 +910,7 @@ fn stale_append_never_truncates_on_length() {
                 term: 2,
                 vote: None,
                 commit: 0,
+                ..HardState::default()
             },
             snapshot: None,
             entries: entries_of(&[1, 1, 2, 2, 2]),
@@ -910,6 +919,8 @@ fn stale_append_never_truncates_on_length() {
     let e3 = entries_of(&[1, 1, 2])[2].clone();
     // A delayed append from the same leader that covers only a prefix of our log.
     r.step(Message {
+        from_incarnation: 0,
+        to_incarnation: 0,
         from: 1,
         to: 2,
         term: 2,
@@ -942,6 +953,8 @@ fn stale_append_never_truncates_on_length() {
     let mut e4 = entries_of(&[1, 1, 2, 3])[3].clone();
     e4.kind = EntryKind::Normal;
     r.step(Message {
+        from_incarnation: 0,
+        to_incarnation: 0,
         from: 1,
         to: 2,
         term: 3,
@@ -1370,6 +1383,8 @@ fn snapshot_install_to_lagging_follower_in_chunks() {
 
 fn chunk(term: u64, index: u64, offset: u64, len: usize, done: bool) -> Message {
     Message {
+        from_incarnation: 0,
+        to_incarnation: 0,
         from: 1,
         to: 2,
         term,
@@ -1447,6 +1462,7 @@ fn a_log_with_a_gap_is_refused_clearly() {
             term: 1,
             vote: None,
             commit: 0,
+            ..HardState::default()
         },
         snapshot: None,
         entries,
@@ -1556,6 +1572,8 @@ fn restarted_node_never_serves_an_older_state() {
 fn acks_and_votes_leave_only_after_the_persist() {
     let mut r = Raft::new(config(2, 3, 1), InitialState::default());
     r.step(Message {
+        from_incarnation: 0,
+        to_incarnation: 0,
         from: 1,
         to: 2,
         term: 1,
@@ -1580,6 +1598,8 @@ fn acks_and_votes_leave_only_after_the_persist() {
         data: vec![],
     };
     r.step(Message {
+        from_incarnation: 0,
+        to_incarnation: 0,
         from: 1,
         to: 2,
         term: 1,
@@ -1883,6 +1903,7 @@ fn garbage_messages_never_panic() {
             2 => MessageBody::Heartbeat {
                 commit: v(&mut pick),
                 read_ctx: v(&mut pick),
+                uncapped: i % 16 == 2,
             },
             3 => MessageBody::RequestVote {
                 pre_vote: i % 16 == 3,
@@ -1927,6 +1948,8 @@ fn garbage_messages_never_panic() {
             c.status(to).term
         };
         c.raft(to).step(Message {
+            from_incarnation: 0,
+            to_incarnation: 0,
             from,
             to,
             term,

@@ -36,6 +36,8 @@ fn kind(m: &Message) -> &'static str {
         MessageBody::HeartbeatResponse { .. } => "heartbeat-reply",
         MessageBody::InstallSnapshot { .. } => "snapshot",
         MessageBody::InstallSnapshotResponse { .. } => "snapshot-reply",
+        MessageBody::Probe => "probe",
+        MessageBody::ProbeResponse { .. } => "probe-reply",
     }
 }
 
@@ -107,6 +109,8 @@ fn a_leader_sends_its_appends_before_its_flush() {
     for from in [2, 3] {
         let term = s.raft().status().term + 1;
         s.raft_mut().step(Message {
+            from_incarnation: 0,
+            to_incarnation: 0,
             from,
             to: 1,
             term,
@@ -120,6 +124,8 @@ fn a_leader_sends_its_appends_before_its_flush() {
     let term = s.raft().status().term;
     for from in [2, 3] {
         s.raft_mut().step(Message {
+            from_incarnation: 0,
+            to_incarnation: 0,
             from,
             to: 1,
             term,
@@ -157,6 +163,8 @@ fn a_follower_acknowledges_an_append_only_after_its_flush_finished() {
     };
     let mut s = shell(2, 3);
     s.raft_mut().step(Message {
+        from_incarnation: 0,
+        to_incarnation: 0,
         from: 1,
         to: 2,
         term: 1,
@@ -250,6 +258,8 @@ fn a_vote_costs_a_flush_and_its_grant_waits_for_it() {
     let mut io = Recorder::default();
     let mut s = shell(2, 3);
     s.raft_mut().step(Message {
+        from_incarnation: 0,
+        to_incarnation: 0,
         from: 1,
         to: 2,
         term: 1,
@@ -269,7 +279,8 @@ fn a_vote_costs_a_flush_and_its_grant_waits_for_it() {
                 hard_state: Some(HardState {
                     term: 1,
                     vote: Some(1),
-                    commit: 0
+                    commit: 0,
+                    ..HardState::default()
                 })
             },
             Did::Send(1, "vote-reply"),
@@ -286,6 +297,7 @@ fn a_proposal_happened_exactly_when_its_term_committed_at_its_index() {
             term: 2,
             vote: None,
             commit: 1,
+            ..HardState::default()
         },
         snapshot: None,
         entries: vec![Entry {

@@ -174,6 +174,7 @@ mod tests {
             term: 2,
             vote: Some(3),
             commit: 1,
+            ..HardState::default()
         };
         d.persist(&batch(&[e(2, 2)], Some(hs))).unwrap();
         assert_eq!(terms(&d), vec![(1, 1), (2, 2)]);
@@ -190,6 +191,7 @@ mod tests {
             term: 1,
             vote: Some(1),
             commit: 0,
+            ..HardState::default()
         };
         d.persist_torn(&batch(&entries, Some(hs)), 2).unwrap();
         assert_eq!(terms(&d), vec![(1, 1), (2, 1)]);

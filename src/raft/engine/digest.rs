@@ -96,6 +96,7 @@ pub fn hash_entry<H: Hasher>(e: &Entry, h: &mut H) {
 /// A hard state with its vote renamed.
 pub fn hash_hard_state<H: Hasher>(hs: &HardState, h: &mut H, rename: &dyn Fn(NodeId) -> NodeId) {
     (hs.term, hs.vote.map(rename), hs.commit).hash(h);
+    (hs.recovery, hs.incarnation).hash(h);
 }
 
 fn hash_progress<H: Hasher>(p: &Progress, h: &mut H) {
