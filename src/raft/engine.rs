@@ -14,6 +14,7 @@
 //!   index in `Ready::hard_state` never exceeds what is durable.
 
 mod digest;
+mod rejoin;
 
 pub use digest::{hash_entry, hash_hard_state};
 
@@ -101,6 +102,8 @@ pub struct Raft {
     incarnation: u64,
     /// The highest incarnation seen from each peer (in memory only).
     peer_incarnations: BTreeMap<NodeId, u64>,
+    /// While probing: each peer's answer to this incarnation's probe.
+    probe_answers: BTreeMap<NodeId, rejoin::ProbeAnswer>,
 }
 
 /// The acknowledgement that a snapshot up to `index` is installed (or already covered).
@@ -244,10 +247,14 @@ impl Raft {
             recovery: state.hard_state.recovery,
             incarnation: state.hard_state.incarnation,
             peer_incarnations: BTreeMap::new(),
+            probe_answers: BTreeMap::new(),
             cfg: config,
         };
         raft.hard_state_handed_out = raft.hard_state();
         raft.reset_randomized_timeout();
+        if raft.recovery != Recovery::Ordinary {
+            raft.send_probes();
+        }
         Ok(raft)
     }
 
@@ -262,7 +269,11 @@ impl Raft {
         } else {
             self.election_elapsed += 1;
             if self.election_elapsed >= self.randomized_timeout {
-                self.campaign();
+                if self.recovery == Recovery::Ordinary {
+                    self.campaign();
+                } else {
+                    self.recovering_timeout();
+                }
             }
         }
         self.debug_check_invariants();
@@ -297,9 +308,10 @@ impl Raft {
         }
     }
 
-    /// Starts an election now (a pre-vote first when enabled). A leader ignores it.
+    /// Starts an election now (a pre-vote first when enabled). A leader, and a node still
+    /// rejoining after it lost its state, ignore it.
     pub fn campaign(&mut self) {
-        if self.role == Role::Leader {
+        if self.role == Role::Leader || self.recovery != Recovery::Ordinary {
             return;
         }
         if self.cfg.pre_vote {
@@ -321,8 +333,15 @@ impl Raft {
         if m.to != self.cfg.id || m.from == self.cfg.id || !self.peers.contains(&m.from) {
             return;
         }
-        if !plausible(&m) {
+        if !plausible(&m) || !self.admit_incarnation(&m) || self.probing_drops(&m.body) {
             return;
+        }
+        match m.body {
+            MessageBody::Probe => return self.answer_probe(m.from),
+            MessageBody::ProbeResponse { last_log_index, .. } => {
+                return self.take_probe_answer(m.from, m.term, last_log_index)
+            }
+            _ => {}
         }
         if m.term > self.term && !self.step_higher_term(&m) {
             return;
@@ -446,6 +465,7 @@ impl Raft {
     /// heartbeats and snapshot chunks; answers meant for a leader are ignored.
     fn step_follower(&mut self, m: Message) {
         let from = m.from;
+        let addressed_to = m.to_incarnation;
         match m.body {
             MessageBody::AppendEntries {
                 prev_log_index,
@@ -455,7 +475,7 @@ impl Raft {
                 read_ctx,
             } => {
                 self.follow(from);
-                self.handle_append(
+                let held = self.handle_append(
                     from,
                     prev_log_index,
                     prev_log_term,
@@ -463,12 +483,20 @@ impl Raft {
                     leader_commit,
                     read_ctx,
                 );
+                if let Some(held) = held {
+                    self.maybe_caught_up(addressed_to, held, leader_commit);
+                }
             }
             MessageBody::Heartbeat {
-                commit, read_ctx, ..
+                commit,
+                read_ctx,
+                uncapped,
             } => {
                 self.follow(from);
                 self.handle_heartbeat(from, commit, read_ctx);
+                if uncapped || self.cfg.bugs.catch_up_by_capped_commit {
+                    self.maybe_caught_up(addressed_to, self.log.last_index(), commit);
+                }
             }
             MessageBody::InstallSnapshot {
                 meta,
@@ -855,7 +883,9 @@ impl Raft {
         let can_vote = self.vote == Some(from)
             || (self.vote.is_none() && self.leader.is_none())
             || (pre_vote && term > self.term);
-        let grant = can_vote && self.log.is_up_to_date(last_index, last_term);
+        let grant = can_vote
+            && !self.recovery_forbids_vote(pre_vote)
+            && self.log.is_up_to_date(last_index, last_term);
         if pre_vote {
             let reply_term = if grant { term } else { self.term };
             let body = MessageBody::RequestVoteResponse {
@@ -917,6 +947,7 @@ impl Raft {
     /// is acknowledged at once; a `prev_index` this log does not hold with `prev_term` is
     /// rejected with a term hint; otherwise the entries are appended, the leader's commit is
     /// learned up to the last matching index, and the acknowledgement waits for the persist.
+    /// Returns that last matching index when the entries were taken.
     fn handle_append(
         &mut self,
         from: NodeId,
@@ -925,7 +956,7 @@ impl Raft {
         entries: Vec<Entry>,
         leader_commit: u64,
         read_ctx: u64,
-    ) {
+    ) -> Option<u64> {
         if prev_index < self.commit {
             // Everything up to our commit matches any leader's log.
             let index = self.commit;
@@ -939,7 +970,7 @@ impl Raft {
                     read_ctx,
                 },
             );
-            return;
+            return None;
         }
         if self.log.term(prev_index) != Some(prev_term) {
             // Also when `prev_index` is past our last index: the search starts at the last
@@ -956,7 +987,7 @@ impl Raft {
                     read_ctx,
                 },
             );
-            return;
+            return None;
         }
         let last_new = self.append_after(prev_index, entries);
         let learned_commit = leader_commit.min(last_new);
@@ -973,6 +1004,7 @@ impl Raft {
                 read_ctx,
             },
         );
+        Some(last_new)
     }
 
     /// The leader's heartbeat: learn the commit it carries (capped at what this log holds) and
@@ -1179,7 +1211,7 @@ impl Raft {
             return;
         };
         let commit = pr.sent_heartbeat(self.commit);
-        let uncapped = commit == self.commit;
+        let uncapped = commit == self.commit && !self.cfg.bugs.never_send_uncapped_commit;
         self.send(
             to,
             MessageBody::Heartbeat {

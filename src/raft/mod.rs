@@ -179,6 +179,25 @@ pub struct Bugs {
     /// Start a ReadIndex round before this leader has committed an entry of its own term, so
     /// the read index may be older than an entry an earlier leader already committed.
     pub read_before_own_term_commit: bool,
+    /// Rejoining after a lost directory, unsafe variants (each a pitfall of the rules in
+    /// `engine/rejoin.rs`):
+    /// finish the probe round with a majority's answers instead of every other node's;
+    pub probe_majority_only: bool,
+    /// acknowledge appends, heartbeats and snapshots while the probe round is still owed;
+    pub ack_while_probing: bool,
+    /// grant pre-votes while recovering;
+    pub pre_vote_while_recovering: bool,
+    /// take every message whatever incarnations it names (count a reply sent to an earlier
+    /// incarnation, or an append addressed to one);
+    pub ignore_incarnations: bool,
+    /// end catch-up on any heartbeat, whose commit is capped at what the follower matched;
+    pub catch_up_by_capped_commit: bool,
+    /// a leader that never flags its heartbeat's commit as uncapped, so an idle cluster
+    /// never ends a follower's catch-up;
+    pub never_send_uncapped_commit: bool,
+    /// a leader that keeps its view of a follower that came back as a new incarnation (it
+    /// then ignores that follower's rejections at or below what it believed matched).
+    pub keep_progress_of_new_incarnation: bool,
 }
 
 impl Config {

@@ -1960,3 +1960,5 @@ fn garbage_messages_never_panic() {
     c.net.clear();
     c.run(60);
 }
+
+mod rejoin;

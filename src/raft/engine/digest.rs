@@ -60,6 +60,21 @@ impl Raft {
         }
         (self.reads_ready.len(), &self.failed_reads).hash(h);
         hash_hard_state(&self.hard_state_handed_out, h, rename);
+        (self.recovery, self.incarnation).hash(h);
+        let mut incarnations: Vec<(NodeId, u64)> = self
+            .peer_incarnations
+            .iter()
+            .map(|(&n, &i)| (rename(n), i))
+            .collect();
+        incarnations.sort_unstable();
+        incarnations.hash(h);
+        let mut answers: Vec<(NodeId, u64, u64)> = self
+            .probe_answers
+            .iter()
+            .map(|(&n, a)| (rename(n), a.term, a.last_index))
+            .collect();
+        answers.sort_unstable();
+        answers.hash(h);
     }
 }
 
