@@ -52,7 +52,7 @@ pub struct SimArgs {
           value_parser = clap::value_parser!(u64).range(1..))]
     clients: u64,
     /// Faults: `all` (every one), `none`, or a comma-separated list of: delay, loss, dup,
-    /// partition, oneway, crash, torn, slowdisk, leader, bridge, link, spokes, pause.
+    /// partition, oneway, crash, torn, slowdisk, leader, bridge, link, spokes, pause, wipe.
     #[arg(long, value_name = "all|none|LIST", default_value = "all", value_parser = Faults::parse)]
     faults: Faults,
     /// Worker threads (default: the machine's available parallelism).
@@ -132,7 +132,7 @@ fn line(r: &RunReport, wall_ms: u128) -> String {
     };
     format!(
         "seed {:>6}: {verdict} | ops {} (ok {} fail {} info {}) sim {:.1}s wall {}ms events {} \
-         msgs {} dropped {} crashes {} torn {} partitions {} leaders {} snapshots {}+{}",
+         msgs {} dropped {} crashes {} torn {} wipes {} partitions {} leaders {} snapshots {}+{}",
         r.seed,
         r.ops,
         r.ok,
@@ -145,6 +145,7 @@ fn line(r: &RunReport, wall_ms: u128) -> String {
         r.stats.dropped,
         r.stats.crashes,
         r.stats.torn_writes,
+        r.stats.wipes,
         r.stats.partitions,
         r.leader_changes,
         r.stats.snapshots_taken,

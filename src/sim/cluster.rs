@@ -18,7 +18,7 @@ use super::disk::Disk;
 use super::faults::{self, SimConfig};
 use crate::check::{self, EventKind};
 use crate::kv::{Command, KvStore, Outcome};
-use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Role};
+use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Recovery, Role};
 use crate::rng::Rng;
 use crate::shell::{
     Answer, Batch, Durability, LogStorage, Outbox, Progress, Shell, ShellError, ShellSettings,
@@ -151,7 +151,7 @@ enum Ev {
     },
     PersistDone {
         node: usize,
-        incarnation: u64,
+        life: u64,
     },
     ClientIssue(usize),
     ClientArrive {
@@ -219,7 +219,7 @@ struct Node {
     /// The running node's shell (core, state machine, waiting requests); None while down.
     shell: Option<NodeShell>,
     /// Bumped at every crash, so completions scheduled before it are ignored.
-    incarnation: u64,
+    life: u64,
     disk: Disk,
     disk_delay: Time,
     forwards: HashMap<u64, (usize, u64)>,
@@ -322,6 +322,8 @@ pub struct Stats {
     pub snapshots_taken: u64,
     pub snapshots_installed: u64,
     pub torn_writes: u64,
+    /// Crashed nodes that lost their directory.
+    pub wipes: u64,
 }
 
 /// The whole simulated world.
@@ -362,6 +364,9 @@ pub struct Sim {
     last_leader: Option<usize>,
     /// (time, leader) of every change of the leader seen by the simulator.
     pub leader_log: Vec<(Time, usize, u64)>,
+    /// The last incarnation handed to a node that started empty (incarnations only grow, as
+    /// the node's clock-based ones do).
+    last_incarnation: u64,
 }
 
 fn entry_hash(e: &Entry) -> u64 {
@@ -381,7 +386,7 @@ impl Sim {
         let nodes = (0..n)
             .map(|_| Node {
                 shell: None,
-                incarnation: 0,
+                life: 0,
                 disk: Disk::default(),
                 disk_delay: u64::from(cfg.faults.crash || cfg.faults.torn),
                 forwards: HashMap::new(),
@@ -426,6 +431,7 @@ impl Sim {
             leader_changes: 0,
             last_leader: None,
             leader_log: Vec::new(),
+            last_incarnation: 0,
             cfg,
         }
     }
@@ -480,9 +486,10 @@ impl Sim {
         c
     }
 
-    /// Starts every node and the clients.
+    /// Starts every node (each with an empty directory, as a first boot) and the clients.
     pub fn boot(&mut self) {
         for i in 0..self.cfg.nodes {
+            self.nodes[i].disk = self.empty_disk();
             self.start_node(i);
             let phase = self.rng.below(self.cfg.tick_ms);
             self.at(phase + 1, Ev::Tick(i));
@@ -578,8 +585,8 @@ impl Sim {
                 }
             }
             Ev::Deliver { from, to, wire } => self.deliver(from, to, wire),
-            Ev::PersistDone { node, incarnation } => {
-                if self.nodes[node].incarnation == incarnation {
+            Ev::PersistDone { node, life } => {
+                if self.nodes[node].life == life {
                     self.with_shell(node, |shell, io| shell.finish(io).map(|()| Progress::Idle));
                     self.drive(node);
                 }
@@ -645,14 +652,8 @@ impl Sim {
         let progress = self.with_shell(i, |shell, io| shell.drive(io));
         if progress == Some(Progress::PersistInFlight) && !was_in_flight {
             let node = &self.nodes[i];
-            let (delay, incarnation) = (node.disk_delay, node.incarnation);
-            self.at(
-                delay,
-                Ev::PersistDone {
-                    node: i,
-                    incarnation,
-                },
-            );
+            let (delay, life) = (node.disk_delay, node.life);
+            self.at(delay, Ev::PersistDone { node: i, life });
         }
         self.check_status(i);
     }
@@ -819,6 +820,10 @@ impl Sim {
             );
             return;
         }
+        if let Some(what) = self.recovering_sender_breaks_rule(i, &m) {
+            self.fail("rejoin", format!("node {i} {what}: {m:?}"));
+            return;
+        }
         // Crash a node right after it grants a vote, now and then: the moment a vote that was
         // not made durable would be forgotten.
         if self.chaos
@@ -836,6 +841,28 @@ impl Sim {
             self.at(d, Ev::Crash(i));
         }
         self.send(i, to as usize - 1, Wire::Raft(m));
+    }
+
+    /// A node rejoining after it lost its state grants no vote or pre-vote, and while its probe
+    /// round is owed it acknowledges nothing.
+    fn recovering_sender_breaks_rule(&self, i: usize, m: &Message) -> Option<&'static str> {
+        let recovery = self.nodes[i].raft()?.status().recovery;
+        let grant = matches!(
+            m.body,
+            MessageBody::RequestVoteResponse { granted: true, .. }
+        );
+        let ack = matches!(
+            m.body,
+            MessageBody::AppendEntriesResponse { success: true, .. }
+                | MessageBody::HeartbeatResponse { .. }
+                | MessageBody::InstallSnapshotResponse { .. }
+        );
+        match recovery {
+            Recovery::Ordinary => None,
+            _ if grant => Some("granted a vote while rejoining"),
+            Recovery::Probing if ack => Some("acknowledged while its probe round was owed"),
+            _ => None,
+        }
     }
 
     fn send(&mut self, from: usize, to: usize, wire: Wire) {
@@ -1135,13 +1162,38 @@ impl Sim {
         self.at(d, Ev::Nemesis);
     }
 
+    /// An empty directory with a new incarnation.
+    fn empty_disk(&mut self) -> Disk {
+        self.last_incarnation += 1 + self.rng.below(1000);
+        Disk::empty(self.last_incarnation)
+    }
+
+    /// Is node `i` without its state (rejoining, or down with a directory that must rejoin)?
+    fn without_state(&self, i: usize) -> bool {
+        let node = &self.nodes[i];
+        let live = node.shell.as_ref().map(|s| s.raft().status().recovery);
+        live.unwrap_or(node.disk.hard_state.recovery) != Recovery::Ordinary
+    }
+
+    /// Now and then a crashed node loses its directory, while no other node is without its
+    /// state (a majority without state may have lost committed entries whatever the nodes do).
+    fn maybe_wipe(&mut self, i: usize) {
+        let others_whole = (0..self.cfg.nodes).all(|o| o == i || !self.without_state(o));
+        if self.chaos && self.cfg.faults.wipe && others_whole && self.rng.chance(0.25) {
+            self.stats.wipes += 1;
+            self.nodes[i].disk = self.empty_disk();
+            let incarnation = self.last_incarnation;
+            self.trace_event(|| format!("n{i} loses its directory (incarnation {incarnation})"));
+        }
+    }
+
     fn crash(&mut self, i: usize) {
         let Some(shell) = self.nodes[i].shell.take() else {
             return;
         };
         self.stats.crashes += 1;
         let node = &mut self.nodes[i];
-        node.incarnation += 1;
+        node.life += 1;
         node.forwards.clear();
         let torn = self.chaos && self.cfg.faults.torn;
         if let Some(batch) = shell.in_flight_batch() {
@@ -1155,6 +1207,7 @@ impl Sim {
             1
         };
         self.trace_event(|| format!("n{i} crashes, restart in {back}ms"));
+        self.maybe_wipe(i);
         self.at(back, Ev::Restart(i));
     }
 
@@ -1197,7 +1250,8 @@ impl Sim {
         self.nodes.iter().all(|n| {
             n.shell.as_ref().is_some_and(|shell| {
                 let s = shell.raft().status();
-                s.term == ls.term
+                s.recovery == Recovery::Ordinary
+                    && s.term == ls.term
                     && s.commit == ls.commit
                     && shell.applied() == ls.commit
                     && !shell.persist_in_flight()

@@ -23,6 +23,19 @@ pub struct Disk {
 }
 
 impl Disk {
+    /// An empty directory: a first boot or a wiped disk. The node starts as incarnation
+    /// `incarnation`, its term and vote unknown, and must rejoin before it votes.
+    pub fn empty(incarnation: u64) -> Disk {
+        Disk {
+            hard_state: HardState {
+                recovery: crate::raft::Recovery::Probing,
+                incarnation,
+                ..HardState::default()
+            },
+            ..Disk::default()
+        }
+    }
+
     pub fn first_index(&self) -> u64 {
         self.snapshot.as_ref().map_or(0, |(m, _)| m.index) + 1
     }

@@ -34,6 +34,9 @@ pub struct Faults {
     /// then win its stale term after a later term committed entries, which Raft allows (leader
     /// completeness binds leaders of later terms only, and so does the simulator's check).
     pub pause: bool,
+    /// A crashed node loses its whole directory now and then (at most one node without its
+    /// state at a time) and restarts empty, as a new incarnation that must rejoin.
+    pub wipe: bool,
 }
 
 pub const FAULT_NAMES: &[&str] = &[
@@ -50,6 +53,7 @@ pub const FAULT_NAMES: &[&str] = &[
     "link",
     "spokes",
     "pause",
+    "wipe",
 ];
 
 impl Faults {
@@ -68,6 +72,7 @@ impl Faults {
             link: true,
             spokes: true,
             pause: true,
+            wipe: true,
         }
     }
 
@@ -95,6 +100,7 @@ impl Faults {
                 "link" => f.link = true,
                 "spokes" => f.spokes = true,
                 "pause" => f.pause = true,
+                "wipe" => f.wipe = true,
                 other => {
                     return Err(format!(
                         "unknown fault `{other}` (known: all, none, {})",
@@ -125,6 +131,7 @@ impl Faults {
             self.link,
             self.spokes,
             self.pause,
+            self.wipe,
         ];
         let v: Vec<&str> = FAULT_NAMES
             .iter()
