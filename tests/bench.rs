@@ -445,6 +445,61 @@ fn this_node_is_linearizable_through_partitions_kills_and_pauses() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
 
+#[test]
+fn a_wiped_node_is_restarted_serves_again_and_one_node_at_a_time_is_damaged() {
+    let r = bench(
+        &[
+            "--nemesis",
+            "kill",
+            "--disk-faults",
+            "wipe",
+            "--fault-targets",
+            "one,minority",
+            "--time-limit",
+            "6",
+            "--nemesis-interval",
+            "0.5",
+            "--seed",
+            "3",
+        ],
+        &[],
+        Duration::from_secs(90),
+    );
+    let res = r
+        .results
+        .unwrap_or_else(|| panic!("no results.json\n{}\n{}", r.stdout, r.stderr));
+    let damages = res["damages"].as_array().expect("damages");
+    let applied: Vec<&Value> = damages.iter().filter(|d| d["applied"] == "wipe").collect();
+    assert!(applied.len() >= 2, "{}", r.stdout);
+    let kills = res["faults"].as_array().expect("faults").iter();
+    assert_eq!(
+        damages.len(),
+        kills.filter(|f| f["kind"] == "kill").count(),
+        "one record per kill, however many nodes it killed: {}",
+        r.stdout
+    );
+    for d in &applied {
+        assert!(d["restart_error"].is_null(), "{d}");
+        assert!(d["serves_again_ms"].as_f64().is_some(), "served again: {d}");
+        let node = d["node"].as_str().expect("node");
+        let log = std::fs::read_to_string(r.dir.join("node-logs").join(format!("{node}.log")));
+        assert!(
+            log.expect("node log").contains("disk fault (wipe) wipe"),
+            "{d}"
+        );
+    }
+    let row = &res["damage_by_kind"][0];
+    assert_eq!(row["kind"], "wipe");
+    assert_eq!(row["damaged"].as_u64(), Some(applied.len() as u64));
+    assert_eq!(row["back_and_serving"], row["damaged"], "{}", r.stdout);
+    assert_eq!(row["acked_writes_lost"], 0);
+    assert!(r
+        .stdout
+        .contains("disk faults by kind: kind, damaged restarts"));
+    assert_eq!(res["linearizable"], true, "{}", r.stdout);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+}
+
 /// What one run on this project's node under `link` partitions showed, per fault.
 struct LinkRun {
     faults: usize,

@@ -314,6 +314,43 @@ impl Cluster {
             .join(format!("{}.log", self.shared.ids[i]))
     }
 
+    /// Node `i`'s data directory (`RAFTKV_DATA_DIR/<id>`, as the node names it).
+    pub fn data_dir(&self, i: usize) -> PathBuf {
+        self.spec.data_dir.join(&self.shared.ids[i])
+    }
+
+    /// Appends a line of the bench's own to node `i`'s log (marked as the bench's, like the
+    /// start lines), so the log shows what was done to the node between its runs.
+    pub fn note(&self, i: usize, text: &str) {
+        let path = self.log_path(i);
+        if let Ok(mut log) = OpenOptions::new().create(true).append(true).open(&path) {
+            let _ = writeln!(log, "=== raftkv test: t={:.3}s {text} ===", self.secs());
+        }
+    }
+
+    /// The length of node `i`'s log now (0 when it cannot be read).
+    pub fn log_len(&self, i: usize) -> u64 {
+        std::fs::metadata(self.log_path(i)).map_or(0, |m| m.len())
+    }
+
+    /// The whole lines node `i`'s log holds from byte `from`, and where the next whole line will
+    /// start (a line still being written is left for the next call).
+    pub fn log_lines_from(&self, i: usize, from: u64) -> (String, u64) {
+        use std::io::{Read, Seek, SeekFrom};
+        let mut bytes = Vec::new();
+        let read = std::fs::File::open(self.log_path(i)).and_then(|mut f| {
+            f.seek(SeekFrom::Start(from))?;
+            f.read_to_end(&mut bytes)
+        });
+        if read.is_err() {
+            return (String::new(), from);
+        }
+        let whole = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        bytes.truncate(whole);
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        (text, from + whole as u64)
+    }
+
     pub fn stats(&self) -> &NetStats {
         &self.shared.stats
     }

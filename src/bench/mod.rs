@@ -3,10 +3,12 @@
 //! Owns: running any Maelstrom node binary (by default this project's own node) as a cluster of
 //! processes, the simulated network between them (latency drawn from a distribution, partitions
 //! as grudges, one-way cuts, lossy links), the nemesis (partitions, SIGKILL with restart on the
-//! same data directory, SIGSTOP / SIGCONT pauses), Maelstrom's lin-kv workload, liveness per
+//! same data directory, damage to a killed node's directory before its restart, SIGSTOP /
+//! SIGCONT pauses), Maelstrom's lin-kv workload, liveness per
 //! fault, the final heal/restart/read-back phase, the store directory of each run (histories,
 //! results, node logs, plots), the summary, and the verdict from the checker (`crate::check`).
-//! Must never: look inside a node (it only speaks Maelstrom's protocol on stdin/stdout), record
+//! Must never: look inside a running node (it only speaks Maelstrom's protocol on stdin/stdout;
+//! only `--disk-faults` reads and damages the directory of a killed one), record
 //! anything a node did not really do, hang on a node (every wait has a deadline), or leave a node
 //! process running after it returns.
 //!
@@ -19,6 +21,8 @@
 //! SIGTERM stopped the run (its store directory is kept, marked incomplete, and not checked).
 
 mod cluster;
+mod damaged;
+pub mod disk;
 mod grudge;
 mod interrupt;
 mod liveness;
@@ -83,6 +87,12 @@ pub struct Opts {
     /// later), or `none`.
     #[arg(long, default_value = "partition,kill")]
     pub nemesis: String,
+    /// Damage a killed node's data directory before it restarts, the kinds taking turns: a comma
+    /// list of flip, drop, misdirect, truncate, hardstate, snapshot, wipe, or `all`. Needs
+    /// `kill` in --nemesis. At most one node is damaged at a time: no other node is damaged until
+    /// it is ordinary and serving again.
+    #[arg(long, value_name = "LIST")]
+    pub disk_faults: Option<String>,
     /// Seconds between nemesis operations (a fault starts, then heals, each after this long;
     /// the fault kinds take turns).
     #[arg(long, default_value_t = 5.0)]
@@ -223,6 +233,7 @@ struct Plan {
     concurrency: usize,
     group: usize,
     faults: Vec<FaultKind>,
+    disk_faults: Vec<disk::DiskFault>,
     shapes: Vec<Shape>,
     targets: Vec<Target>,
     loss: f64,
@@ -249,6 +260,7 @@ fn plan(o: &Opts) -> Result<Plan, String> {
     let n = o.node_count;
     let concurrency = parse_concurrency(&o.concurrency, n)?;
     let faults = parse_nemesis(&o.nemesis)?;
+    let disk_faults = parse_disk_faults(o.disk_faults.as_deref(), &faults)?;
     let partitions = faults.contains(&FaultKind::Partition);
     let shapes = parse_shapes(&o.partition_shapes, if partitions { n } else { usize::MAX })?;
     let targets = parse_list(
@@ -286,6 +298,7 @@ fn plan(o: &Opts) -> Result<Plan, String> {
         concurrency,
         group: 2 * n,
         faults,
+        disk_faults,
         shapes,
         targets,
         loss: o.loss,
@@ -386,6 +399,23 @@ fn parse_nemesis(text: &str) -> Result<Vec<FaultKind>, String> {
     };
     let known = [FaultKind::Partition, FaultKind::Kill, FaultKind::Pause];
     parse_list("--nemesis", text, &known, name).map_err(|e| format!("{e}, or none"))
+}
+
+/// `--disk-faults`: none without the flag; with it, `kill` must be among the faults.
+fn parse_disk_faults(
+    text: Option<&str>,
+    faults: &[FaultKind],
+) -> Result<Vec<disk::DiskFault>, String> {
+    let Some(text) = text else {
+        return Ok(Vec::new());
+    };
+    let kinds = disk::parse(text)?;
+    if !faults.contains(&FaultKind::Kill) {
+        return Err(format!(
+            "--disk-faults {text} damages the directories of killed nodes: add kill to --nemesis"
+        ));
+    }
+    Ok(kinds)
 }
 
 /// The shapes of `text`, each of which must fit `n` nodes.
@@ -527,7 +557,11 @@ fn announce(opts: &Opts, plan: &Plan, dir: &Path) {
         opts.rate,
         plan.concurrency,
         opts.latency,
-        if plan.faults.is_empty() { "none".to_string() } else { opts.nemesis.clone() },
+        match (plan.faults.is_empty(), &opts.disk_faults) {
+            (true, _) => "none".to_string(),
+            (false, None) => opts.nemesis.clone(),
+            (false, Some(disk)) => format!("{} with disk faults {disk}", opts.nemesis),
+        },
         opts.nemesis_interval,
         plan.seed,
         dir.display()
@@ -623,6 +657,7 @@ fn watch(ctx: &Ctx, start: Instant, until: Duration) -> Vec<TapSample> {
         thread::sleep(Duration::from_millis(100));
         tap.push((ctx.rec.now_ns(), ctx.cluster.sent_counts()));
         record_crashes(ctx);
+        damaged::observe(&ctx.log.damages, ctx.rec, ctx.cluster);
         if !ctx.opts.quiet && last_print.elapsed() >= every {
             last_print = Instant::now();
             let line = progress_line(ctx, start.elapsed());
@@ -703,7 +738,16 @@ fn final_phase(ctx: &Ctx, wl: &Workload) -> u64 {
     });
     let deadline = Instant::now() + Duration::from_secs_f64(ctx.opts.recovery_timeout);
     let next_process = AtomicU64::new(1_000_000_000);
-    wait_until_each_serves(ctx, wl, deadline, &next_process);
+    // A node whose restart failed is not waited for: it would hold the read-back until the deadline.
+    let failed: Vec<String> = lock(&ctx.log.restarts)
+        .iter()
+        .filter(|r| r.final_phase && r.error.is_some())
+        .map(|r| r.node.clone())
+        .collect();
+    let up: Vec<usize> = (0..ctx.plan.n)
+        .filter(|&i| !failed.contains(&ctx.ids[i]))
+        .collect();
+    wait_until_each_serves(wl, &up, deadline, &next_process);
     read_every_key(ctx, wl, deadline, &next_process);
     from_ns
 }
@@ -719,10 +763,15 @@ fn to_restart(ctx: &Ctx) -> Vec<usize> {
         .collect()
 }
 
-/// Each node must answer a read (of key 0) once, or the deadline passes.
-fn wait_until_each_serves(ctx: &Ctx, wl: &Workload, deadline: Instant, next_process: &AtomicU64) {
+/// Each node of `up` must answer a read (of key 0) once, or the deadline passes.
+fn wait_until_each_serves(
+    wl: &Workload,
+    up: &[usize],
+    deadline: Instant,
+    next_process: &AtomicU64,
+) {
     thread::scope(|s| {
-        for i in 0..ctx.plan.n {
+        for &i in up {
             s.spawn(move || {
                 let mut client = wl.cluster.client();
                 while Instant::now() < deadline && interrupt::requested().is_none() {
@@ -829,6 +878,12 @@ fn report_run(ctx: &Ctx, dir: &Path, done: Finished) -> Result<RunOutcome, Strin
         None => check_history(&events, dir),
         Some(sig) => mark_incomplete(dir, sig, done.end_ns)?,
     };
+    let mut damages = std::mem::take(&mut *lock(&ctx.log.damages));
+    let mut lost_keys = stats.lost_keys.clone();
+    lost_keys.extend(&verdict.failing_keys);
+    let lost = damaged::last_acked_writes(&ops, &lost_keys);
+    let lost_after_no_damage = damaged::finish(&mut damages, &restarts, &lost);
+    let damage_by_kind = damaged::by_kind(&ctx.plan.disk_faults, &damages);
     let exit_code = match interrupted {
         Some(sig) => 128 + sig,
         None => exit_code(&verdict, &stats, &done, &restarts, !missed_bound.is_empty()),
@@ -837,6 +892,10 @@ fn report_run(ctx: &Ctx, dir: &Path, done: Finished) -> Result<RunOutcome, Strin
         stats: &stats,
         faults: &faults,
         restarts: &restarts,
+        damages: &damages,
+        damage_by_kind: &damage_by_kind,
+        lost_after_no_damage,
+        disk_faults: !ctx.plan.disk_faults.is_empty(),
         problems: &done.problems,
         verdict: &verdict,
         missed_bound: &missed_bound,
@@ -903,6 +962,7 @@ fn mark_incomplete(dir: &Path, sig: i32, at_ns: u64) -> Result<Verdict, String> 
         linearizable: None,
         text: format!("not checked: the run was {why}"),
         json: Value::Null,
+        failing_keys: Vec::new(),
     })
 }
 
@@ -955,6 +1015,10 @@ fn results_json(ctx: &Ctx, out: &summary::Outcome, done: &Finished) -> Value {
         "stats": out.stats,
         "faults": out.faults,
         "restarts": out.restarts,
+        "disk_faults": plan.disk_faults.iter().map(|k| k.name()).collect::<Vec<_>>(),
+        "damages": out.damages,
+        "damage_by_kind": out.damage_by_kind,
+        "acked_writes_lost_after_every_damage": out.lost_after_no_damage,
         "liveness_bound_missed": out.missed_bound,
         "final_phase_started_s": done.final_from_ns as f64 / 1e9,
         "net": done.net_json,
@@ -1067,6 +1131,39 @@ mod tests {
             "none",
         ]));
         assert!(one_node.is_ok(), "shapes are not judged without partitions");
+    }
+
+    #[test]
+    fn disk_faults_need_kills_and_bad_kinds_are_named() {
+        assert!(plan(&opts(&[])).expect("defaults").disk_faults.is_empty());
+        let p = plan(&opts(&["--disk-faults", "all"])).expect("kill is a default fault");
+        assert_eq!(p.disk_faults, disk::DiskFault::ALL.to_vec());
+        let p = plan(&opts(&[
+            "--nemesis",
+            "kill",
+            "--disk-faults",
+            "wipe,hardstate",
+        ]));
+        let kinds: Vec<&str> = p
+            .expect("valid")
+            .disk_faults
+            .iter()
+            .map(|k| k.name())
+            .collect();
+        assert_eq!(kinds, ["wipe", "hardstate"]);
+        for (args, named) in [
+            (
+                &["--nemesis", "partition", "--disk-faults", "flip"][..],
+                "add kill to --nemesis",
+            ),
+            (
+                &["--disk-faults", "flip,melt"],
+                "unknown --disk-faults `melt`",
+            ),
+        ] {
+            let e = plan(&opts(args)).err().expect("bad flag");
+            assert!(e.contains(named), "{args:?}: {e}");
+        }
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! The nemesis: the faults a run injects, one at a time, each healed one interval later.
 //!
 //! Owns: choosing each fault (kinds in turn; shape and target drawn from the run's seed among
-//! those the flags allow), applying it to the cluster (a network fault, SIGKILL, or SIGSTOP),
-//! healing it one interval later (heal the network, restart killed nodes on their data directory,
-//! SIGCONT paused ones), and the log of faults and restarts the report is made from.
+//! those the flags allow), applying it to the cluster (a network fault, SIGKILL, or SIGSTOP, and
+//! with `--disk-faults` a damage to one killed node's directory), healing it one interval later
+//! (heal the network, restart killed nodes on their data directory, SIGCONT paused ones), and
+//! the log of faults, damages and restarts the report is made from.
 //! Must never: look inside a node (the `primary` is found by message counts, as a network tap
 //! would), or leave a fault in place when it returns.
 
 use super::cluster::Cluster;
+use super::damaged::{self, DiskDamage, DiskTurns};
 use super::grudge;
 use super::interrupt;
 use super::report::{Fault, Restart};
@@ -36,6 +38,7 @@ pub fn nap(d: Duration, stop: &AtomicBool) -> bool {
 pub struct NemesisLog {
     pub faults: Mutex<Vec<Fault>>,
     pub restarts: Mutex<Vec<Restart>>,
+    pub damages: Mutex<Vec<DiskDamage>>,
     pub current: Mutex<String>,
 }
 
@@ -43,6 +46,8 @@ pub fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
+/// Restarts node `i` on its data directory and records the restart (linked to the damage
+/// applied to that directory, if one was).
 pub fn restart_node(
     cluster: &Cluster,
     rec: &Recorder,
@@ -50,6 +55,7 @@ pub fn restart_node(
     i: usize,
     final_phase: bool,
 ) {
+    let log_len = cluster.log_len(i);
     let at_ns = rec.now_ns();
     let res = cluster.restart(i);
     let r = Restart {
@@ -60,7 +66,12 @@ pub fn restart_node(
         serves_again_ms: None,
         final_phase,
     };
-    lock(&log.restarts).push(r);
+    let index = {
+        let mut restarts = lock(&log.restarts);
+        restarts.push(r.clone());
+        restarts.len() - 1
+    };
+    damaged::restarted(&log.damages, i, log_len, &r, index);
 }
 
 /// How a fault is undone.
@@ -76,6 +87,12 @@ struct Nemesis<'a> {
     log: &'a NemesisLog,
     plan: &'a Plan,
     rng: Rng,
+    /// The disk faults' turns, with `--disk-faults`.
+    disk: Option<DiskTurns>,
+    /// When the workload ends (ns since the run began).
+    until_ns: u64,
+    /// What the last kill did to a directory, for the progress line.
+    disk_note: Option<String>,
 }
 
 /// Injects faults until `stop`: a healthy interval, a fault for one interval, healed, and again.
@@ -95,6 +112,10 @@ pub fn run_nemesis(
         log,
         plan,
         rng,
+        disk: (!plan.disk_faults.is_empty())
+            .then(|| DiskTurns::new(plan.disk_faults.clone(), plan.seed)),
+        until_ns: rec.now_ns() + plan.time_limit.as_nanos() as u64,
+        disk_note: None,
     };
     let mut round = 0usize;
     let mut sent_before = cluster.sent_counts();
@@ -108,7 +129,11 @@ pub fn run_nemesis(
             FaultKind::Kill => nemesis.kill(primary),
             FaultKind::Pause => nemesis.pause(primary),
         };
-        *lock(&log.current) = format!("{} {} {}", fault.kind, fault.detail, fault.nodes.join(","));
+        let mut current = format!("{} {} {}", fault.kind, fault.detail, fault.nodes.join(","));
+        if let Some(note) = nemesis.disk_note.take() {
+            current = format!("{current} {note}");
+        }
+        *lock(&log.current) = current;
         let index = {
             let mut faults = lock(&log.faults);
             faults.push(fault);
@@ -201,6 +226,13 @@ impl Nemesis<'_> {
         }
         // The fault is in effect once the last kill has been reaped: `fault` stamps it now.
         let fault = self.fault("kill", target.name(), &nodes, &self.survivors(&nodes));
+        if let Some(disk) = self.disk.as_mut() {
+            // Restarted one interval from now, it needs another one to be seen serving.
+            let interval = self.plan.interval.as_nanos() as u64;
+            let room = fault.start_ns + 2 * interval <= self.until_ns;
+            let (log, at) = (&self.log.damages, self.rec.now_ns());
+            self.disk_note = disk.after_kill(self.cluster, at, log, &nodes, room);
+        }
         (fault, Undo::Restart(nodes))
     }
 

@@ -185,7 +185,7 @@ fn read_back(ops: &[OpRecord], s: &mut Stats) {
 }
 
 /// The cluster served this op: `ok`, or a definite answer about the data (20, 21, 22).
-fn served(o: &OpRecord) -> bool {
+pub fn served(o: &OpRecord) -> bool {
     o.outcome == Kind::Ok || (o.outcome == Kind::Fail && matches!(o.error, Some(20..=22)))
 }
 

@@ -7,6 +7,7 @@
 //! a few failing keys and their count).
 //! Must never: compute a figure the report module did not derive from the history.
 
+use super::damaged::{DiskDamage, KindFigures};
 use super::report::{Fault, Restart, Stats};
 use super::workload;
 use serde_json::Value;
@@ -22,6 +23,8 @@ pub struct Verdict {
     pub linearizable: Option<bool>,
     pub text: String,
     pub json: Value,
+    /// The keys the checker found not linearizable.
+    pub failing_keys: Vec<u64>,
 }
 
 /// Runs the checker (`crate::check`, its default options) over the history, and writes its HTML
@@ -36,6 +39,13 @@ pub fn check_history(events: &[workload::Event], dir: &Path) -> Verdict {
         check::Verdict::Unknown { .. } => None,
     };
     let mut text = report.to_text();
+    let mut failing_keys: Vec<u64> = report
+        .violations
+        .iter()
+        .filter_map(|v| v.key.as_u64())
+        .collect();
+    failing_keys.sort_unstable();
+    failing_keys.dedup();
     if let Some(false) = linearizable {
         let mut keys: Vec<&Value> = report.violations.iter().map(|v| &v.key).collect();
         keys.sort_by_key(|k| (k.as_u64(), k.to_string()));
@@ -48,6 +58,7 @@ pub fn check_history(events: &[workload::Event], dir: &Path) -> Verdict {
         linearizable,
         text: text.trim_end().to_string(),
         json: report.to_json(),
+        failing_keys,
     }
 }
 
@@ -62,7 +73,7 @@ pub fn key_list<K: std::fmt::Display>(keys: &[K]) -> (String, String) {
     )
 }
 
-fn median_of(mut v: Vec<f64>) -> Option<f64> {
+pub fn median_of(mut v: Vec<f64>) -> Option<f64> {
     if v.is_empty() {
         return None;
     }
@@ -75,6 +86,12 @@ pub struct Outcome<'a> {
     pub stats: &'a Stats,
     pub faults: &'a [Fault],
     pub restarts: &'a [Restart],
+    /// Every disk damage applied or skipped, and the figures per kind (`--disk-faults`).
+    pub damages: &'a [DiskDamage],
+    pub damage_by_kind: &'a [KindFigures],
+    /// Lost keys whose last acknowledged write came after every damage.
+    pub lost_after_no_damage: usize,
+    pub disk_faults: bool,
     pub problems: &'a [String],
     pub verdict: &'a Verdict,
     /// Faults (indexes) whose majority side did not serve again within `liveness_bound`.
@@ -115,6 +132,9 @@ pub fn summary(out: &Outcome) -> String {
     liveness_table(out.faults, &mut o);
     bound_lines(out, &mut o);
     restart_lines(out.restarts, &mut o);
+    if out.disk_faults {
+        damage_lines(out, &mut o);
+    }
     if out.interrupted.is_none() {
         readback_lines(out.stats, &mut o);
     } else {
@@ -318,6 +338,67 @@ fn restart_lines(restarts: &[Restart], o: &mut String) {
             r.node,
             r.at_ns as f64 / 1e9,
             r.error.as_deref().unwrap_or("")
+        );
+    }
+}
+
+/// Each damage (what was done, or why nothing was, and what became of the node), then the table
+/// per kind.
+fn damage_lines(out: &Outcome, o: &mut String) {
+    let applied = out.damages.iter().filter(|d| d.applied.is_some()).count();
+    let substituted = out
+        .damages
+        .iter()
+        .filter(|d| d.applied.is_some_and(|a| a != d.requested))
+        .count();
+    let _ = writeln!(
+        o,
+        "disk faults: {applied} damaged restarts ({substituted} by the nearest kind that applied), {} kills without damage",
+        out.damages.len() - applied
+    );
+    for d in out.damages {
+        let _ = write!(o, "  {:>7.2}s {:<4} ", d.at_ns as f64 / 1e9, d.node);
+        let Some(kind) = d.applied else {
+            let _ = writeln!(o, "({} not applied) {}", d.requested, d.detail);
+            continue;
+        };
+        let _ = write!(o, "{kind:<9} {}: ", d.detail);
+        let _ = match (&d.restart_error, d.restart_ns) {
+            (Some(e), _) => writeln!(o, "restart FAILED: {}", e.lines().next().unwrap_or("")),
+            (None, None) => writeln!(o, "not restarted"),
+            (None, Some(_)) if d.serves_again_ms.is_none() => {
+                writeln!(o, "back, but served nothing again during the run")
+            }
+            (None, Some(_)) => writeln!(
+                o,
+                "serving after {}, ordinary after {}",
+                ms(d.serves_again_ms),
+                ms(d.ordinary_ms)
+            ),
+        };
+    }
+    let _ = writeln!(
+        o,
+        "disk faults by kind: kind, damaged restarts, back and serving, ordinary, median restart to serving, acked writes lost"
+    );
+    for k in out.damage_by_kind {
+        let _ = writeln!(
+            o,
+            "  {:<10} {:>3}  {:>3}  {:>3}  {:>9}  {}",
+            k.kind,
+            k.damaged,
+            k.back_and_serving,
+            k.ordinary,
+            k.median_serving_ms
+                .map_or("-".into(), |m| format!("{m:.0} ms")),
+            k.acked_writes_lost
+        );
+    }
+    if out.lost_after_no_damage > 0 {
+        let _ = writeln!(
+            o,
+            "  acked writes lost after the last damage (charged to none): {}",
+            out.lost_after_no_damage
         );
     }
 }

@@ -118,6 +118,19 @@ impl Recorder {
         (g.0.clone(), g.1.clone())
     }
 
+    /// When the first op through `node` invoked at or after `since_ns` was served (`ok`, or a
+    /// definite answer about the data), if one was yet.
+    pub fn first_served(&self, node: usize, since_ns: u64) -> Option<u64> {
+        let g = self.lock();
+        // Ops are stored as they complete: an op invoked after `since_ns` completed after it too.
+        g.1.iter()
+            .rev()
+            .take_while(|o| o.complete_ns >= since_ns)
+            .filter(|o| o.node == node && o.invoke_ns >= since_ns && super::report::served(o))
+            .map(|o| o.complete_ns)
+            .min()
+    }
+
     pub fn op_count(&self) -> (u64, u64, u64, u64) {
         let g = self.lock();
         let mut c = (0, 0, 0, 0);

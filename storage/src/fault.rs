@@ -2,8 +2,9 @@
 //!
 //! Owns: byte flips, records moved under another key, truncated records, damaged snapshot
 //! chunks, a forged format version, a record chained to another term, an older hard state, and
-//! the points where a test can stop `persist` as a kill would. Used by this crate's tests and by
-//! the inspector's tests.
+//! the points where a test can stop `persist` as a kill would, a damaged or missing
+//! durable-progress record, and a wiped directory. Used by this crate's tests, the inspector's
+//! tests, and the bench's `--disk-faults` on the directories of the nodes it runs itself.
 //! Must never: be called by the node or any tool on a real data directory.
 
 use crate::{
@@ -251,5 +252,94 @@ pub fn flip_meta_byte(dir: &Path, key: &str, offset: usize, mask: u8) -> Result<
         Ok(())
     } else {
         Err(missing(format!("meta record `{key}`")))
+    }
+}
+
+/// XORs byte `offset` (modulo the file's length) of the durable-progress record file with
+/// `mask`: a damaged record, which a start must take for damage, never for an absent record.
+pub fn flip_progress_byte(dir: &Path, offset: usize, mask: u8) -> Result<(), Error> {
+    let path = dir.join(crate::progress::PROGRESS_FILE);
+    let mut bytes = match std::fs::read(&path) {
+        Ok(b) if !b.is_empty() => b,
+        Ok(_) => return Err(missing(format!("a written {}", path.display()))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(missing(path.display().to_string()))
+        }
+        Err(e) => return Err(crate::io_err(&format!("read {}", path.display()), e)),
+    };
+    let at = offset % bytes.len();
+    bytes[at] ^= mask;
+    std::fs::write(&path, bytes).map_err(|e| crate::io_err(&format!("write {}", path.display()), e))
+}
+
+/// Removes the durable-progress record file (a lost file beside sled's, or a write of it that
+/// never reached the disk).
+pub fn remove_progress_record(dir: &Path) -> Result<(), Error> {
+    let path = dir.join(crate::progress::PROGRESS_FILE);
+    match std::fs::remove_file(&path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Err(missing(path.display().to_string()))
+        }
+        Err(e) => Err(crate::io_err(&format!("remove {}", path.display()), e)),
+    }
+}
+
+/// Removes everything inside `dir` and keeps the directory itself, as a replaced disk leaves it.
+/// Returns how many entries (files and subdirectories) it removed.
+pub fn wipe_dir(dir: &Path) -> Result<usize, Error> {
+    let list = |e| crate::io_err(&format!("list {}", dir.display()), e);
+    let mut removed = 0;
+    for ent in std::fs::read_dir(dir).map_err(list)? {
+        let path = ent.map_err(list)?.path();
+        let gone = if path.is_dir() {
+            std::fs::remove_dir_all(&path)
+        } else {
+            std::fs::remove_file(&path)
+        };
+        gone.map_err(|e| crate::io_err(&format!("remove {}", path.display()), e))?;
+        removed += 1;
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{progress, HardState, Storage, WriteBatch};
+
+    /// A directory with a hard state (and so a durable-progress record).
+    fn build(dir: &Path) {
+        let (mut st, _) = Storage::open(dir).unwrap();
+        st.persist(&WriteBatch {
+            snapshot: None,
+            entries: vec![],
+            hard_state: Some(HardState {
+                term: 3,
+                vote: Some(1),
+                commit: 0,
+            }),
+        })
+        .unwrap();
+    }
+
+    #[test]
+    fn the_progress_record_can_be_damaged_or_removed_and_a_directory_wiped() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("n1");
+        build(&dir);
+        assert_eq!(progress::read(&dir).unwrap().unwrap().new.term, 3);
+        flip_progress_byte(&dir, 9, 0x01).unwrap();
+        let e = progress::read(&dir).unwrap_err();
+        assert!(e.contains("checksum mismatch"), "{e}");
+        remove_progress_record(&dir).unwrap();
+        assert_eq!(progress::read(&dir).unwrap(), None);
+        let e = flip_progress_byte(&dir, 0, 1).unwrap_err().to_string();
+        assert!(e.contains("raftkv-progress not found"), "{e}");
+        assert!(remove_progress_record(&dir).is_err(), "nothing to remove");
+        let entries = std::fs::read_dir(&dir).unwrap().count();
+        assert!(entries > 0);
+        assert_eq!(wipe_dir(&dir).unwrap(), entries);
+        assert_eq!(std::fs::read_dir(&dir).unwrap().count(), 0, "kept, empty");
     }
 }

@@ -157,36 +157,49 @@ impl Cluster {
 
     /// Starts node `i` (again) on its data directory and initialises it.
     pub fn boot(&mut self, i: usize) {
+        if let Err(e) = self.try_boot(i) {
+            panic!("{e}");
+        }
+    }
+
+    /// [`Cluster::boot`], returning an error (with the node's stderr when it exited) instead of
+    /// panicking when the node does not answer `init`.
+    pub fn try_boot(&mut self, i: usize) -> Result<(), String> {
         let mut p = spawn(self.dir.path(), &self.env);
         self.stderr[i] = p.stderr.clone();
-        let stdout = p.stdout.take().expect("stdout");
+        let mut stdout = p.stdout.take().expect("stdout");
         let mut stdin = p.stdin.take().expect("stdin");
         // init first, and wait for init_ok before routing anything to it.
         writeln!(stdin, "{}", init_line(&self.ids[i], &self.ids, 1)).expect("send init");
         stdin.flush().expect("flush init");
-        let mut stdout = stdout;
         let mut line = String::new();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             line.clear();
-            let n = stdout.read_line(&mut line).expect("read init_ok");
-            assert!(
-                n > 0,
-                "node {} exited before init_ok: {:?}",
-                self.ids[i],
-                self.stderr(i)
-            );
+            if stdout.read_line(&mut line).unwrap_or(0) == 0 {
+                drop(stdin);
+                let (status, stderr) = p.wait_with_stderr();
+                return Err(format!(
+                    "node {} exited before init_ok ({status}): {stderr}",
+                    self.ids[i]
+                ));
+            }
             let v: Value = serde_json::from_str(&line).expect("JSON line");
             if v["body"]["type"] == "init_ok" {
                 break;
             }
-            assert!(Instant::now() < deadline, "no init_ok from {}", self.ids[i]);
+            if Instant::now() >= deadline {
+                let _ = p.child.kill();
+                let _ = p.wait_with_stderr();
+                return Err(format!("no init_ok from {}", self.ids[i]));
+            }
         }
         self.net.lock().expect("net").members[i].stdin = Some(writer(stdin));
         let net = self.net.clone();
         let ids = self.ids.clone();
         thread::spawn(move || route_from(i, stdout, net, ids));
         self.procs[i] = Some(p.child);
+        Ok(())
     }
 
     /// SIGKILLs node `i`.
