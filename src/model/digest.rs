@@ -64,6 +64,13 @@ fn for_each_permutation(n: usize, f: &mut dyn FnMut(&[NodeId])) {
     }
 }
 
+/// A node's digest with every id as it is: nodes equal under it behave alike (`super::intern`).
+pub fn node_identity(node: &Node) -> u64 {
+    let mut h = hasher();
+    hash_node(node, &mut h, &|id| id);
+    h.finish()
+}
+
 /// A node's digest with every id (its own included) mapped to 0.
 fn node_blind(node: &Node) -> u64 {
     let mut h = hasher();

@@ -52,6 +52,7 @@ mod actions;
 mod cli;
 mod cluster;
 mod digest;
+mod intern;
 mod io;
 mod merge;
 mod props;
@@ -348,6 +349,8 @@ pub struct RaftModel {
     /// A broken property that is not among `known`: the search stops, and the run reports it
     /// as an error rather than finishing as if nothing had broken.
     pub unknown: Arc<OnceLock<&'static str>>,
+    /// One copy of each distinct node state met.
+    nodes: Arc<intern::Interner>,
 }
 
 impl RaftModel {
@@ -358,6 +361,7 @@ impl RaftModel {
             phase: Arc::new(AtomicU8::new(SEARCHING)),
             known: Arc::new(props::all().iter().map(|p| p.name).collect()),
             unknown: Arc::new(OnceLock::new()),
+            nodes: Arc::new(intern::Interner::default()),
         }
     }
 }
@@ -427,11 +431,9 @@ impl Model for RaftModel {
     }
 
     fn next_state(&self, state: &State, action: Action) -> Option<State> {
-        let next = State::new(
-            step(&state.cluster, &action, &self.settings),
-            self.settings.symmetry,
-            state.depth + 1,
-        );
+        let mut cluster = step(&state.cluster, &action, &self.settings);
+        self.nodes.share(&state.cluster, &mut cluster);
+        let next = State::new(cluster, self.settings.symmetry, state.depth + 1);
         if let Some(v) = &next.cluster.violation {
             if self.within_boundary(&next) {
                 if !self.known.contains(&v.property) {
