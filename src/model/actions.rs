@@ -21,8 +21,12 @@ pub enum Action {
     Deliver(Message),
     Drop(Message),
     Duplicate(Message),
-    /// The node's next timer fires: a leader's heartbeat, a follower's or candidate's election.
+    /// The node's next timer fires: a leader's heartbeat, a follower's or candidate's election
+    /// (with atomic pre-vote rounds, its pre-vote round answered at once).
     Timer(NodeId),
+    /// With atomic pre-vote rounds: a follower's or candidate's timer fires and its pre-vote
+    /// requests are lost, so it stays a pre-candidate.
+    TimerUnanswered(NodeId),
     /// The node crashes and restarts from its durable state.
     Crash(NodeId),
     /// The node crashes while its last persist is under way: the persist is lost, and the
@@ -49,7 +53,7 @@ pub struct ActionKind {
 }
 
 /// Every kind of action, in the order the checker tries them.
-pub const ACTIONS: [ActionKind; 8] = [
+pub const ACTIONS: [ActionKind; 9] = [
     ActionKind {
         name: "deliver",
         budget: None,
@@ -96,13 +100,33 @@ pub const ACTIONS: [ActionKind; 8] = [
         name: "timer",
         budget: Some(Budget::Timer),
         offer: |c, _, out| each_node(c, out, |_, _| true, Action::Timer),
-        apply: |c, a, _| {
+        apply: |c, a, s| {
             if let Action::Timer(id) = a {
-                c.fire_timer(*id);
+                c.fire_timer(*id, s, true);
             }
         },
         describe: |a| match a {
             Action::Timer(id) => format!("n{id} timer fires"),
+            _ => unreachable_kind(a),
+        },
+    },
+    ActionKind {
+        name: "timer, pre-vote unanswered",
+        budget: Some(Budget::Timer),
+        offer: |c, s, out| {
+            if s.atomic_pre_vote && s.pre_vote {
+                each_node(c, out, |c, id| !is_leader(c, id), Action::TimerUnanswered);
+            }
+        },
+        apply: |c, a, s| {
+            if let Action::TimerUnanswered(id) = a {
+                c.fire_timer(*id, s, false);
+            }
+        },
+        describe: |a| match a {
+            Action::TimerUnanswered(id) => {
+                format!("n{id} timer fires, its pre-vote requests are lost")
+            }
             _ => unreachable_kind(a),
         },
     },
@@ -180,10 +204,11 @@ impl Action {
             Action::Drop(_) => 1,
             Action::Duplicate(_) => 2,
             Action::Timer(_) => 3,
-            Action::Crash(_) => 4,
-            Action::CrashLosingPersist(_) => 5,
-            Action::Write(_) => 6,
-            Action::Read(_) => 7,
+            Action::TimerUnanswered(_) => 4,
+            Action::Crash(_) => 5,
+            Action::CrashLosingPersist(_) => 6,
+            Action::Write(_) => 7,
+            Action::Read(_) => 8,
         };
         &ACTIONS[row]
     }
@@ -247,6 +272,7 @@ mod table_tests {
             (Action::Drop(m.clone()), "drop"),
             (Action::Duplicate(m), "duplicate"),
             (Action::Timer(1), "timer"),
+            (Action::TimerUnanswered(1), "timer, pre-vote unanswered"),
             (Action::Crash(1), "crash"),
             (
                 Action::CrashLosingPersist(1),

@@ -202,9 +202,27 @@ impl Cluster {
         self.network.push(m.clone());
     }
 
-    /// Node `id`'s next timer fires.
-    pub fn fire_timer(&mut self, id: NodeId) {
-        self.turn(id, fire_timer);
+    /// Node `id`'s next timer fires. With atomic pre-vote rounds (`Settings::atomic_pre_vote`)
+    /// a pre-vote it starts completes in this action: with `answered`, every peer takes its
+    /// request at once and the node then takes every pre-vote answer; without, the requests
+    /// are lost. Either way no pre-vote message stays in flight.
+    pub fn fire_timer(&mut self, id: NodeId, settings: &Settings, answered: bool) {
+        let sent = self.turn(id, fire_timer);
+        if !settings.atomic_pre_vote {
+            return;
+        }
+        let mut answers = Vec::new();
+        for request in sent.into_iter().filter(is_pre_vote) {
+            self.take_message(&request);
+            if answered {
+                let to = request.to;
+                let replies = self.turn(to, |raft| raft.step(request));
+                answers.extend(replies.into_iter().filter(|m| m.to == id && is_pre_vote(m)));
+            }
+        }
+        for answer in answers {
+            self.deliver(&answer);
+        }
     }
 
     /// Removes one copy of `m` from the network. Also for a duplicate: a persist whose
@@ -226,8 +244,8 @@ impl Cluster {
     }
 
     /// Feeds one event to node `id`, then lets its shell perform every `Ready` and routes the
-    /// results.
-    fn turn(&mut self, id: NodeId, event: impl FnOnce(&mut Raft)) {
+    /// results; returns the messages it sent (now in flight).
+    fn turn(&mut self, id: NodeId, event: impl FnOnce(&mut Raft)) -> Vec<Message> {
         let idx = (id - 1) as usize;
         let node = self.node_mut(id);
         let commit_before = node.raft().status().commit;
@@ -241,7 +259,7 @@ impl Cluster {
         for m in &sent {
             self.record_vote(m);
         }
-        self.network.extend(sent);
+        self.network.extend(sent.iter().cloned());
         let commit_after = self.nodes[idx].raft().status().commit;
         if commit_after < commit_before {
             self.violate(
@@ -257,6 +275,7 @@ impl Cluster {
         for (op, answer) in answers {
             self.answered(op, answer);
         }
+        sent
     }
 
     /// Records a vote grant as it leaves; a second candidate granted in one term breaks
@@ -475,6 +494,15 @@ impl Cluster {
             }
         }
     }
+}
+
+/// A pre-vote request or answer.
+fn is_pre_vote(m: &Message) -> bool {
+    matches!(
+        m.body,
+        MessageBody::RequestVote { pre_vote: true, .. }
+            | MessageBody::RequestVoteResponse { pre_vote: true, .. }
+    )
 }
 
 /// A leader's timer is its heartbeat (one tick, which may also end its term by check-quorum);
