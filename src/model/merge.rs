@@ -20,6 +20,12 @@ use crate::raft::{Message, MessageBody, NodeId, Recovery};
 /// exactly as one that has, and the record would only split states that behave alike.
 pub fn introduce_peers(shell: &mut NodeShell, nodes: usize) {
     let me = shell.raft().status().id;
+    debug_assert_eq!(
+        shell.raft().status().incarnation,
+        0,
+        "introductions assume no directory is ever lost"
+    );
+    let before = (shell.raft().status(), shell.raft().has_ready());
     for from in (1..=nodes as NodeId).filter(|&p| p != me) {
         shell.raft_mut().step(Message {
             from,
@@ -33,7 +39,11 @@ pub fn introduce_peers(shell: &mut NodeShell, nodes: usize) {
             },
         });
     }
-    debug_assert!(!shell.raft().has_ready(), "an introduction had an effect");
+    debug_assert_eq!(
+        (shell.raft().status(), shell.raft().has_ready()),
+        before,
+        "an introduction had an effect"
+    );
 }
 
 /// Brings `c` to the representative of the states that behave as it does.
