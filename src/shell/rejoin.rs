@@ -127,7 +127,7 @@ impl Rejoin {
     /// The first hard state of the empty directory: written (to both copies of the mark) before
     /// anything else, and handed to the core as its initial state.
     pub fn hard_state(&self, incarnation: u64) -> HardState {
-        debug_assert!(incarnation > self.incarnation_floor);
+        debug_assert!(incarnation > self.incarnation_floor || incarnation == u64::MAX);
         HardState {
             term: self.term,
             vote: self.vote,
