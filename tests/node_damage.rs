@@ -4,10 +4,15 @@
 //! the index, what was wrong and where the copy went, and starts with an empty log, carrying its
 //! term and vote forward only when both copies of them read intact, under a new incarnation.
 //! Damage above the commit index included: the intact records after it may have been
-//! acknowledged, so the node never starts on what is left of its log.
+//! acknowledged, so the node never starts on what is left of its log. The start path itself
+//! (`raftkv::node::start`) is also run in this process, where a test can restart it at will: a
+//! restart during probing probes again, a clean directory keeps its incarnation.
 
 mod node_common;
 
+use raftkv::node::start::open_data_dir;
+use raftkv::raft::{InitialState, Recovery};
+use raftkv::shell::rejoin;
 use raftkv_storage::examine::{contents, examine_with, Options};
 use raftkv_storage::{
     fault, Entry, EntryKind, HardState, Identity, RecoveryMark, Storage, WriteBatch,
@@ -181,4 +186,138 @@ fn without_its_record_or_its_whole_directory_the_node_starts_empty_probing() {
         (RecoveryMark::Probing, RecoveryMark::Probing)
     );
     assert_eq!(hs.incarnation, named_incarnation(line));
+}
+
+/// The directories set aside next to `dir`.
+fn kept(dir: &Path) -> Vec<PathBuf> {
+    let prefix = format!("{}.aside-", dir.file_name().unwrap().to_string_lossy());
+    let mut out: Vec<PathBuf> = std::fs::read_dir(dir.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            p.file_name()
+                .unwrap()
+                .to_string_lossy()
+                .starts_with(&prefix)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The start path in this process, with the marks binding (the rules as they are).
+fn start_here(dir: &Path) -> (Storage, InitialState) {
+    open_data_dir("n1", &cluster(), dir, rejoin::decide).unwrap()
+}
+
+#[test]
+fn a_damaged_hard_state_leaves_term_and_vote_unknown() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = build(tmp.path());
+    fault::flip_meta_byte(&dir, "hard_state", 10, 0x04).unwrap();
+    let before = contents(&dir).unwrap();
+    let (st, state) = start_here(&dir);
+    let aside = kept(&dir);
+    assert!(
+        aside[0].to_string_lossy().ends_with("-damaged-bad-record"),
+        "{aside:?}"
+    );
+    assert!(
+        before == contents(&aside[0]).unwrap(),
+        "the copy set aside changed"
+    );
+    let hs = state.hard_state;
+    assert_eq!(
+        (hs.recovery, hs.term, hs.vote),
+        (Recovery::Probing, 0, None)
+    );
+    assert!(hs.incarnation > 7 && state.entries.is_empty());
+    drop(st);
+    let (stored, record_mark, _) = marks(&dir);
+    assert_eq!(
+        (stored.recovery, record_mark),
+        (RecoveryMark::Probing, RecoveryMark::Probing)
+    );
+}
+
+#[test]
+fn a_restart_during_probing_probes_again_above_the_old_incarnation() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("n1");
+    let (st, first) = start_here(&dir);
+    assert_eq!(first.hard_state.recovery, Recovery::Probing);
+    assert!(
+        kept(&dir).is_empty(),
+        "an empty directory has nothing to keep"
+    );
+    drop(st);
+    // The restart finds the mark: probing is owed again, in a fresh directory, above the old
+    // incarnation; the unfinished one is kept.
+    let (st, second) = start_here(&dir);
+    assert_eq!(second.hard_state.recovery, Recovery::Probing);
+    assert!(second.hard_state.incarnation > first.hard_state.incarnation);
+    let aside = kept(&dir);
+    assert_eq!(aside.len(), 1);
+    assert!(aside[0].to_string_lossy().ends_with("-rejoin-unfinished"));
+    drop(st);
+    let (stored, record_mark, record_incarnation) = marks(&dir);
+    assert_eq!(stored.recovery, RecoveryMark::Probing);
+    assert_eq!(
+        (record_mark, record_incarnation),
+        (RecoveryMark::Probing, second.hard_state.incarnation)
+    );
+}
+
+#[test]
+fn a_clean_directory_keeps_its_incarnation_and_a_marked_one_catches_up_again() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = build(tmp.path());
+    let (st, state) = start_here(&dir);
+    assert!(kept(&dir).is_empty());
+    let hs = state.hard_state;
+    assert_eq!(
+        (hs.recovery, hs.incarnation, hs.term),
+        (Recovery::Ordinary, 7, 1)
+    );
+    assert_eq!(state.entries.len(), 8);
+    drop(st);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    fault::set_hard_state(
+        &dir,
+        &HardState {
+            recovery: RecoveryMark::CatchingUp,
+            ..marks(&dir).0
+        },
+    )
+    .unwrap();
+    // While the core clears no mark, the node starts a clean marked directory as it is.
+    let node_decides = rejoin::decide_for_this_core;
+    let (st, state) = open_data_dir("n1", &cluster(), &dir, node_decides).unwrap();
+    if !rejoin::CORE_CLEARS_MARKS {
+        assert_eq!(state.entries.len(), 8);
+        assert_eq!(state.hard_state.recovery, Recovery::CatchingUp);
+    }
+    drop(st);
+    // With the marks binding it starts empty and catches up again, term and vote carried.
+    let (_st, state) = start_here(&dir);
+    let hs = state.hard_state;
+    assert_eq!(
+        (hs.recovery, hs.term, hs.vote),
+        (Recovery::CatchingUp, 1, Some(1))
+    );
+    assert!(state.entries.is_empty());
+}
+
+#[test]
+fn a_damaged_directory_of_another_node_is_left_where_it_is() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = build(tmp.path());
+    fault::flip_log_byte(&dir, 7, 12, 0x10).unwrap();
+    let before = contents(&dir).unwrap();
+    let err = open_data_dir("n2", &cluster(), &dir, rejoin::decide)
+        .err()
+        .expect("refused");
+    assert!(err.contains("belongs to node n1"), "{err}");
+    assert!(kept(&dir).is_empty());
+    assert!(before == contents(&dir).unwrap());
 }

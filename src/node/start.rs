@@ -283,6 +283,3 @@ fn random_bits() -> u64 {
     h.write_u64(unix_nanos());
     h.finish()
 }
-
-#[cfg(test)]
-mod tests;
