@@ -290,15 +290,7 @@ fn a_clean_directory_keeps_its_incarnation_and_a_marked_one_catches_up_again() {
         },
     )
     .unwrap();
-    // While the core clears no mark, the node starts a clean marked directory as it is.
-    let node_decides = rejoin::decide_for_this_core;
-    let (st, state) = open_data_dir("n1", &cluster(), &dir, node_decides).unwrap();
-    if !rejoin::CORE_CLEARS_MARKS {
-        assert_eq!(state.entries.len(), 8);
-        assert_eq!(state.hard_state.recovery, Recovery::CatchingUp);
-    }
-    drop(st);
-    // With the marks binding it starts empty and catches up again, term and vote carried.
+    // A marked directory starts empty and catches up again, term and vote carried.
     let (_st, state) = start_here(&dir);
     let hs = state.hard_state;
     assert_eq!(

@@ -106,8 +106,7 @@ impl Replica {
                 )
             })?;
         }
-        let (storage, state) =
-            start::open_data_dir(me, &ids, &dir, crate::shell::rejoin::decide_for_this_core)?;
+        let (storage, state) = start::open_data_dir(me, &ids, &dir, crate::shell::rejoin::decide)?;
         let last_recovery = state.hard_state.recovery;
         let my = core_id(position);
         let voters: Vec<NodeId> = (0..ids.len()).map(core_id).collect();

@@ -20,8 +20,8 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-/// The start decision a caller applies: the node uses [`rejoin::decide_for_this_core`]; the tests
-/// of a start whose marks bind use [`rejoin::decide`].
+/// The start decision a caller applies: the node uses [`rejoin::decide`]; a test may pass a
+/// variant with a switch on.
 pub type Decide = fn(&StartRead, RejoinBugs) -> Start;
 
 /// Opens (or sets aside and recreates) the data directory of node `me` and reads what is durable.

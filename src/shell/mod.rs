@@ -471,9 +471,12 @@ impl<M: StateMachine, T> Shell<M, T> {
     fn needs_flush(&mut self, ready: &mut Ready) -> bool {
         let only_commit_moved = ready.snapshot.is_none()
             && ready.entries.is_empty()
-            && ready
-                .hard_state
-                .is_some_and(|hs| hs.term == self.written.term && hs.vote == self.written.vote);
+            && ready.hard_state.is_some_and(|hs| {
+                HardState {
+                    commit: self.written.commit,
+                    ..hs
+                } == self.written
+            });
         if only_commit_moved {
             self.deferred = ready.hard_state.take();
             self.stats.commits_deferred += 1;

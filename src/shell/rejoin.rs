@@ -147,23 +147,6 @@ pub enum Start {
     Empty(Rejoin),
 }
 
-/// True once the consensus core runs the rejoin (probes, then catching up) and clears the mark
-/// through a hard state it hands out; set with that behaviour. While false no mark is ever
-/// cleared, so every node's first-boot mark stays set for good, and honouring a clean directory's
-/// mark would empty every restarted node: [`decide_for_this_core`] then starts a clean directory
-/// whose copies both read intact as it is, whatever its marks say. Damage and empty directories
-/// are decided by the rules either way.
-pub const CORE_CLEARS_MARKS: bool = false;
-
-/// [`decide`], as the core of this build allows (see [`CORE_CLEARS_MARKS`]).
-pub fn decide_for_this_core(read: &StartRead, bugs: RejoinBugs) -> Start {
-    let both_intact = read.hard_state.intact().is_some() && read.record.intact().is_some();
-    if !CORE_CLEARS_MARKS && !read.damaged && both_intact {
-        return Start::AsIs;
-    }
-    decide(read, bugs)
-}
-
 /// Unsafe variants of the rules, each a pitfall found in review; all off by default.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct RejoinBugs {

@@ -259,21 +259,6 @@ fn new_incarnations_follow_the_clock_above_the_floor_and_are_never_zero() {
     assert_eq!(new_incarnation(u64::MAX - 1, t, 3), u64::MAX);
 }
 
-/// The node's start while the core clears no mark: a clean directory with both copies intact
-/// starts as it is, marked or not; damage and empty directories follow the rules.
-#[test]
-fn while_the_core_clears_no_mark_a_clean_marked_directory_starts_as_it_is() {
-    let marked = clean(copy(3, None, Probing, 5), copy(3, None, Probing, 5));
-    let expect = if CORE_CLEARS_MARKS {
-        probing(5, Cause::Unfinished(Probing))
-    } else {
-        Start::AsIs
-    };
-    assert_eq!(decide_for_this_core(&marked, BUGS), expect);
-    let hit = damaged(marked.hard_state, marked.record);
-    assert_eq!(decide_for_this_core(&hit, BUGS), decided(&hit));
-}
-
 /// Each switch, on, gives the unsafe answer in the case it is about (and the cases above, run
 /// with it on, fail: see each switch's case).
 #[test]
