@@ -10,7 +10,7 @@
 
 use crate::raft::{Config, Entry, HardState, InitialState, Message, SnapshotMeta};
 use crate::shell::{
-    Answer, Begun, DiskWrite, LogStorage, Outbox, Shell, ShellSettings, StateMachine,
+    Answer, Batch, Durability, LogStorage, Outbox, Shell, ShellSettings, StateMachine,
 };
 use std::sync::Arc;
 
@@ -106,8 +106,7 @@ impl<'a> NodeIo<'a> {
 impl LogStorage for NodeIo<'_> {
     /// One durable step, at once: entries (truncating a conflicting suffix first), then the
     /// hard state.
-    fn begin_persist(&mut self, write: DiskWrite) -> Result<Begun, String> {
-        let batch = write.batch();
+    fn begin_persist(&mut self, batch: &Batch<'_>) -> Result<Durability, String> {
         if batch.snapshot.is_some() {
             return Err("the model takes no snapshots, yet a persist carries one".into());
         }
@@ -128,7 +127,11 @@ impl LogStorage for NodeIo<'_> {
         if let Some(hs) = batch.hard_state {
             self.durable.hard_state = hs;
         }
-        Ok(Begun::Durable(write))
+        Ok(Durability::Durable)
+    }
+
+    fn finish_persist(&mut self, _: &Batch<'_>) -> Result<(), String> {
+        Err("the model's persists are durable at once; none is left to finish".into())
     }
 
     fn save_snapshot(&mut self, meta: &SnapshotMeta, _: &Arc<Vec<u8>>) -> Result<(), String> {

@@ -2,9 +2,8 @@
 //!
 //! Owns: one node's loop, the parsing of every input line, handing client requests to the
 //! replica's shell (or forwarding them to the leader), request timeouts, and the counters.
-//! Must never: block the loop on a flush (writes go to the writer thread; only the rare save of
-//! a snapshot waits for it) or on a long request (those run on worker threads), perform a
-//! `Ready` itself (the shell in `replica.rs` does), or end while a write is in flight.
+//! Must never: block the loop on anything but the shell's persists (long requests run on worker
+//! threads), or perform a `Ready` itself (the shell in `replica.rs` does).
 
 use super::replica::{core_id, Client, Forward, Replica, Waiting};
 use super::request::Op;
@@ -166,7 +165,7 @@ impl<W: Write> Node<W> {
             let now = Instant::now();
             let wait = next_tick.saturating_duration_since(now);
             let first = if eof {
-                if self.workers_in_flight == 0 && !self.write_in_flight() {
+                if self.workers_in_flight == 0 {
                     break;
                 }
                 rx.recv().ok()
@@ -204,40 +203,16 @@ impl<W: Write> Node<W> {
                 self.last_stats = Instant::now();
             }
         }
-        self.write_last_commit(rx)?;
+        // End of input: the commit index that was riding on a later flush is written now.
+        if let Some(replica) = self.replica.as_mut() {
+            replica.shell.write_deferred_commit_next();
+        }
+        self.drive()?;
         self.out
             .flush()
             .map_err(|e| format!("cannot write to stdout: {e}"))?;
         self.print_stats();
         Ok(())
-    }
-
-    /// End of input: the commit index that was riding on a later flush is written now, and
-    /// every write is waited for, so the directory keeps the commit index the node reached.
-    fn write_last_commit(&mut self, rx: &mpsc::Receiver<Event>) -> Result<(), String> {
-        loop {
-            if let Some(replica) = self.replica.as_mut() {
-                replica.shell.write_deferred_commit_next();
-            }
-            self.drive()?;
-            if !self.write_in_flight() {
-                return Ok(());
-            }
-            let event = rx.recv_timeout(Duration::from_secs(1));
-            match event {
-                Ok(ev) => {
-                    self.handle_event(ev)?;
-                }
-                Err(_) if self.replica.as_ref().is_some_and(|r| !r.writer_running()) => {
-                    return Err("the writer thread ended with a write in flight".into());
-                }
-                Err(_) => {}
-            }
-        }
-    }
-
-    fn write_in_flight(&self) -> bool {
-        self.replica.as_ref().is_some_and(Replica::write_in_flight)
     }
 
     /// Handles one event; returns true at end of input.
@@ -257,13 +232,6 @@ impl<W: Write> Node<W> {
             Event::Answer(env) => {
                 self.workers_in_flight = self.workers_in_flight.saturating_sub(1);
                 self.emit(&env)?;
-                Ok(false)
-            }
-            Event::Persisted(persisted) => {
-                if let Some(replica) = self.replica.as_mut() {
-                    self.stats.peer_messages_out +=
-                        replica.finish_write(persisted, &mut self.out)?;
-                }
                 Ok(false)
             }
             Event::Eof => Ok(true),
@@ -479,7 +447,7 @@ impl<W: Write> Node<W> {
                 tracing::warn!("{text}");
                 return self.reply_error(env, code::MALFORMED_REQUEST, &text);
             }
-            let replica = Replica::open(node_id, ids, position, &self.settings, self.tx.clone())?;
+            let replica = Replica::open(node_id, ids, position, &self.settings)?;
             self.replica = Some(replica);
         }
         let msg_id = self.take_msg_id();

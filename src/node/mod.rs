@@ -3,10 +3,8 @@
 //!
 //! Owns: the process's loop (a reader thread feeds a channel; each turn drains every event that
 //! is available, ticks the core on a timer, then lets the shared shell (`crate::shell`) perform
-//! the core's `Ready`s: peer appends leave before the flush; the writes go to a writer thread
-//! (`writer.rs`), which reports each on the same channel once durable, so the loop goes on
-//! reading input and sending appends while sled flushes, and the `Ready`s taken meanwhile share
-//! the next flush), the node's data directory, forwarded requests, and the error discipline (11
+//! the core's `Ready`s: peer appends leave before the flush, one storage persist per `Ready`
+//! that needs one), the node's data directory, forwarded requests, and the error discipline (11
 //! only when an operation definitely did not happen, 13 when it may have).
 //! Must never: decide anything Raft decides (that is `crate::raft`), acknowledge a write before
 //! the entry is committed and applied, send a vote or append acknowledgement before the persist
@@ -20,7 +18,6 @@ mod records;
 mod replica;
 pub mod request;
 pub mod tools;
-mod writer;
 
 pub use driver::{Node, Settings};
 
@@ -37,8 +34,6 @@ pub enum Event {
     /// The answer of a request run on a worker thread (`partition_test`,
     /// `verify_linearizability`).
     Answer(crate::maelstrom::Envelope),
-    /// The writer thread made a write durable (or could not: the node stops).
-    Persisted(Result<crate::shell::DiskWrite, String>),
     /// End of input (or a read error, which ends input too).
     Eof,
 }

@@ -2,26 +2,24 @@
 //! client requests), its sled storage, and the glue that lets the shell reach storage and stdout.
 //!
 //! Owns: opening (or recovering) the data directory into a shell, the shell's storage and
-//! outbox for a real node (sled on the writer thread, each write moved there and back, never
-//! copied; Maelstrom envelopes on stdout), and the answers to client requests in Maelstrom's
-//! terms.
+//! outbox for a real node (sled through a borrowed batch; Maelstrom envelopes on stdout), and
+//! the answers to client requests in Maelstrom's terms.
 //! Must never: perform a `Ready` itself (that is `crate::shell`), or send a peer anything before
 //! the peer delay has passed unless that peer spoke first (it may not be running yet).
 
 use super::request::Op;
-use super::writer::Writer;
-use super::{datadir, msglog, Event, Settings};
+use super::{datadir, msglog, records, Settings};
 use crate::kv::{KvStore, Outcome};
 use crate::maelstrom::{code, error_body, pack, Envelope};
 use crate::raft::{Config, Entry, InitialState, Message, NodeId, Raft, Ready, Role, SnapshotMeta};
 use crate::shell::{
-    Answer, Begun, DiskWrite, LogStorage, Outbox, Shell, ShellError, ShellSettings, ShellStats,
+    Answer, Batch, Durability, LogStorage, Outbox, Progress, Shell, ShellSettings, ShellStats,
 };
 use raftkv_storage::{Identity, Storage};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::sync::{mpsc, Arc};
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Where to send the answer of a client request.
@@ -62,7 +60,7 @@ pub struct Replica {
     pub ids: Vec<String>,
     pub my: NodeId,
     pub shell: Shell<KvStore, Waiting>,
-    writer: Writer,
+    storage: Storage,
     pub init_at: Instant,
     pub peers_open: bool,
     pub heard_from: HashSet<NodeId>,
@@ -87,14 +85,12 @@ pub fn reply(client: &Client, body: Map<String, Value>) -> Envelope {
 }
 
 impl Replica {
-    /// Opens (or recovers) the node's storage and builds its shell from what is durable; the
-    /// storage then moves to a writer thread that reports each write on `events`.
+    /// Opens (or recovers) the node's storage and builds its shell from what is durable.
     pub fn open(
         me: &str,
         ids: Vec<String>,
         position: usize,
         settings: &Settings,
-        events: mpsc::Sender<Event>,
     ) -> Result<Replica, String> {
         let dir = datadir::data_dir(me)?;
         if let Some(warning) = datadir::shell_parent_warning() {
@@ -122,7 +118,7 @@ impl Replica {
             ids,
             my,
             shell,
-            writer: Writer::start(storage, events).map_err(|e| format!("{me}: {e}"))?,
+            storage,
             init_at: Instant::now(),
             peers_open: false,
             heard_from: HashSet::new(),
@@ -136,43 +132,13 @@ impl Replica {
         self.shell.stats
     }
 
-    /// Performs everything the core has ready, writing peer messages and answers to `out`;
-    /// returns the number of peer messages sent.
+    /// Performs everything the core has ready (the sled persist is synchronous: one flush per
+    /// `Ready` that needs one), writing peer messages and answers to `out`.
     pub fn drive<W: Write>(&mut self, out: &mut W) -> Result<u64, String> {
-        self.with_shell(out, |shell, io| shell.drive(io).map(|_| ()))
-    }
-
-    /// The writer thread reported a write: finish it through the shell. A failed write stops
-    /// the node (storage refuses further work after a failure).
-    pub fn finish_write<W: Write>(
-        &mut self,
-        persisted: Result<DiskWrite, String>,
-        out: &mut W,
-    ) -> Result<u64, String> {
-        let write = persisted.map_err(|e| format!("{}: {e}", self.me))?;
-        self.with_shell(out, |shell, io| shell.finish(write, io))
-    }
-
-    /// True while the writer thread holds a write of this node's shell.
-    pub fn write_in_flight(&self) -> bool {
-        self.shell.persist_in_flight()
-    }
-
-    /// False once the writer thread has ended (after a failure it reported).
-    pub fn writer_running(&self) -> bool {
-        self.writer.is_running()
-    }
-
-    /// Runs one shell call with the node's storage and outbox; returns the peer messages sent.
-    fn with_shell<W: Write>(
-        &mut self,
-        out: &mut W,
-        call: impl FnOnce(&mut Shell<KvStore, Waiting>, &mut NodeIo<'_, W>) -> Result<(), ShellError>,
-    ) -> Result<u64, String> {
         let installed = self.shell.stats.snapshots_installed;
         let applied = self.shell.applied();
         let mut io = NodeIo {
-            writer: &self.writer,
+            storage: &mut self.storage,
             out,
             me: &self.me,
             ids: &self.ids,
@@ -181,7 +147,11 @@ impl Replica {
             peer_messages: 0,
             write_error: None,
         };
-        call(&mut self.shell, &mut io).map_err(|e| format!("{}: {e}", self.me))?;
+        let progress = self
+            .shell
+            .drive(&mut io)
+            .map_err(|e| format!("{}: {e}", self.me))?;
+        debug_assert_eq!(progress, Progress::Idle, "sled persists synchronously");
         if let Some(e) = io.write_error {
             return Err(e);
         }
@@ -289,7 +259,7 @@ fn process_seed(my: NodeId) -> u64 {
 
 /// The shell's storage and outbox on a real node: sled, and Maelstrom envelopes on stdout.
 struct NodeIo<'a, W: Write> {
-    writer: &'a Writer,
+    storage: &'a mut Storage,
     out: &'a mut W,
     me: &'a str,
     ids: &'a [String],
@@ -312,14 +282,20 @@ impl<W: Write> NodeIo<'_, W> {
 }
 
 impl<W: Write> LogStorage for NodeIo<'_, W> {
-    /// The write moves to the writer thread; its `Event::Persisted` hands it back.
-    fn begin_persist(&mut self, write: DiskWrite) -> Result<Begun, String> {
-        self.writer.persist(write)?;
-        Ok(Begun::InFlight)
+    fn begin_persist(&mut self, batch: &Batch<'_>) -> Result<Durability, String> {
+        records::persist(self.storage, batch).map_err(|e| format!("cannot persist: {e}"))?;
+        Ok(Durability::Durable)
+    }
+
+    fn finish_persist(&mut self, _batch: &Batch<'_>) -> Result<(), String> {
+        // `begin_persist` is synchronous: there is never a persist to finish.
+        Ok(())
     }
 
     fn save_snapshot(&mut self, meta: &SnapshotMeta, data: &Arc<Vec<u8>>) -> Result<(), String> {
-        self.writer.save_snapshot(meta, data)
+        self.storage
+            .save_snapshot(&meta.into(), data)
+            .map_err(|e| e.to_string())
     }
 }
 

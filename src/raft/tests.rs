@@ -10,7 +10,7 @@
 use super::*;
 use crate::kv::{Command, KvStore, Outcome};
 use crate::rng::Rng;
-use crate::shell::{Batch, Begun, DiskWrite, LogStorage, Outbox, Shell, ShellSettings};
+use crate::shell::{Batch, Durability, LogStorage, Outbox, Shell, ShellSettings};
 use serde_json::json;
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::Arc;
@@ -86,13 +86,17 @@ struct PumpIo<'a> {
 }
 
 impl LogStorage for PumpIo<'_> {
-    fn begin_persist(&mut self, write: DiskWrite) -> Result<Begun, String> {
+    fn begin_persist(&mut self, batch: &Batch<'_>) -> Result<Durability, String> {
         if self.crash_before_persist {
-            // Never durable: the node is taken down before the write completes.
-            return Ok(Begun::InFlight);
+            return Ok(Durability::InFlight);
         }
-        self.disk.persist(&write.batch());
-        Ok(Begun::Durable(write))
+        self.disk.persist(batch);
+        Ok(Durability::Durable)
+    }
+
+    fn finish_persist(&mut self, batch: &Batch<'_>) -> Result<(), String> {
+        self.disk.persist(batch);
+        Ok(())
     }
 
     fn save_snapshot(&mut self, meta: &SnapshotMeta, data: &Arc<Vec<u8>>) -> Result<(), String> {

@@ -3,9 +3,8 @@
 //!
 //! Owns: the projection of [`Shell`] that decides its future behaviour: the core (through
 //! [`Raft::hash_state`]), the state machine, the applied point and snapshot point, the client
-//! requests waiting, the writes in flight or queued and the `Ready`s waiting for them, and the
-//! hard state written and the one deferred to the next flush; node ids passed through the
-//! checker's renaming.
+//! requests waiting, a persist in flight, and the hard state written and the one deferred to the
+//! next flush; node ids passed through the checker's renaming.
 //! Must never: change the shell, or feed counters that only measure (`stats`) or the fixed
 //! configuration (voters, settings) into the hash.
 
@@ -29,7 +28,7 @@ where
             applied_term: self.applied_term,
             snapshot_point: self.snapshot_point,
             pending: self.pending.clone(),
-            pipeline: self.pipeline.clone(),
+            in_flight: self.in_flight.clone(),
             written: self.written,
             deferred: self.deferred,
             deferred_ticks: self.deferred_ticks,
@@ -57,31 +56,22 @@ where
             hash_hard_state(hs, h, rename);
             self.deferred_ticks.hash(h);
         }
-        let (awaiting, queued, writing, durable) = self.pipeline.parts();
-        writing.hash(h);
-        // What is still to happen once the writes finish; the `Ready`s' messages already left.
-        awaiting.len().hash(h);
-        for (number, ready) in awaiting {
-            // Write numbers count from the start of the run: only how far ahead one is matters.
-            number.saturating_sub(durable).hash(h);
+        self.in_flight.is_some().hash(h);
+        if let Some(ready) = &self.in_flight {
+            // What is still to happen once the persist finishes; its messages already left.
+            ready.entries.len().hash(h);
+            for e in &ready.entries {
+                hash_entry(e, h);
+            }
+            ready.hard_state.is_some().hash(h);
+            if let Some(hs) = &ready.hard_state {
+                hash_hard_state(hs, h, rename);
+            }
             for m in &ready.persisted_messages {
                 (rename(m.from), rename(m.to), m.term).hash(h);
             }
-            ready.committed.len().hash(h);
-        }
-        queued.len().hash(h);
-        for write in queued {
-            let batch = write.batch();
-            batch.entries.len().hash(h);
-            for e in batch.entries {
-                hash_entry(e, h);
-            }
-            batch.hard_state.is_some().hash(h);
-            if let Some(hs) = &batch.hard_state {
-                hash_hard_state(hs, h, rename);
-            }
-            batch
-                .snapshot
+            let snapshot = ready.snapshot.as_ref();
+            snapshot
                 .map(|(meta, data)| (meta.index, meta.term, data.len()))
                 .hash(h);
         }

@@ -5,14 +5,12 @@
 //! Owns: the order in which a `Ready` is performed (send what acknowledges nothing, persist,
 //! send acknowledgements, advance, restore a received snapshot, apply committed entries, answer
 //! proposals and reads, take a snapshot), the split of a persist into begin and finish (so a
-//! disk may complete a write later, on another thread, or crash in the middle of it), the
-//! writes waiting for the one in progress (group commit), the hard state that waits for the
-//! next flush, and the bookkeeping of client requests waiting on the core.
+//! disk may complete a write later, or crash in the middle of it), the hard state that waits
+//! for the next flush, and the bookkeeping of client requests waiting on the core.
 //! Must never: send an acknowledgement (a vote grant, an append or snapshot acknowledgement)
-//! before the persist that covers it, and every persist begun before it, is durable; apply an
-//! entry that is not durable; answer a write before its entry is committed and applied; decide
-//! anything Raft decides (that is `crate::raft`); touch a file, a socket or a clock itself
-//! (storage and outbox are traits).
+//! before the persist that covers it is durable; apply an entry that is not durable; answer a
+//! write before its entry is committed and applied; decide anything Raft decides (that is
+//! `crate::raft`); touch a file, a socket or a clock itself (storage and outbox are traits).
 //!
 //! The loop, for every `Ready`, in this order:
 //! 1. `Ready::messages` (a leader's appends and heartbeats, which acknowledge nothing) go out
@@ -26,23 +24,13 @@
 //!    a received snapshot is restored; every `snapshot_every` applied entries the state machine
 //!    takes a snapshot.
 //!
-//! Pipelining: while storage writes (its `begin_persist` answered [`Begun::InFlight`]), the
-//! shell keeps taking `Ready`s: steps 1 and 2 happen at once, and their writes queue, merged
-//! into one [`DiskWrite`] (one flush for all of them) that begins when the one in progress is
-//! durable. Storage holds one write at a time and writes complete in the order they began, so
-//! a `Ready` finishes (step 4) once the write that covers it, or for a `Ready` with nothing to
-//! write the latest write begun or queued before it, is durable: its acknowledgements, which
-//! may cover entries handed out in an earlier `Ready` (a duplicate append), never leave before
-//! those are durable too, and `advance` sees the writes in the order the core handed them out.
-//! The core's `advance` only reads a write's snapshot and its last entry, so one `advance` per
-//! merged write tells it exactly what became durable. A `Ready` that carries a received
-//! snapshot stops the pipeline: no further `Ready` is taken until that snapshot is durable and
-//! restored, so nothing is applied on top of a state machine about to be replaced.
+//! One `Ready` is in flight at a time: the next is taken only after the previous one finished,
+//! so a `Ready`'s acknowledgements, which may cover entries handed out earlier, never leave
+//! before those are durable too.
 
 mod digest;
 mod kv_machine;
 mod pending;
-mod pipeline;
 #[cfg(test)]
 mod tests;
 
@@ -54,9 +42,8 @@ use crate::raft::{
     Ready, SnapshotMeta,
 };
 use pending::Pending;
-use pipeline::Pipeline;
 
-/// What one persist writes, borrowed from a [`DiskWrite`] (nothing is copied on the way to storage).
+/// What one persist writes, borrowed from the `Ready` (nothing is copied on the way to storage).
 #[derive(Clone, Copy, Debug)]
 pub struct Batch<'a> {
     /// A snapshot received from the leader; it replaces the log up to its index.
@@ -66,101 +53,23 @@ pub struct Batch<'a> {
     pub hard_state: Option<HardState>,
 }
 
-/// One durable step, owned: the snapshot, entries and hard state moved out of one `Ready`, or
-/// out of several consecutive ones merged (entries moved, never copied). Storage holds it while
-/// it writes and hands it back to [`Shell::finish`] once durable.
-#[derive(Clone)]
-pub struct DiskWrite {
-    /// The shell's sequence number of this write (1 for the first); writes complete in order.
-    number: u64,
-    snapshot: Option<(SnapshotMeta, Arc<Vec<u8>>)>,
-    entries: Vec<Entry>,
-    hard_state: Option<HardState>,
-}
-
-impl DiskWrite {
-    /// What to write, borrowed.
-    pub fn batch(&self) -> Batch<'_> {
-        Batch {
-            snapshot: self.snapshot.as_ref().map(|(meta, data)| (meta, data)),
-            entries: &self.entries,
-            hard_state: self.hard_state,
-        }
-    }
-
-    /// The shell's sequence number of this write (1 for the first).
-    pub fn number(&self) -> u64 {
-        self.number
-    }
-
-    /// Moves the writable part of `ready` in after what this write holds: entries from the
-    /// first of `ready`'s on replace what this write would have written there (as storage
-    /// truncates a conflicting suffix), and its hard state, newer, replaces this one's.
-    fn absorb(&mut self, ready: &mut Ready) {
-        debug_assert!(
-            ready.snapshot.is_none(),
-            "its snapshot starts a write of its own"
-        );
-        let entries = std::mem::take(&mut ready.entries);
-        if let Some(first) = entries.first() {
-            let keep = self.entries.partition_point(|e| e.index < first.index);
-            self.entries.truncate(keep);
-            debug_assert!(
-                self.entries
-                    .last()
-                    .is_none_or(|e| e.index + 1 == first.index),
-                "merged entries are contiguous"
-            );
-            self.entries.extend(entries);
-        }
-        if ready.hard_state.is_some() {
-            self.hard_state = ready.hard_state.take();
-        }
-    }
-
-    /// The `Ready` that tells the core this write is durable (`Raft::advance`).
-    fn into_durable_ready(self) -> Ready {
-        Ready {
-            snapshot: self.snapshot,
-            entries: self.entries,
-            hard_state: self.hard_state,
-            ..Ready::default()
-        }
-    }
-}
-
-impl fmt::Debug for DiskWrite {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let first = self.entries.first().map(|e| e.index);
-        let last = self.entries.last().map(|e| e.index);
-        f.debug_struct("DiskWrite")
-            .field("number", &self.number)
-            .field(
-                "snapshot",
-                &self.snapshot.as_ref().map(|(meta, _)| meta.index),
-            )
-            .field("entries", &(first, last))
-            .field("hard_state", &self.hard_state)
-            .finish()
-    }
-}
-
-/// What storage did with a write it was handed.
-#[derive(Debug)]
-pub enum Begun {
-    /// Durable now (a synchronous disk): the write comes straight back.
-    Durable(DiskWrite),
-    /// Still being written: the owner hands it to [`Shell::finish`] once it is durable.
+/// Whether a persist completed when it was begun.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Durability {
+    /// Durable now (a synchronous disk).
+    Durable,
+    /// Still being written: the owner calls [`Shell::finish`] once it is durable.
     InFlight,
 }
 
 /// Where a node's Raft state becomes durable.
 pub trait LogStorage {
-    /// Starts writing `write` as one durable step. Storage is handed one write at a time: the
-    /// next comes only after this one is back (durable).
-    fn begin_persist(&mut self, write: DiskWrite) -> Result<Begun, String>;
+    /// Starts writing `batch` as one durable step.
+    fn begin_persist(&mut self, batch: &Batch<'_>) -> Result<Durability, String>;
+    /// The write begun for `batch` (the same batch) completed. Only called after `InFlight`.
+    fn finish_persist(&mut self, batch: &Batch<'_>) -> Result<(), String>;
     /// The state machine took a snapshot at `meta.index`: store it and compact the log behind
-    /// it, durably, before this returns. Called only while no write is in progress.
+    /// it, durably, before this returns.
     fn save_snapshot(&mut self, meta: &SnapshotMeta, data: &Arc<Vec<u8>>) -> Result<(), String>;
 }
 
@@ -285,7 +194,7 @@ pub struct ShellStats {
 pub enum Progress {
     /// Nothing left to do until the next event.
     Idle,
-    /// Storage holds a write; hand it to [`Shell::finish`] once it is durable.
+    /// A persist is being written; call [`Shell::finish`] once it is durable.
     PersistInFlight,
 }
 
@@ -309,9 +218,9 @@ pub struct Shell<M: StateMachine, T> {
     /// Index and term of the state machine's latest snapshot (taken or installed).
     snapshot_point: (u64, u64),
     pending: Pending<T, M::Query>,
-    /// The write storage holds, the writes queued behind it and the `Ready`s waiting for them.
-    pipeline: Pipeline,
-    /// The hard state last queued for storage (or recovered from it).
+    /// A `Ready` whose persist began and has not finished.
+    in_flight: Option<Ready>,
+    /// The hard state last handed to storage (or recovered from it).
     written: HardState,
     /// A commit-only hard-state change not yet written: it rides on the next flush.
     deferred: Option<HardState>,
@@ -351,7 +260,7 @@ impl<M: StateMachine + Default, T> Shell<M, T> {
             applied_term: snapshot_point.1,
             snapshot_point,
             pending: Pending::default(),
-            pipeline: Pipeline::default(),
+            in_flight: None,
             written,
             deferred: None,
             deferred_ticks: 0,
@@ -383,9 +292,13 @@ impl<M: StateMachine, T> Shell<M, T> {
         self.snapshot_point
     }
 
-    /// True while storage holds a write this shell handed it.
     pub fn persist_in_flight(&self) -> bool {
-        self.pipeline.writing()
+        self.in_flight.is_some()
+    }
+
+    /// The batch of the persist in flight (a simulated crash tears it).
+    pub fn in_flight_batch(&self) -> Option<Batch<'_>> {
+        self.in_flight.as_ref().map(batch_of)
     }
 
     /// Proposes a command; `token` is answered once its entry commits (or cannot). Not the
@@ -440,45 +353,43 @@ impl<M: StateMachine, T> Shell<M, T> {
         }
     }
 
-    /// Performs every `Ready` the core has (while storage writes, their writes queue behind
-    /// its write), until it has none or a received snapshot waits to be durable.
+    /// Performs every `Ready` the core has, until it has none or a persist stays in flight.
     pub fn drive<P>(&mut self, io: &mut P) -> Result<Progress, ShellError>
     where
         P: LogStorage + Outbox<T, M::Outcome>,
     {
         for _ in 0..MAX_READYS_PER_DRIVE {
-            if self.pipeline.snapshot_pending() || !self.raft.has_ready() {
+            if self.in_flight.is_some() || !self.raft.has_ready() {
                 break;
             }
             let ready = self.raft.ready();
-            self.perform(ready, io)?;
+            self.begin(ready, io)?;
         }
-        if self.deferred_ticks >= DEFERRED_COMMIT_TICKS {
-            self.write_deferred_commit(io)?;
+        if self.in_flight.is_none() && self.deferred_ticks >= DEFERRED_COMMIT_TICKS {
+            self.persist_deferred_commit(io)?;
         }
-        self.pipeline.debug_check_settled();
-        Ok(if self.pipeline.writing() {
+        Ok(if self.in_flight.is_some() {
             Progress::PersistInFlight
         } else {
             Progress::Idle
         })
     }
 
-    /// Storage made `write` (the one it holds) durable: finish the `Ready`s waiting for it and
-    /// hand storage the next queued write. The caller then drives again.
-    pub fn finish<P>(&mut self, write: DiskWrite, io: &mut P) -> Result<(), ShellError>
+    /// The persist in flight is durable: finish its `Ready`. The caller then drives again.
+    pub fn finish<P>(&mut self, io: &mut P) -> Result<(), ShellError>
     where
         P: LogStorage + Outbox<T, M::Outcome>,
     {
-        self.write_durable(write, io)?;
-        self.begin_queued_writes(io)?;
-        self.pipeline.debug_check_settled();
-        Ok(())
+        let Some(ready) = self.in_flight.take() else {
+            return Ok(());
+        };
+        io.finish_persist(&batch_of(&ready))
+            .map_err(ShellError::Storage)?;
+        self.complete(ready, io)
     }
 
-    /// Steps 1 and 2 of the loop (send what acknowledges nothing, apply what is committed),
-    /// then queues the `Ready`'s write and finishes it once everything it waits for is durable.
-    fn perform<P>(&mut self, mut ready: Ready, io: &mut P) -> Result<(), ShellError>
+    /// Steps 1 and 2 of the loop: send what acknowledges nothing, then begin the persist.
+    fn begin<P>(&mut self, mut ready: Ready, io: &mut P) -> Result<(), ShellError>
     where
         P: LogStorage + Outbox<T, M::Outcome>,
     {
@@ -499,57 +410,50 @@ impl<M: StateMachine, T> Shell<M, T> {
             // restored from it, and the entries after it wait for that.
             self.apply_and_answer(&mut ready, io);
         }
-        if self.needs_flush(&mut ready) {
-            if let Some(hs) = ready.hard_state {
-                self.written = hs;
-            }
-            self.pipeline.queue_write(&mut ready);
+        if !self.needs_flush(&mut ready) {
+            return self.complete(ready, io);
         }
-        self.pipeline.wait(ready);
-        self.begin_queued_writes(io)?;
-        self.finish_readys(None, io)
+        io.flush_sends().map_err(ShellError::Storage)?;
+        self.persist(ready, io)
     }
 
     /// Writes a commit index that found no flush to ride on for [`DEFERRED_COMMIT_TICKS`].
-    fn write_deferred_commit<P>(&mut self, io: &mut P) -> Result<(), ShellError>
+    fn persist_deferred_commit<P>(&mut self, io: &mut P) -> Result<(), ShellError>
     where
         P: LogStorage + Outbox<T, M::Outcome>,
     {
+        let hard_state = self.deferred.take();
         self.deferred_ticks = 0;
-        let Some(hard_state) = self.deferred.take() else {
+        if hard_state.is_none() {
             return Ok(());
+        }
+        let ready = Ready {
+            hard_state,
+            ..Ready::default()
         };
-        self.written = hard_state;
-        self.pipeline.queue_hard_state(hard_state);
-        self.begin_queued_writes(io)
+        self.persist(ready, io)
     }
 
-    /// Hands storage the queued writes one at a time, finishing each that is durable at once,
-    /// until one stays in flight or none is left.
-    fn begin_queued_writes<P>(&mut self, io: &mut P) -> Result<(), ShellError>
+    /// Begins the persist of `ready`, completing it at once when the storage is synchronous.
+    fn persist<P>(&mut self, ready: Ready, io: &mut P) -> Result<(), ShellError>
     where
         P: LogStorage + Outbox<T, M::Outcome>,
     {
-        while let Some(write) = self.pipeline.next_to_write() {
-            // What acknowledges nothing leaves before the flush, so peers write meanwhile.
-            io.flush_sends().map_err(ShellError::Storage)?;
-            self.stats.flushes += 1;
-            self.stats.entries_persisted += write.entries.len() as u64;
-            match io.begin_persist(write).map_err(ShellError::Storage)? {
-                Begun::Durable(write) => self.write_durable(write, io)?,
-                Begun::InFlight => break,
+        debug_assert!(ready.must_persist());
+        let batch = batch_of(&ready);
+        let durability = io.begin_persist(&batch).map_err(ShellError::Storage)?;
+        self.stats.flushes += 1;
+        self.stats.entries_persisted += ready.entries.len() as u64;
+        if let Some(hs) = ready.hard_state {
+            self.written = hs;
+        }
+        match durability {
+            Durability::Durable => self.complete(ready, io),
+            Durability::InFlight => {
+                self.in_flight = Some(ready);
+                Ok(())
             }
         }
-        Ok(())
-    }
-
-    /// `write` is durable: tell the core, and finish the `Ready`s that waited for it.
-    fn write_durable<P>(&mut self, write: DiskWrite, io: &mut P) -> Result<(), ShellError>
-    where
-        P: LogStorage + Outbox<T, M::Outcome>,
-    {
-        self.pipeline.written(write.number);
-        self.finish_readys(Some(write.into_durable_ready()), io)
     }
 
     /// Decides whether `ready` costs a flush, and folds a deferred hard state into it if so.
@@ -584,35 +488,21 @@ impl<M: StateMachine, T> Shell<M, T> {
         true
     }
 
-    /// Steps 3 and 4 of the loop for every `Ready` whose writes are all durable, in order:
-    /// their acknowledgements leave, the core learns what `durable` (the write that just became
-    /// durable, if any) holds, a snapshot it carries is restored, and what the `Ready`s kept
-    /// for after it is applied.
-    fn finish_readys<P>(&mut self, durable: Option<Ready>, io: &mut P) -> Result<(), ShellError>
+    /// Steps 3 and 4 of the loop, once the persist of `ready` is durable.
+    fn complete<P>(&mut self, ready: Ready, io: &mut P) -> Result<(), ShellError>
     where
         P: LogStorage + Outbox<T, M::Outcome>,
     {
-        let mut finished = Vec::new();
-        while let Some(mut ready) = self.pipeline.take_finished() {
-            debug_assert!(ready.messages.is_empty(), "sent in `perform`");
-            for message in std::mem::take(&mut ready.persisted_messages) {
-                io.send(message);
-            }
-            finished.push(ready);
+        let mut ready = ready;
+        debug_assert!(ready.messages.is_empty(), "sent in `begin`");
+        for message in std::mem::take(&mut ready.persisted_messages) {
+            io.send(message);
         }
-        if let Some(durable) = &durable {
-            self.raft.advance(durable);
-            if let Some((meta, data)) = &durable.snapshot {
-                self.install_snapshot(meta, data, io)?;
-            }
+        self.raft.advance(&ready);
+        if let Some((meta, data)) = &ready.snapshot {
+            self.install_snapshot(meta, data, io)?;
         }
-        for mut ready in finished {
-            self.apply_and_answer(&mut ready, io);
-        }
-        if self.pipeline.writing() {
-            // A snapshot is saved only while storage holds no write; the next finish takes it.
-            return Ok(());
-        }
+        self.apply_and_answer(&mut ready, io);
         self.maybe_take_snapshot(io)
     }
 
@@ -740,5 +630,14 @@ impl<M: StateMachine, T> Shell<M, T> {
         self.stats.snapshots_taken += 1;
         self.raft.snapshot_taken(meta, data);
         Ok(())
+    }
+}
+
+/// The persist a `Ready` asks for, borrowed from it.
+fn batch_of(ready: &Ready) -> Batch<'_> {
+    Batch {
+        snapshot: ready.snapshot.as_ref().map(|(meta, data)| (meta, data)),
+        entries: &ready.entries,
+        hard_state: ready.hard_state,
     }
 }

@@ -19,29 +19,11 @@ enum Did {
     Answer(u32, Answer<Outcome>),
 }
 
-/// A disk that is synchronous, or holds each write until [`finish`] when `delayed`.
+/// A disk that is synchronous, or holds every write until `finish` when `delayed`.
 #[derive(Default)]
 struct Recorder {
     did: Vec<Did>,
     delayed: bool,
-    held: Option<DiskWrite>,
-}
-
-impl Recorder {
-    fn delayed() -> Recorder {
-        Recorder {
-            delayed: true,
-            ..Recorder::default()
-        }
-    }
-}
-
-/// The delayed disk completes the write it holds (if any) and hands it back to the shell.
-fn finish(s: &mut Shell<KvStore, u32>, io: &mut Recorder) {
-    if let Some(write) = io.held.take() {
-        io.did.push(Did::Finish);
-        s.finish(write, io).unwrap();
-    }
 }
 
 fn kind(m: &Message) -> &'static str {
@@ -58,18 +40,20 @@ fn kind(m: &Message) -> &'static str {
 }
 
 impl LogStorage for Recorder {
-    fn begin_persist(&mut self, write: DiskWrite) -> Result<Begun, String> {
-        let batch = write.batch();
+    fn begin_persist(&mut self, batch: &Batch<'_>) -> Result<Durability, String> {
         self.did.push(Did::Persist {
             entries: batch.entries.len(),
             hard_state: batch.hard_state,
         });
-        if !self.delayed {
-            return Ok(Begun::Durable(write));
-        }
-        assert!(self.held.is_none(), "storage holds one write at a time");
-        self.held = Some(write);
-        Ok(Begun::InFlight)
+        Ok(if self.delayed {
+            Durability::InFlight
+        } else {
+            Durability::Durable
+        })
+    }
+    fn finish_persist(&mut self, _batch: &Batch<'_>) -> Result<(), String> {
+        self.did.push(Did::Finish);
+        Ok(())
     }
     fn save_snapshot(&mut self, _meta: &SnapshotMeta, _data: &Arc<Vec<u8>>) -> Result<(), String> {
         Ok(())
@@ -120,9 +104,31 @@ fn a_leader_sends_its_appends_before_its_flush() {
     s.raft_mut().campaign();
     s.drive(&mut io).unwrap();
     // Win the election by hand: both peers grant.
-    grant_votes(&mut s, true);
+    for from in [2, 3] {
+        let term = s.raft().status().term + 1;
+        s.raft_mut().step(Message {
+            from,
+            to: 1,
+            term,
+            body: MessageBody::RequestVoteResponse {
+                pre_vote: true,
+                granted: true,
+            },
+        });
+    }
     s.drive(&mut io).unwrap();
-    grant_votes(&mut s, false);
+    let term = s.raft().status().term;
+    for from in [2, 3] {
+        s.raft_mut().step(Message {
+            from,
+            to: 1,
+            term,
+            body: MessageBody::RequestVoteResponse {
+                pre_vote: false,
+                granted: true,
+            },
+        });
+    }
     io.did.clear();
     s.drive(&mut io).unwrap();
     assert_eq!(s.raft().status().role, Role::Leader);
@@ -145,17 +151,36 @@ fn a_leader_sends_its_appends_before_its_flush() {
 
 #[test]
 fn a_follower_acknowledges_an_append_only_after_its_flush_finished() {
-    let mut io = Recorder::delayed();
+    let mut io = Recorder {
+        delayed: true,
+        ..Recorder::default()
+    };
     let mut s = shell(2, 3);
-    s.raft_mut().step(append(1, 1));
+    s.raft_mut().step(Message {
+        from: 1,
+        to: 2,
+        term: 1,
+        body: MessageBody::AppendEntries {
+            prev_log_index: 0,
+            prev_log_term: 0,
+            entries: vec![Entry {
+                term: 1,
+                index: 1,
+                kind: EntryKind::Noop,
+                data: vec![],
+            }],
+            leader_commit: 0,
+            read_ctx: 0,
+        },
+    });
     assert_eq!(s.drive(&mut io).unwrap(), Progress::PersistInFlight);
     assert!(
         !io.did.iter().any(|d| matches!(d, Did::Send(..))),
         "nothing acknowledged before the flush: {:?}",
         io.did
     );
-    assert_eq!(io.held.as_ref().map(|w| w.batch().entries.len()), Some(1));
-    finish(&mut s, &mut io);
+    assert_eq!(s.in_flight_batch().map(|b| b.entries.len()), Some(1));
+    s.finish(&mut io).unwrap();
     let finish = io.did.iter().position(|d| *d == Did::Finish).unwrap();
     assert_eq!(io.did.get(finish + 1), Some(&Did::Send(1, "append-reply")));
     assert!(!s.persist_in_flight());
@@ -318,16 +343,19 @@ fn reads_are_answered_once_applied_reaches_their_index() {
 
 #[test]
 fn answers_for_committed_entries_do_not_wait_for_the_next_flush() {
-    let mut io = Recorder::delayed();
+    let mut io = Recorder {
+        delayed: true,
+        ..Recorder::default()
+    };
     let mut s = shell(1, 1);
     s.raft_mut().campaign();
     while s.raft().has_ready() || s.persist_in_flight() {
         s.drive(&mut io).unwrap();
-        finish(&mut s, &mut io);
+        s.finish(&mut io).unwrap();
     }
     s.propose(write(1, 1), 1).unwrap();
     assert_eq!(s.drive(&mut io).unwrap(), Progress::PersistInFlight);
-    finish(&mut s, &mut io);
+    s.finish(&mut io).unwrap();
     // Entry 2 is durable and committed; entry 3 is proposed before the next Ready is taken.
     s.propose(write(1, 2), 2).unwrap();
     io.did.clear();
@@ -342,176 +370,9 @@ fn answers_for_committed_entries_do_not_wait_for_the_next_flush() {
         io.did.last(),
         Some(Did::Persist { entries: 1, .. })
     ));
-    finish(&mut s, &mut io);
+    s.finish(&mut io).unwrap();
     s.drive(&mut io).unwrap();
     assert!(io
         .did
         .contains(&Did::Answer(2, Answer::Applied(Outcome::Ok(json!(null))))));
-}
-
-/// Node 1 of three hears both peers grant its pre-vote or vote.
-fn grant_votes(s: &mut Shell<KvStore, u32>, pre_vote: bool) {
-    let term = s.raft().status().term + u64::from(pre_vote);
-    for from in [2, 3] {
-        s.raft_mut().step(Message {
-            from,
-            to: 1,
-            term,
-            body: MessageBody::RequestVoteResponse {
-                pre_vote,
-                granted: true,
-            },
-        });
-    }
-}
-
-/// A three-node leader elected by hand (both peers grant), its no-op durable.
-fn leader_of_three(io: &mut Recorder) -> Shell<KvStore, u32> {
-    let mut s = shell(1, 3);
-    s.raft_mut().campaign();
-    s.drive(io).unwrap();
-    grant_votes(&mut s, true);
-    s.drive(io).unwrap();
-    finish(&mut s, io);
-    grant_votes(&mut s, false);
-    s.drive(io).unwrap();
-    finish(&mut s, io);
-    assert_eq!(s.raft().status().role, Role::Leader);
-    // Both peers hold the no-op: appends to them now stream without waiting for replies.
-    let term = s.raft().status().term;
-    for from in [2, 3] {
-        s.raft_mut().step(Message {
-            from,
-            to: 1,
-            term,
-            body: MessageBody::AppendEntriesResponse {
-                success: true,
-                index: 1,
-                hint_term: None,
-                rejected: 0,
-                read_ctx: 0,
-            },
-        });
-    }
-    s.drive(io).unwrap();
-    finish(&mut s, io);
-    assert!(!s.persist_in_flight());
-    io.did.clear();
-    s
-}
-
-/// An append from leader 1 in term 1 of entries `from..=to` (all no-ops).
-fn append(from: u64, to: u64) -> Message {
-    let entries = (from..=to)
-        .map(|index| Entry {
-            term: 1,
-            index,
-            kind: EntryKind::Noop,
-            data: vec![],
-        })
-        .collect();
-    Message {
-        from: 1,
-        to: 2,
-        term: 1,
-        body: MessageBody::AppendEntries {
-            prev_log_index: from - 1,
-            prev_log_term: u64::from(from > 1),
-            entries,
-            leader_commit: 0,
-            read_ctx: 0,
-        },
-    }
-}
-
-#[test]
-fn while_a_write_is_in_flight_a_leader_keeps_sending_appends_and_queues_one_write() {
-    let mut io = Recorder::delayed();
-    let mut s = leader_of_three(&mut io);
-    s.propose(write(1, 1), 1).unwrap();
-    assert_eq!(s.drive(&mut io).unwrap(), Progress::PersistInFlight);
-    let flushes = s.stats.flushes;
-    io.did.clear();
-    // Two more proposals while the first write is in flight: their appends leave at once,
-    // their entries wait for it, together.
-    for (token, value) in [(2, 2), (3, 3)] {
-        s.propose(write(1, value), token).unwrap();
-        s.drive(&mut io).unwrap();
-    }
-    assert_eq!(
-        io.did,
-        vec![
-            Did::Send(2, "append"),
-            Did::Send(3, "append"),
-            Did::Send(2, "append"),
-            Did::Send(3, "append"),
-        ],
-        "appends leave while the write is in flight; nothing more is written yet"
-    );
-    assert_eq!(s.stats.flushes, flushes);
-    finish(&mut s, &mut io);
-    assert_eq!(
-        io.did[4..],
-        [
-            Did::Finish,
-            Did::FlushSends,
-            Did::Persist {
-                entries: 2,
-                hard_state: None
-            }
-        ],
-        "both queued entries go in one write once the first is durable"
-    );
-    assert_eq!(s.stats.flushes, flushes + 1);
-    assert_eq!(
-        s.stats.entries_persisted,
-        1 + 1 + 2,
-        "no-op, first entry, both queued"
-    );
-}
-
-#[test]
-fn a_follower_acknowledges_each_append_only_after_every_write_before_it() {
-    let mut io = Recorder::delayed();
-    let mut s = shell(2, 3);
-    s.raft_mut().step(append(1, 1));
-    s.drive(&mut io).unwrap();
-    // Entry 2 arrives, then the first append again (a duplicate the network delivered late):
-    // its acknowledgement names entry 1, which is not durable yet, so it waits too.
-    s.raft_mut().step(append(2, 2));
-    s.drive(&mut io).unwrap();
-    s.raft_mut().step(append(1, 1));
-    s.drive(&mut io).unwrap();
-    assert!(
-        !io.did.iter().any(|d| matches!(d, Did::Send(..))),
-        "nothing acknowledged before its write is durable: {:?}",
-        io.did
-    );
-    io.did.clear();
-    finish(&mut s, &mut io);
-    assert_eq!(
-        io.did,
-        vec![
-            Did::Finish,
-            Did::Send(1, "append-reply"),
-            Did::FlushSends,
-            Did::Persist {
-                entries: 1,
-                hard_state: None
-            },
-        ],
-        "entry 1 durable: its acknowledgement leaves, entry 2's write begins"
-    );
-    io.did.clear();
-    finish(&mut s, &mut io);
-    assert_eq!(
-        io.did,
-        vec![
-            Did::Finish,
-            Did::Send(1, "append-reply"),
-            Did::Send(1, "append-reply")
-        ],
-        "entry 2's acknowledgement, then the duplicate's, which came after it"
-    );
-    assert!(!s.persist_in_flight());
 }

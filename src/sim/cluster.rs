@@ -21,8 +21,8 @@ use crate::kv::{Command, KvStore, Outcome};
 use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Role};
 use crate::rng::Rng;
 use crate::shell::{
-    Answer, Batch, Begun, DiskWrite, LogStorage, Outbox, Progress, Shell, ShellError,
-    ShellSettings, ShellStats,
+    Answer, Batch, Durability, LogStorage, Outbox, Progress, Shell, ShellError, ShellSettings,
+    ShellStats,
 };
 
 /// Simulated milliseconds.
@@ -221,8 +221,6 @@ struct Node {
     /// Bumped at every crash, so completions scheduled before it are ignored.
     incarnation: u64,
     disk: Disk,
-    /// The write the disk holds (begun by the shell, durable at its `PersistDone`).
-    writing: Option<DiskWrite>,
     disk_delay: Time,
     forwards: HashMap<u64, (usize, u64)>,
     next_fwd: u64,
@@ -299,10 +297,6 @@ struct SimIo<'a> {
     /// The node's term, which no shell call changes (only a step, a tick or a campaign does).
     term: u64,
     disk: &'a mut Disk,
-    /// The node's slot for the write its disk holds.
-    writing: &'a mut Option<DiskWrite>,
-    /// The shell handed the disk a write that completes later.
-    began: bool,
     disk_delay: Time,
     ledger: &'a mut Ledger,
     seen_commit: u64,
@@ -389,7 +383,6 @@ impl Sim {
                 shell: None,
                 incarnation: 0,
                 disk: Disk::default(),
-                writing: None,
                 disk_delay: u64::from(cfg.faults.crash || cfg.faults.torn),
                 forwards: HashMap::new(),
                 next_fwd: 1,
@@ -587,12 +580,7 @@ impl Sim {
             Ev::Deliver { from, to, wire } => self.deliver(from, to, wire),
             Ev::PersistDone { node, incarnation } => {
                 if self.nodes[node].incarnation == incarnation {
-                    self.with_shell(node, |shell, io| {
-                        if let Some(write) = io.complete_write()? {
-                            shell.finish(write, io)?;
-                        }
-                        Ok(Progress::Idle)
-                    });
+                    self.with_shell(node, |shell, io| shell.finish(io).map(|()| Progress::Idle));
                     self.drive(node);
                 }
             }
@@ -644,18 +632,33 @@ impl Sim {
 
     // ---- the shell ------------------------------------------------------------------------
 
-    /// Lets node `i`'s shell perform what its core has ready.
+    /// Lets node `i`'s shell perform what its core has ready; schedules the completion of a
+    /// persist it began.
     fn drive(&mut self, i: usize) {
-        if self.failure.is_some() || self.nodes[i].shell.is_none() {
+        if self.failure.is_some() {
             return;
         }
-        self.with_shell(i, |shell, io| shell.drive(io));
+        let Some(shell) = self.nodes[i].shell.as_ref() else {
+            return;
+        };
+        let was_in_flight = shell.persist_in_flight();
+        let progress = self.with_shell(i, |shell, io| shell.drive(io));
+        if progress == Some(Progress::PersistInFlight) && !was_in_flight {
+            let node = &self.nodes[i];
+            let (delay, incarnation) = (node.disk_delay, node.incarnation);
+            self.at(
+                delay,
+                Ev::PersistDone {
+                    node: i,
+                    incarnation,
+                },
+            );
+        }
         self.check_status(i);
     }
 
     /// Runs one call of node `i`'s shell with its simulated disk and network, then routes what
-    /// it sent and answered, reports what went wrong, and schedules the completion of a write
-    /// the shell handed the disk.
+    /// it sent and answered, and reports what went wrong.
     fn with_shell(
         &mut self,
         i: usize,
@@ -669,8 +672,6 @@ impl Sim {
             node: i,
             term,
             disk: &mut node.disk,
-            writing: &mut node.writing,
-            began: false,
             disk_delay: node.disk_delay,
             ledger: &mut self.ledger,
             seen_commit: node.seen_commit,
@@ -687,7 +688,6 @@ impl Sim {
         let SimIo {
             mut outputs,
             failure,
-            began,
             ..
         } = io;
         self.count_snapshots(before, after);
@@ -701,17 +701,6 @@ impl Sim {
             }
         }
         self.outputs = outputs;
-        if began {
-            let node = &self.nodes[i];
-            let (delay, incarnation) = (node.disk_delay, node.incarnation);
-            self.at(
-                delay,
-                Ev::PersistDone {
-                    node: i,
-                    incarnation,
-                },
-            );
-        }
         match result {
             Ok(progress) => Some(progress),
             Err(e) => {
@@ -1147,17 +1136,17 @@ impl Sim {
     }
 
     fn crash(&mut self, i: usize) {
-        if self.nodes[i].shell.take().is_none() {
+        let Some(shell) = self.nodes[i].shell.take() else {
             return;
-        }
+        };
         self.stats.crashes += 1;
         let node = &mut self.nodes[i];
         node.incarnation += 1;
         node.forwards.clear();
         let torn = self.chaos && self.cfg.faults.torn;
-        if let Some(write) = node.writing.take() {
+        if let Some(batch) = shell.in_flight_batch() {
             if torn && self.rng.chance(0.5) {
-                self.tear(i, &write.batch());
+                self.tear(i, &batch);
             }
         }
         let back = if self.chaos {
@@ -1558,36 +1547,21 @@ impl SimIo<'_> {
     }
 }
 
-impl SimIo<'_> {
-    fn write_to_disk(&mut self, batch: &Batch<'_>) -> Result<(), String> {
-        self.disk
-            .persist(batch)
-            .map_err(|e| format!("the core asked for an invalid write: {e}"))
-    }
-
-    /// The write the disk holds is on it now: it goes back to the shell.
-    fn complete_write(&mut self) -> Result<Option<DiskWrite>, ShellError> {
-        let Some(write) = self.writing.take() else {
-            return Ok(None);
-        };
-        self.write_to_disk(&write.batch())
-            .map_err(ShellError::Storage)?;
-        Ok(Some(write))
-    }
-}
-
 impl LogStorage for SimIo<'_> {
     /// A fast disk writes at once; otherwise the write completes `disk_delay` later (and a
     /// crash before then tears it).
-    fn begin_persist(&mut self, write: DiskWrite) -> Result<Begun, String> {
+    fn begin_persist(&mut self, batch: &Batch<'_>) -> Result<Durability, String> {
         if self.disk_delay > 0 {
-            debug_assert!(self.writing.is_none(), "the disk holds one write at a time");
-            *self.writing = Some(write);
-            self.began = true;
-            return Ok(Begun::InFlight);
+            return Ok(Durability::InFlight);
         }
-        self.write_to_disk(&write.batch())?;
-        Ok(Begun::Durable(write))
+        self.finish_persist(batch)?;
+        Ok(Durability::Durable)
+    }
+
+    fn finish_persist(&mut self, batch: &Batch<'_>) -> Result<(), String> {
+        self.disk
+            .persist(batch)
+            .map_err(|e| format!("the core asked for an invalid write: {e}"))
     }
 
     fn save_snapshot(
