@@ -70,7 +70,12 @@ pub struct Replica {
     last_term: u64,
     /// The durable recovering mark as last logged.
     last_recovery: Recovery,
+    /// When the node last said what its rejoining waits for.
+    last_wait_report: Instant,
 }
+
+/// How often a rejoining node says what it still waits for.
+const WAIT_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Core id of the node at `position` in `node_ids` (0 is kept free for "nobody").
 pub fn core_id(position: usize) -> NodeId {
@@ -129,6 +134,7 @@ impl Replica {
             last_role: Role::Follower,
             last_term: 0,
             last_recovery,
+            last_wait_report: Instant::now(),
         })
     }
 
@@ -179,6 +185,42 @@ impl Replica {
             tracing::info!("{line}");
         }
         self.last_recovery = Recovery::from(hs.recovery);
+        self.report_rejoin_wait();
+    }
+
+    /// A node still rejoining says, every few seconds, what it waits for: a peer that never
+    /// answers its probe (down, cut off, or its own disk lost too) keeps it out for good, and
+    /// the operator must be able to tell.
+    fn report_rejoin_wait(&mut self) {
+        if self.last_wait_report.elapsed() < WAIT_REPORT_EVERY {
+            return;
+        }
+        let raft = self.shell.raft();
+        let st = raft.status();
+        let waiting = match st.recovery {
+            Recovery::Ordinary => return,
+            Recovery::Probing => {
+                let names: Vec<&str> = raft
+                    .awaiting_probe_answers()
+                    .iter()
+                    .filter_map(|&p| (p as usize).checked_sub(1).and_then(|i| self.ids.get(i)))
+                    .map(String::as_str)
+                    .collect();
+                format!(
+                    "probe answers from {} (it acknowledges and votes for nothing until every \
+                     other node answered, since its term and vote are unknown: a first boot, a wiped disk or \
+                     damage)",
+                    names.join(", ")
+                )
+            }
+            Recovery::CatchingUp => format!(
+                "the leader of term {} to give it every committed entry (it grants no vote \
+                 until then)",
+                st.term
+            ),
+        };
+        tracing::warn!("{} is rejoining and waits for {waiting}", self.me);
+        self.last_wait_report = Instant::now();
     }
 
     fn log_role_change(&mut self) {

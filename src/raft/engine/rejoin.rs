@@ -122,6 +122,19 @@ impl Raft {
         self.send_probes();
     }
 
+    /// While probing: the peers whose answer to this incarnation's probe is still missing.
+    pub fn awaiting_probe_answers(&self) -> Vec<NodeId> {
+        if self.recovery != Recovery::Probing {
+            return Vec::new();
+        }
+        let answered = |p: &NodeId| self.probe_answers.contains_key(p);
+        self.peers
+            .iter()
+            .copied()
+            .filter(|p| !answered(p))
+            .collect()
+    }
+
     /// Does the recovering mark forbid granting this (pre-)vote?
     pub(super) fn recovery_forbids_vote(&self, pre_vote: bool) -> bool {
         match self.recovery {
