@@ -6,8 +6,8 @@
 //! Must never: claim a depth was covered when the run stopped early (a violation stops it, and
 //! the summary says so).
 
-use super::cluster::{Action, Cluster};
-use super::{props, switch, Faults, RaftModel, Settings, State, SWITCHES};
+use super::cluster::Cluster;
+use super::{props, switch, Action, Budget, Faults, RaftModel, Settings, State, Switch};
 use crate::raft::Role;
 use crate::sim::cluster::short;
 use stateright::{Checker, HasDiscoveries, Model, Path};
@@ -19,12 +19,15 @@ use std::time::{Duration, Instant};
     about = "Model-check the consensus core exhaustively to a bounded depth",
     long_about = "Explores every state of an N-node cluster of real cores reachable in at most D \
 actions (breadth-first): deliver, drop or duplicate a message, a node's timer fires, a node crashes \
-and restarts (possibly losing its last persist), a client writes or reads at a leader. Checks in \
+and restarts (possibly losing its last persist), a client writes or reads at a leader. States \
+equal up to a renaming of nodes, or differing only in what no future step can observe, are \
+explored once. Checks in \
 every state: election safety, log matching, leader completeness, no electable node lacking a \
 committed entry, state machine safety, commit never goes back, linearizability of the client \
 operations. Reports whether a leader was elected, a write committed and a read served within the \
 depth. Prints states explored, unique states, depth, states/s, elapsed and peak memory; on a \
-violation the shortest path to it as a trace, and exit status 1. Exit status 2 on bad flags."
+violation the shortest path to it as a trace, and exit status 1. Exit status 2 on bad flags or \
+when a state breaks a property the checker does not report."
 )]
 pub struct ModelArgs {
     /// Nodes in the cluster.
@@ -36,10 +39,11 @@ pub struct ModelArgs {
     /// Faults, comma-separated: drop, dup, crash; or all, none.
     #[arg(long, default_value = "all", value_parser = Faults::parse)]
     faults: Faults,
-    /// One of the core's bug switches: vote_without_persist, read_without_read_index,
-    /// commit_old_term_by_counting, read_before_own_term_commit.
+    /// A bug switch to turn on: the core's vote_without_persist, read_without_read_index,
+    /// commit_old_term_by_counting, read_before_own_term_commit, or the shell's
+    /// ack_before_flush.
     #[arg(long = "switch", value_name = "NAME", value_parser = switch)]
-    bugs: Option<crate::raft::Bugs>,
+    switch: Option<&'static Switch>,
     /// Checker threads.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=256))]
     threads: u64,
@@ -67,18 +71,39 @@ pub struct ModelArgs {
     /// Messages in flight at once.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u64).range(0..=100))]
     max_in_flight: u64,
+    /// Pre-vote in the core: on (as in the node), off, or atomic (on, and a pre-vote round
+    /// completes within the timer action that starts it: a bound, see the README).
+    #[arg(long, default_value = "on", value_name = "on|off|atomic", value_parser = ["on", "off", "atomic"])]
+    pre_vote: String,
+    /// Check-quorum in the core (on, as in the node, or off).
+    #[arg(long, default_value = "on", value_name = "on|off", value_parser = on_off, action = clap::ArgAction::Set)]
+    check_quorum: bool,
     /// Turn off the symmetry reduction over node ids.
     #[arg(long)]
     no_symmetry: bool,
+    /// Turn off the merging of states that differ only in what no future step can observe.
+    #[arg(long)]
+    no_merge: bool,
     /// No progress line.
     #[arg(long)]
     quiet: bool,
+}
+
+fn on_off(text: &str) -> Result<bool, String> {
+    match text {
+        "on" => Ok(true),
+        "off" => Ok(false),
+        other => Err(format!("`{other}` is neither on nor off")),
+    }
 }
 
 /// A parsed command line.
 #[derive(Clone, Debug)]
 pub struct Args {
     pub settings: Settings,
+    /// The switch turned on.
+    pub switch: Option<&'static Switch>,
+    pub faults: Faults,
     pub depth: usize,
     pub threads: usize,
     pub quiet: bool,
@@ -88,23 +113,29 @@ impl From<ModelArgs> for Args {
     fn from(m: ModelArgs) -> Args {
         let mut settings = Settings {
             nodes: m.nodes as usize,
-            faults: m.faults,
-            writes: m.writes,
-            reads: m.reads,
-            max_crashes: m.max_crashes,
-            max_drops: m.max_drops,
-            max_dups: m.max_dups,
-            max_timers: m.max_timers,
             max_term: m.max_term,
             max_in_flight: m.max_in_flight as usize,
+            pre_vote: m.pre_vote != "off",
+            atomic_pre_vote: m.pre_vote == "atomic",
+            check_quorum: m.check_quorum,
             symmetry: !m.no_symmetry,
+            merge: !m.no_merge,
             ..Settings::default()
-        };
-        if let Some(bugs) = m.bugs {
-            settings.bugs = bugs;
+        }
+        .with_budget(Budget::Write, Some(m.writes))
+        .with_budget(Budget::Read, Some(m.reads))
+        .with_budget(Budget::Timer, m.max_timers)
+        .with_budget(Budget::Crash, Some(m.max_crashes))
+        .with_budget(Budget::Drop, Some(m.max_drops))
+        .with_budget(Budget::Dup, Some(m.max_dups))
+        .with_faults(m.faults);
+        if let Some(s) = m.switch {
+            settings = settings.with_switch(s);
         }
         Args {
             settings,
+            switch: m.switch,
+            faults: m.faults,
             depth: m.depth as usize,
             threads: m.threads as usize,
             quiet: m.quiet,
@@ -123,19 +154,31 @@ pub struct Outcome {
     pub violation: Option<(&'static str, String, Path<State, Action>)>,
     /// Reachability checks: name and whether the run reached it.
     pub reached: Vec<(&'static str, bool)>,
+    /// A property a state broke that the checker does not report (not in `props::all`).
+    pub unknown_property: Option<&'static str>,
 }
 
 /// Runs the checker to `depth` actions; `progress` gets a line about once a second.
 pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Outcome {
-    let model = RaftModel::new(args.settings.clone());
+    run_model(
+        RaftModel::new(args.settings.clone(), args.depth),
+        args.threads,
+        progress,
+    )
+}
+
+/// Runs the checker over `model` (to its depth) with `threads` threads.
+pub fn run_model(model: RaftModel, threads: usize, progress: &mut dyn FnMut(&str)) -> Outcome {
+    let depth = model.depth;
     let phase = model.phase.clone();
+    let unknown = model.unknown.clone();
     let properties = model.properties();
     let started = Instant::now();
-    // stateright counts the initial state as depth 1 and skips states at the target depth.
+    // The model offers no action in a state `args.depth` actions deep, so no state deeper is
+    // made (stateright's own depth bound would make one level more and skip it).
     let mut checker = model
         .checker()
-        .threads(args.threads)
-        .target_max_depth(args.depth + 2)
+        .threads(threads)
         .finish_when(HasDiscoveries::AnyFailures)
         .spawn_bfs();
     let handles = checker.handles();
@@ -182,10 +225,11 @@ pub fn run(args: &Args, progress: &mut dyn FnMut(&str)) -> Outcome {
     Outcome {
         states: checker.state_count(),
         unique: checker.unique_state_count(),
-        depth: checker.max_depth().saturating_sub(1).min(args.depth),
+        depth: checker.max_depth().saturating_sub(1).min(depth),
         elapsed,
         violation,
         reached,
+        unknown_property: unknown.get().copied(),
     }
 }
 
@@ -204,6 +248,13 @@ pub fn cli(args: ModelArgs) -> i32 {
         }
     });
     print_summary(&a, &out);
+    if let Some(name) = out.unknown_property {
+        eprintln!(
+            "error: a state broke `{name}`, which is not among the properties the checker \
+             reports (props::all); the search stopped there"
+        );
+        return 2;
+    }
     match &out.violation {
         None => 0,
         Some((name, detail, path)) => {
@@ -220,25 +271,33 @@ pub fn cli(args: ModelArgs) -> i32 {
 
 fn describe_run(a: &Args) -> String {
     let s = &a.settings;
-    let switch = SWITCHES
+    let on = |b: bool| if b { "on" } else { "off" };
+    let budgets: Vec<String> = Budget::ALL
         .iter()
-        .find(|(n, _)| super::switch(n).is_ok_and(|b| b == s.bugs))
-        .map_or("none".to_string(), |(n, _)| n.to_string());
+        .map(|&b| match s.budgets.left(b) {
+            Some(n) => format!("{} {n}", b.name()),
+            None => format!("{} unbounded", b.name()),
+        })
+        .collect();
     format!(
-        "model: {} nodes, depth {}, faults {:?}, switch {switch}, {} writes, {} reads, budgets \
-         crash {} drop {} dup {} timers {:?}, max term {}, max in flight {}, symmetry {}, {} thread(s)",
+        "model: {} nodes, depth {}, faults {}, switch {}, budgets per path: {}; max term {}, \
+         max in flight {}, pre-vote {}, check-quorum {}, symmetry {}, merge {}, {} thread(s)",
         s.nodes,
         a.depth,
-        s.faults,
-        s.writes,
-        s.reads,
-        s.max_crashes,
-        s.max_drops,
-        s.max_dups,
-        s.max_timers,
+        a.faults.names(),
+        a.switch
+            .map_or("none".into(), |s| format!("{} ({})", s.name, s.breaks)),
+        budgets.join(", "),
         s.max_term,
         s.max_in_flight,
-        if s.symmetry { "on" } else { "off" },
+        if s.atomic_pre_vote {
+            "atomic"
+        } else {
+            on(s.pre_vote)
+        },
+        on(s.check_quorum),
+        on(s.symmetry),
+        on(s.merge),
         a.threads
     )
 }
@@ -302,7 +361,7 @@ pub fn trace(path: &Path<State, Action>) -> String {
         let action = &window[0].1;
         let after = &window[1].0;
         if let Some(action) = action {
-            out.push_str(&format!("step={:>3} {}\n", k + 1, describe_action(action)));
+            out.push_str(&format!("step={:>3} {}\n", k + 1, action.describe()));
         }
         out.push_str(&indent(&describe_state(&after.cluster)));
     }
@@ -311,21 +370,6 @@ pub fn trace(path: &Path<State, Action>) -> String {
 
 fn indent(text: &str) -> String {
     text.lines().map(|l| format!("          {l}\n")).collect()
-}
-
-pub fn describe_action(action: &Action) -> String {
-    match action {
-        Action::Deliver(m) => format!("n{} <- n{} {}", m.to, m.from, short(m)),
-        Action::Drop(m) => format!("network drops {}", short(m)),
-        Action::Duplicate(m) => format!("network duplicates {}", short(m)),
-        Action::Timer(id) => format!("n{id} timer fires"),
-        Action::Crash(id) => format!("n{id} crashes and restarts"),
-        Action::CrashLosingPersist(id) => {
-            format!("n{id} crashes during its last persist (lost) and restarts")
-        }
-        Action::Write(id) => format!("n{id} <- client write"),
-        Action::Read(id) => format!("n{id} <- client read"),
-    }
 }
 
 /// One line per node, then the messages in flight and the client history.

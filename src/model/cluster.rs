@@ -1,18 +1,22 @@
-//! The cluster state the checker explores and the actions between states.
+//! The cluster state the checker explores, and the operations the actions (`super::actions`)
+//! are made of.
 //!
 //! Owns: the per-node state (the shared shell with its core, state machine and client operations
-//! waiting at that node; the durable state), the network (a multiset of messages in flight), the client history, the fault
-//! budgets, and the transition-checked properties (commit never goes back, applied entries stay
-//! durable, one entry per applied or committed index, linearizability), recorded in
-//! `Cluster::violation`.
+//! waiting at that node; the durable state), the network (a multiset of messages in flight), the
+//! client history, the budgets left, and the transition-checked properties (commit never goes
+//! back, applied entries stay durable, one entry per applied or committed index, one vote per
+//! term, linearizability), recorded in `Cluster::violation`.
 //! Must never: reach into the core other than through its public API and the shared shell, or
 //! let an action depend on anything but the state it starts from (the checker replays paths).
+//! Nodes are shared between states (`Arc`) and copied only when an action changes them.
 
+use super::actions::Action;
 use super::io::{self, Durable, NodeIo, NodeShell, Unacked};
-use super::Settings;
+use super::{Budgets, Settings};
 use crate::check::{self, EventKind, Op};
 use crate::raft::{Config, Message, MessageBody, NodeId, Raft, Role};
 use crate::shell::{Answer, ShellSettings};
+use std::sync::Arc;
 
 /// One node: the shared shell around its core (volatile) and its durable state.
 #[derive(Clone)]
@@ -50,18 +54,13 @@ pub struct Violation {
 
 #[derive(Clone)]
 pub struct Cluster {
-    pub nodes: Vec<Node>,
+    /// Node `i + 1` at index `i`, shared with the states it did not change in.
+    pub nodes: Vec<Arc<Node>>,
     /// Messages in flight, a multiset (order is irrelevant; duplicates are copies).
     pub network: Vec<Message>,
     pub history: Vec<ClientEvent>,
-    pub writes_left: u8,
-    pub reads_left: u8,
-    pub crashes_left: u8,
-    pub drops_left: u8,
-    pub dups_left: u8,
-    /// Timer fires left on this path; `None` = no bound (then nothing is counted, so states
-    /// that differ only by how many timers fired stay one).
-    pub timers_left: Option<u8>,
+    /// What this path may still spend.
+    pub budgets: Budgets,
     /// Every (term, leader) ever seen.
     pub leaders: Vec<(u64, NodeId)>,
     /// Every vote granted: (term, voter, candidate), sorted.
@@ -73,30 +72,12 @@ pub struct Cluster {
     pub violation: Option<Violation>,
 }
 
-/// What can happen next.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Action {
-    Deliver(Message),
-    Drop(Message),
-    Duplicate(Message),
-    /// The node's next timer fires: a leader's heartbeat, a follower's or candidate's election.
-    Timer(NodeId),
-    /// The node crashes and restarts from its durable state.
-    Crash(NodeId),
-    /// The node crashes while its last persist is under way: the persist is lost, and the
-    /// acknowledgements waiting for it never leave.
-    CrashLosingPersist(NodeId),
-    /// A client writes the next value at this node (only offered at a leader).
-    Write(NodeId),
-    /// A client reads at this node (only offered at a leader).
-    Read(NodeId),
-}
-
 pub const COMMIT_NEVER_GOES_BACK: &str = "commit never goes back";
 pub const APPLIED_STAYS_DURABLE: &str = "applied entries stay durable";
 pub const STATE_MACHINE_SAFETY: &str = "state machine safety";
 pub const LINEARIZABLE: &str = "linearizable";
 pub const ONE_VOTE_PER_TERM: &str = "one vote per term";
+pub const RECOVERY: &str = "recovery";
 
 /// The core configuration every model node runs: the node's defaults with small timers, one
 /// entry per append and a small window, so flow control is exercised in few steps.
@@ -107,20 +88,17 @@ pub fn core_config(id: NodeId, settings: &Settings) -> Config {
     c.heartbeat_ticks = 1;
     c.max_batch_bytes = 1;
     c.max_inflight = 2;
+    c.pre_vote = settings.pre_vote;
+    c.check_quorum = settings.check_quorum;
     c.bugs = settings.bugs.clone();
     c
 }
 
 /// The shell settings every model node runs: no snapshots (the model explores no
-/// InstallSnapshot), and in the test build the shell mistakes a test switches on.
-#[cfg_attr(not(test), allow(unused_variables))]
+/// InstallSnapshot), and the shell's bug switches of the search.
 pub fn shell_settings(settings: &Settings) -> ShellSettings {
-    #[cfg_attr(not(test), allow(unused_mut))]
     let mut s = ShellSettings::new(0);
-    #[cfg(test)]
-    {
-        s.bugs = settings.shell_bugs;
-    }
+    s.bugs = settings.shell_bugs;
     s
 }
 
@@ -132,40 +110,26 @@ impl Cluster {
         let mut nodes = Vec::new();
         for id in 1..=settings.nodes as NodeId {
             let durable = Durable::default();
-            let shell = io::boot(
+            let mut shell = io::boot(
                 core_config(id, settings),
                 &durable,
                 shell_settings(settings),
             )?;
-            nodes.push(Node {
+            if settings.merge {
+                super::merge::introduce_peers(&mut shell, settings.nodes);
+            }
+            nodes.push(Arc::new(Node {
                 shell,
                 durable,
                 unacked: None,
                 served: 0,
-            });
+            }));
         }
         Ok(Cluster {
             nodes,
             network: Vec::new(),
             history: Vec::new(),
-            writes_left: settings.writes,
-            reads_left: settings.reads,
-            crashes_left: if settings.faults.crash {
-                settings.max_crashes
-            } else {
-                0
-            },
-            drops_left: if settings.faults.drop {
-                settings.max_drops
-            } else {
-                0
-            },
-            dups_left: if settings.faults.dup {
-                settings.max_dups
-            } else {
-                0
-            },
-            timers_left: settings.max_timers,
+            budgets: settings.budgets,
             leaders: Vec::new(),
             votes: Vec::new(),
             committed: Vec::new(),
@@ -177,54 +141,33 @@ impl Cluster {
         &self.nodes[(id - 1) as usize]
     }
 
-    /// The actions enabled in this state, in a fixed order.
-    pub fn actions(&self, out: &mut Vec<Action>) {
+    pub fn node_mut(&mut self, id: NodeId) -> &mut Node {
+        Arc::make_mut(&mut self.nodes[(id - 1) as usize])
+    }
+
+    /// The node ids, in order.
+    pub fn ids(&self) -> impl Iterator<Item = NodeId> {
+        1..=self.nodes.len() as NodeId
+    }
+
+    /// The actions enabled in this state: the rows of `ACTIONS` in order, each while its
+    /// budget allows.
+    pub fn actions(&self, settings: &Settings, out: &mut Vec<Action>) {
         if self.violation.is_some() {
             return;
         }
-        let mut distinct: Vec<&Message> = Vec::new();
-        for m in &self.network {
-            if !distinct.contains(&m) {
-                distinct.push(m);
-            }
-        }
-        for m in &distinct {
-            out.push(Action::Deliver((*m).clone()));
-        }
-        for m in &distinct {
-            if self.drops_left > 0 {
-                out.push(Action::Drop((*m).clone()));
-            }
-            if self.dups_left > 0 {
-                out.push(Action::Duplicate((*m).clone()));
-            }
-        }
-        for node in &self.nodes {
-            let id = node.raft().status().id;
-            if self.timers_left != Some(0) {
-                out.push(Action::Timer(id));
-            }
-            if self.crashes_left > 0 {
-                out.push(Action::Crash(id));
-                if self.can_lose_persist(node) {
-                    out.push(Action::CrashLosingPersist(id));
-                }
-            }
-            if node.raft().status().role == Role::Leader {
-                if self.writes_left > 0 {
-                    out.push(Action::Write(id));
-                }
-                if self.reads_left > 0 {
-                    out.push(Action::Read(id));
-                }
+        for kind in &super::actions::ACTIONS {
+            if kind.budget.is_none_or(|b| self.budgets.allows(b)) {
+                (kind.offer)(self, settings, out);
             }
         }
     }
 
-    /// A crash can lose the last persist only while none of the acknowledgements waiting for
-    /// it has been delivered, dropped or copied (`touch_message` forgets such a persist).
-    fn can_lose_persist(&self, node: &Node) -> bool {
-        let Some(unacked) = &node.unacked else {
+    /// A crash of `id` can lose its last persist only while none of the acknowledgements
+    /// waiting for it has been delivered, dropped or copied (`touch_message` forgets such a
+    /// persist).
+    pub fn can_lose_persist(&self, id: NodeId) -> bool {
+        let Some(unacked) = &self.node(id).unacked else {
             return false;
         };
         unacked.acks.iter().all(|a| {
@@ -233,35 +176,53 @@ impl Cluster {
         })
     }
 
-    /// The state after `action`.
+    /// The state after `action`: its row's budget spent, the action performed, the records
+    /// brought up to date.
     pub fn next(&self, action: &Action, settings: &Settings) -> Cluster {
         let mut s = self.clone();
-        match action {
-            Action::Deliver(m) => {
-                s.take_message(m);
-                let to = m.to;
-                s.turn(to, |raft| raft.step(m.clone()));
-            }
-            Action::Drop(m) => {
-                s.take_message(m);
-                s.drops_left -= 1;
-            }
-            Action::Duplicate(m) => {
-                s.touch_message(m);
-                s.network.push(m.clone());
-                s.dups_left -= 1;
-            }
-            Action::Timer(id) => {
-                s.timers_left = s.timers_left.map(|t| t.saturating_sub(1));
-                s.turn(*id, fire_timer);
-            }
-            Action::Crash(id) => s.crash(*id, false, settings),
-            Action::CrashLosingPersist(id) => s.crash(*id, true, settings),
-            Action::Write(id) => s.write(*id),
-            Action::Read(id) => s.read(*id),
+        let kind = action.kind();
+        if let Some(b) = kind.budget {
+            s.budgets.spend(b);
         }
+        (kind.apply)(&mut s, action, settings);
         s.after_step();
         s
+    }
+
+    /// `m` reaches its receiver.
+    pub fn deliver(&mut self, m: &Message) {
+        self.take_message(m);
+        let m = m.clone();
+        self.turn(m.to, |raft| raft.step(m));
+    }
+
+    /// A second copy of `m` goes in flight.
+    pub fn duplicate(&mut self, m: &Message) {
+        self.touch_message(m);
+        self.network.push(m.clone());
+    }
+
+    /// Node `id`'s next timer fires. With atomic pre-vote rounds (`Settings::atomic_pre_vote`)
+    /// a pre-vote it starts completes in this action: with `answered`, every peer takes its
+    /// request at once and the node then takes every pre-vote answer; without, the requests
+    /// are lost. Either way no pre-vote message stays in flight.
+    pub fn fire_timer(&mut self, id: NodeId, settings: &Settings, answered: bool) {
+        let sent = self.turn(id, fire_timer);
+        if !settings.atomic_pre_vote {
+            return;
+        }
+        let mut answers = Vec::new();
+        for request in sent.into_iter().filter(is_pre_vote) {
+            self.take_message(&request);
+            if answered {
+                let to = request.to;
+                let replies = self.turn(to, |raft| raft.step(request));
+                answers.extend(replies.into_iter().filter(|m| m.to == id && is_pre_vote(m)));
+            }
+        }
+        for answer in answers {
+            self.deliver(&answer);
+        }
     }
 
     /// Removes one copy of `m` from the network. Also for a duplicate: a persist whose
@@ -269,12 +230,13 @@ impl Cluster {
     fn touch_message(&mut self, m: &Message) {
         for node in &mut self.nodes {
             if node.unacked.as_ref().is_some_and(|u| u.acks.contains(m)) {
-                node.unacked = None;
+                Arc::make_mut(node).unacked = None;
             }
         }
     }
 
-    fn take_message(&mut self, m: &Message) {
+    /// Removes one copy of `m` from the network (delivered or dropped).
+    pub fn take_message(&mut self, m: &Message) {
         self.touch_message(m);
         if let Some(i) = self.network.iter().position(|x| x == m) {
             self.network.swap_remove(i);
@@ -282,22 +244,22 @@ impl Cluster {
     }
 
     /// Feeds one event to node `id`, then lets its shell perform every `Ready` and routes the
-    /// results.
-    fn turn(&mut self, id: NodeId, event: impl FnOnce(&mut Raft)) {
+    /// results; returns the messages it sent (now in flight).
+    fn turn(&mut self, id: NodeId, event: impl FnOnce(&mut Raft)) -> Vec<Message> {
         let idx = (id - 1) as usize;
-        let node = &mut self.nodes[idx];
+        let node = self.node_mut(id);
         let commit_before = node.raft().status().commit;
         event(node.shell.raft_mut());
         let mut io = NodeIo::new(&mut node.durable, &mut node.unacked);
         let driven = node.shell.drive(&mut io);
         let (sent, applied, answers) = (io.sent, io.applied, io.answers);
         if let Err(e) = driven {
-            self.violate("recovery", format!("n{id}'s shell failed: {e}"));
+            self.violate(RECOVERY, format!("n{id}'s shell failed: {e}"));
         }
         for m in &sent {
             self.record_vote(m);
         }
-        self.network.extend(sent);
+        self.network.extend(sent.iter().cloned());
         let commit_after = self.nodes[idx].raft().status().commit;
         if commit_after < commit_before {
             self.violate(
@@ -306,12 +268,14 @@ impl Cluster {
             );
         }
         for e in applied {
-            self.nodes[idx].served = self.nodes[idx].served.max(e.index);
+            let node = self.node_mut(id);
+            node.served = node.served.max(e.index);
             self.record_committed(idx, e.index, e.term);
         }
         for (op, answer) in answers {
             self.answered(op, answer);
         }
+        sent
     }
 
     /// Records a vote grant as it leaves; a second candidate granted in one term breaks
@@ -381,10 +345,11 @@ impl Cluster {
         }
     }
 
-    fn crash(&mut self, id: NodeId, lose_persist: bool, settings: &Settings) {
+    /// Node `id` crashes and restarts from its durable state; with `lose_persist`, from the one
+    /// before its last persist.
+    pub fn crash(&mut self, id: NodeId, lose_persist: bool, settings: &Settings) {
         let idx = (id - 1) as usize;
-        self.crashes_left -= 1;
-        let node = &mut self.nodes[idx];
+        let node = self.node_mut(id);
         if lose_persist {
             if let Some(unacked) = node.unacked.take() {
                 node.durable = unacked.before;
@@ -403,7 +368,7 @@ impl Cluster {
                 }
             }
         }
-        let node = &mut self.nodes[idx];
+        let node = self.node_mut(id);
         // A fresh shell: writes waiting here stay in the history without a completion (they
         // may or may not have happened); reads have no effect, so theirs are dropped.
         match io::boot(
@@ -411,13 +376,18 @@ impl Cluster {
             &node.durable,
             shell_settings(settings),
         ) {
-            Ok(shell) => node.shell = shell,
+            Ok(mut shell) => {
+                if settings.merge {
+                    super::merge::introduce_peers(&mut shell, settings.nodes);
+                }
+                node.shell = shell;
+            }
             Err(e) => {
-                self.violate("recovery", format!("n{id} cannot restart: {e}"));
+                self.violate(RECOVERY, format!("n{id} cannot restart: {e}"));
                 return;
             }
         }
-        self.nodes[idx].unacked = None;
+        self.node_mut(id).unacked = None;
         self.check_applied_stay_durable(idx);
         // Re-applies the durable committed prefix into the fresh state machine.
         self.turn(id, |_| {});
@@ -443,11 +413,10 @@ impl Cluster {
         }
     }
 
-    fn write(&mut self, id: NodeId) {
-        let idx = (id - 1) as usize;
+    /// A client writes the next value at `id`.
+    pub fn write(&mut self, id: NodeId) {
         let op = self.next_op();
-        self.writes_left -= 1;
-        if self.nodes[idx].shell.propose(vec![op], op).is_err() {
+        if self.node_mut(id).shell.propose(vec![op], op).is_err() {
             return;
         }
         self.history.push(ClientEvent {
@@ -459,11 +428,10 @@ impl Cluster {
         self.turn(id, |_| {});
     }
 
-    fn read(&mut self, id: NodeId) {
-        let idx = (id - 1) as usize;
+    /// A client reads at `id`.
+    pub fn read(&mut self, id: NodeId) {
         let op = self.next_op();
-        self.reads_left -= 1;
-        if self.nodes[idx].shell.read((), op).is_err() {
+        if self.node_mut(id).shell.read((), op).is_err() {
             return;
         }
         self.history.push(ClientEvent {
@@ -526,6 +494,15 @@ impl Cluster {
             }
         }
     }
+}
+
+/// A pre-vote request or answer.
+fn is_pre_vote(m: &Message) -> bool {
+    matches!(
+        m.body,
+        MessageBody::RequestVote { pre_vote: true, .. }
+            | MessageBody::RequestVoteResponse { pre_vote: true, .. }
+    )
 }
 
 /// A leader's timer is its heartbeat (one tick, which may also end its term by check-quorum);

@@ -10,8 +10,20 @@
 
 use super::cluster::{Cluster, Node};
 use crate::raft::{hash_entry, hash_hard_state, Message, MessageBody, NodeId};
-use std::collections::hash_map::DefaultHasher;
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
+
+/// The hasher of every digest: aHash with fixed keys (fast, well mixed, the same in every run).
+type DigestHasher = ahash::AHasher;
+
+fn hasher() -> DigestHasher {
+    ahash::RandomState::with_seeds(
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    )
+    .build_hasher()
+}
 
 /// The canonical digest of `s`; with `symmetry` off, the digest under the identity renaming.
 pub fn canonical(s: &Cluster, symmetry: bool) -> u64 {
@@ -20,7 +32,7 @@ pub fn canonical(s: &Cluster, symmetry: bool) -> u64 {
         let identity: Vec<NodeId> = (1..=n as NodeId).collect();
         return digest(s, &identity);
     }
-    let blind: Vec<u64> = s.nodes.iter().map(node_blind).collect();
+    let blind: Vec<u64> = s.nodes.iter().map(|n| node_blind(n)).collect();
     let mut best = u64::MAX;
     for_each_permutation(n, &mut |perm| {
         // perm[i] is the new id of node i + 1; keep renamings consistent with the blind order.
@@ -52,9 +64,16 @@ fn for_each_permutation(n: usize, f: &mut dyn FnMut(&[NodeId])) {
     }
 }
 
+/// A node's digest with every id as it is: nodes equal under it behave alike (`super::intern`).
+pub fn node_identity(node: &Node) -> u64 {
+    let mut h = hasher();
+    hash_node(node, &mut h, &|id| id);
+    h.finish()
+}
+
 /// A node's digest with every id (its own included) mapped to 0.
 fn node_blind(node: &Node) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = hasher();
     hash_node(node, &mut h, &|_| 0);
     h.finish()
 }
@@ -66,7 +85,7 @@ fn digest(s: &Cluster, perm: &[NodeId]) -> u64 {
             .copied()
             .unwrap_or(id)
     };
-    let mut h = DefaultHasher::new();
+    let mut h = hasher();
     let mut order: Vec<usize> = (0..s.nodes.len()).collect();
     order.sort_unstable_by_key(|&i| perm[i]);
     for i in order {
@@ -76,7 +95,7 @@ fn digest(s: &Cluster, perm: &[NodeId]) -> u64 {
         .network
         .iter()
         .map(|m| {
-            let mut mh = DefaultHasher::new();
+            let mut mh = hasher();
             hash_message(m, &mut mh, &rename);
             mh.finish()
         })
@@ -84,8 +103,7 @@ fn digest(s: &Cluster, perm: &[NodeId]) -> u64 {
     msgs.sort_unstable();
     msgs.hash(&mut h);
     s.history.hash(&mut h);
-    let budgets = (s.writes_left, s.reads_left, s.crashes_left);
-    (budgets, s.drops_left, s.dups_left, s.timers_left).hash(&mut h);
+    s.budgets.hash(&mut h);
     let mut leaders: Vec<(u64, NodeId)> = s.leaders.iter().map(|&(t, l)| (t, rename(l))).collect();
     leaders.sort_unstable();
     leaders.hash(&mut h);
@@ -101,7 +119,7 @@ fn digest(s: &Cluster, perm: &[NodeId]) -> u64 {
     h.finish()
 }
 
-fn hash_node(node: &Node, h: &mut DefaultHasher, rename: &dyn Fn(NodeId) -> NodeId) {
+fn hash_node(node: &Node, h: &mut DigestHasher, rename: &dyn Fn(NodeId) -> NodeId) {
     node.shell.hash_state(h, rename);
     hash_durable(&node.durable, h, rename);
     node.served.hash(h);
@@ -117,7 +135,7 @@ fn hash_node(node: &Node, h: &mut DefaultHasher, rename: &dyn Fn(NodeId) -> Node
     }
 }
 
-fn hash_durable(d: &super::io::Durable, h: &mut DefaultHasher, rename: &dyn Fn(NodeId) -> NodeId) {
+fn hash_durable(d: &super::io::Durable, h: &mut DigestHasher, rename: &dyn Fn(NodeId) -> NodeId) {
     hash_hard_state(&d.hard_state, h, rename);
     d.entries.len().hash(h);
     for e in &d.entries {

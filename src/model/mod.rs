@@ -2,20 +2,21 @@
 //!
 //! Owns: a model of a small cluster (3 nodes by default, up to 5) whose state is, per node,
 //! the real core from `crate::raft` inside the shared shell `crate::shell::Shell` (both cloned
-//! at every branch), its durable state and the client operations waiting at it, plus the messages in flight (a multiset) and the client history;
-//! the actions between states (deliver, drop or duplicate a message, a node's timer fires, a
-//! node crashes and restarts, possibly losing its last persist, a client writes or reads at a
-//! leader); the properties checked in every reachable state; and the command that runs the
-//! `stateright` breadth-first checker over it and prints the shortest counter-example.
+//! when a branch changes them), its durable state and the client operations waiting at it,
+//! plus the messages in flight (a multiset) and the client history; the table of actions
+//! between states (`actions::ACTIONS`); the merging of states that differ only in what no
+//! future step can observe (`merge`); the properties checked in every reachable state; the
+//! table of bug switches (`SWITCHES`); and the command that runs the `stateright`
+//! breadth-first checker over it and prints the shortest counter-example.
 //! Must never: change the core's or the shell's behaviour (it feeds the core `step` and `tick`
 //! and the shell proposals and reads, and lets the shell perform every `Ready`; `io` is only
 //! the shell's disk, network and state machine), or report "no violation" for a search it cut
 //! short without saying so.
 //!
-//! Bounds, and what they leave out:
-//! - Depth: paths of at most `--depth` actions (default 10; memory grows about 3x per level),
-//!   breadth-first, so the counter-example found is a shortest one when one thread searches
-//!   (with more threads, close to shortest).
+//! Bounds, and what they leave out (the README's model section says the same, with figures):
+//! - Depth: paths of at most `--depth` actions, breadth-first, so the counter-example found is
+//!   a shortest one when one thread searches (with more threads, close to shortest, and a
+//!   state first reached on a longer path is explored only to the depth left on that path).
 //! - Time: a timer firing is one action. A leader's is its heartbeat tick (check-quorum runs on
 //!   the core's own count of those ticks); anyone else's ticks until the core campaigns.
 //!   Left out: a follower whose lease expired but whose timer has not fired yet, i.e. one that
@@ -26,64 +27,157 @@
 //! - Terms at most `--max-term`, messages in flight at most `--max-in-flight`: a state beyond
 //!   either is not explored. Logs are bounded through them: one no-op per term plus the
 //!   client writes.
-//! - Timer fires per path at most `--max-timers` when given (unbounded by default): a search
-//!   for a bug that needs two elections need not explore every heartbeat.
-//! - Faults, each with a budget per path: crashes (`--max-crashes`), drops, duplicates. A
-//!   message may also stay in flight forever, so every loss pattern is covered for safety
-//!   whatever the drop budget; drops only let states that differ by dead messages merge.
+//! - Budgets per path (`Budget`): client writes and reads, timer fires (unbounded by default),
+//!   and each fault: drops, duplicates, crashes. A message may also stay in flight forever, so
+//!   every loss pattern is covered for safety whatever the drop budget; drops only let states
+//!   that differ by dead messages merge and make room under `--max-in-flight`.
 //! - A crash restarts the node at once (its time down is the other nodes' actions). It may
 //!   lose the node's last persist when nothing that waited for that persist (acknowledgements,
 //!   applied entries, served reads) has left the node yet.
 //! - Each persist is durable at once, before the node takes its next event (a node that flushes
 //!   concurrently with stepping new messages is not modelled).
-//! - Clients: `--writes` writes and `--reads` reads in all, offered only at a leader, all on
-//!   one key; writes carry their op number as the value. No snapshots are taken, so the
-//!   InstallSnapshot path is not explored. Static membership.
+//! - Clients: offered only at a leader, all on one key; writes carry their op number as the
+//!   value. No snapshots are taken, so the InstallSnapshot path is not explored. Static
+//!   membership.
+//! - Core configuration: pre-vote and check-quorum as `--pre-vote` / `--check-quorum` say (on
+//!   by default, as in the node); a search with one off checks that configuration of the node,
+//!   not the other.
+//! - Atomic pre-vote rounds (`--pre-vote atomic`, off by default): the core runs pre-vote as
+//!   in the node, but a round completes within the timer action that starts it: each peer
+//!   takes the request at once and the node takes the answers at once, or (a second timer
+//!   action) all its requests are lost. Left out: pre-vote requests and answers delayed,
+//!   duplicated or partly lost, such as a grant counted after the granting node moved on.
+//!   Pre-vote changes no voter's state, so what is lost is only when a real election may
+//!   start; an election costs three actions instead of five.
 //! - Symmetry: states equal up to a permutation of node ids are explored once.
+//!
+//! Merges (`merge`, sound, off with `--no-merge`): a message that can never again change its
+//! receiver is removed, and path records that no future check can read are cleared, so states
+//! that differ only there are explored once.
 
+mod actions;
 mod cli;
 mod cluster;
 mod digest;
+mod intern;
 mod io;
+mod merge;
 mod props;
 #[cfg(test)]
 mod tests;
 
+pub use actions::{Action, ActionKind, ACTIONS};
 pub use cli::{cli, ModelArgs};
-pub use cluster::{Action, Cluster};
+pub use cluster::Cluster;
 
 use crate::raft::Bugs;
+use crate::shell::ShellBugs;
 use stateright::{Model, Property};
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-/// Which fault actions the model offers.
+/// What a path may spend: client operations, timer fires, and each fault.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Budget {
+    Write,
+    Read,
+    Timer,
+    Drop,
+    Dup,
+    Crash,
+}
+
+impl Budget {
+    pub const ALL: [Budget; 6] = [
+        Budget::Write,
+        Budget::Read,
+        Budget::Timer,
+        Budget::Drop,
+        Budget::Dup,
+        Budget::Crash,
+    ];
+    /// The budgets that are faults, with the names `--faults` takes.
+    pub const FAULTS: [(Budget, &'static str); 3] = [
+        (Budget::Drop, "drop"),
+        (Budget::Dup, "dup"),
+        (Budget::Crash, "crash"),
+    ];
+
+    /// The name a summary line uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            Budget::Write => "writes",
+            Budget::Read => "reads",
+            Budget::Timer => "timers",
+            Budget::Drop => "drops",
+            Budget::Dup => "dups",
+            Budget::Crash => "crashes",
+        }
+    }
+
+    fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// How many actions of each budget a path may still take; `None` is unbounded and uncounted
+/// (so states that differ only by how many such actions happened stay one).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Budgets([Option<u8>; Budget::ALL.len()]);
+
+impl Budgets {
+    pub fn left(&self, b: Budget) -> Option<u8> {
+        self.0[b.index()]
+    }
+
+    /// True unless the budget is spent.
+    pub fn allows(&self, b: Budget) -> bool {
+        self.left(b) != Some(0)
+    }
+
+    pub fn set(&mut self, b: Budget, left: Option<u8>) {
+        self.0[b.index()] = left;
+    }
+
+    /// Takes one action of budget `b`.
+    pub fn spend(&mut self, b: Budget) {
+        let slot = &mut self.0[b.index()];
+        debug_assert!(
+            *slot != Some(0),
+            "an action of a spent budget {b:?} was taken"
+        );
+        *slot = slot.map(|n| n.saturating_sub(1));
+    }
+}
+
+/// Which fault budgets a search offers at all.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Faults {
-    pub drop: bool,
-    pub dup: bool,
-    pub crash: bool,
+    enabled: [bool; Budget::FAULTS.len()],
 }
 
 impl Faults {
     pub fn all() -> Faults {
         Faults {
-            drop: true,
-            dup: true,
-            crash: true,
+            enabled: [true; Budget::FAULTS.len()],
         }
     }
 
     pub fn none() -> Faults {
         Faults {
-            drop: false,
-            dup: false,
-            crash: false,
+            enabled: [false; Budget::FAULTS.len()],
         }
     }
 
-    /// `all`, `none`, or a comma-separated list of `drop`, `dup`, `crash`.
+    pub fn has(&self, fault: Budget) -> bool {
+        Budget::FAULTS
+            .iter()
+            .zip(self.enabled)
+            .any(|((b, _), on)| *b == fault && on)
+    }
+
+    /// `all`, `none`, or a comma-separated list of the names in `Budget::FAULTS`.
     pub fn parse(text: &str) -> Result<Faults, String> {
         match text {
             "all" => return Ok(Faults::all()),
@@ -91,19 +185,32 @@ impl Faults {
             _ => {}
         }
         let mut f = Faults::none();
-        for name in text.split(',') {
-            match name.trim() {
-                "drop" => f.drop = true,
-                "dup" => f.dup = true,
-                "crash" => f.crash = true,
-                other => {
-                    return Err(format!(
-                        "unknown fault `{other}` (known: drop, dup, crash, or all / none)"
-                    ))
-                }
-            }
+        for name in text.split(',').map(str::trim) {
+            let Some(i) = Budget::FAULTS.iter().position(|(_, n)| *n == name) else {
+                let known: Vec<&str> = Budget::FAULTS.iter().map(|(_, n)| *n).collect();
+                return Err(format!(
+                    "unknown fault `{name}` (known: {}, or all / none)",
+                    known.join(", ")
+                ));
+            };
+            f.enabled[i] = true;
         }
         Ok(f)
+    }
+
+    /// The enabled faults' names, comma-separated (`none` if none).
+    pub fn names(&self) -> String {
+        let on: Vec<&str> = Budget::FAULTS
+            .iter()
+            .zip(self.enabled)
+            .filter(|(_, on)| *on)
+            .map(|((_, n), _)| *n)
+            .collect();
+        if on.is_empty() {
+            "none".into()
+        } else {
+            on.join(",")
+        }
     }
 }
 
@@ -111,81 +218,114 @@ impl Faults {
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub nodes: usize,
-    pub faults: Faults,
     pub bugs: Bugs,
-    pub writes: u8,
-    pub reads: u8,
-    pub max_crashes: u8,
-    pub max_drops: u8,
-    pub max_dups: u8,
-    /// Timer fires per path (elections and heartbeats); `None` = unbounded.
-    pub max_timers: Option<u8>,
+    pub shell_bugs: ShellBugs,
+    /// What a path may spend (a fault that is off has budget 0).
+    pub budgets: Budgets,
     pub max_term: u64,
     pub max_in_flight: usize,
+    pub pre_vote: bool,
+    /// With `pre_vote`: a pre-vote round completes within the timer action that starts it
+    /// (`Cluster::fire_timer`), so no pre-vote message is ever in flight.
+    pub atomic_pre_vote: bool,
+    pub check_quorum: bool,
     pub symmetry: bool,
-    /// Test only: mistakes switched on in the shared shell (`crate::shell::ShellBugs`).
-    #[cfg(test)]
-    pub shell_bugs: crate::shell::ShellBugs,
+    /// Merge states that differ only in what no future step can observe (`merge`).
+    pub merge: bool,
 }
 
 impl Default for Settings {
+    /// 3 nodes, every fault once per path, one write and one read, timers unbounded, terms up
+    /// to 3, 6 messages in flight, the node's core configuration.
     fn default() -> Settings {
+        let mut budgets = Budgets([Some(1); Budget::ALL.len()]);
+        budgets.set(Budget::Timer, None);
         Settings {
             nodes: 3,
-            faults: Faults::all(),
             bugs: Bugs::default(),
-            writes: 1,
-            reads: 1,
-            max_crashes: 1,
-            max_drops: 1,
-            max_dups: 1,
-            max_timers: None,
+            shell_bugs: ShellBugs::default(),
+            budgets,
             max_term: 3,
             max_in_flight: 6,
+            pre_vote: true,
+            atomic_pre_vote: false,
+            check_quorum: true,
             symmetry: true,
-            #[cfg(test)]
-            shell_bugs: crate::shell::ShellBugs::default(),
+            merge: true,
         }
     }
 }
 
-/// The bug switches by name: (name, what it breaks).
-pub const SWITCHES: [(&str, &str); 4] = [
-    (
-        "vote_without_persist",
-        "a vote grant leaves before it is durable",
-    ),
-    (
-        "read_without_read_index",
-        "a leader serves reads from local state at once",
-    ),
-    (
-        "commit_old_term_by_counting",
-        "an entry of an earlier term commits by counting replicas",
-    ),
-    (
-        "read_before_own_term_commit",
-        "a ReadIndex round starts before the leader's own-term commit",
-    ),
+impl Settings {
+    /// These settings with only `faults` offered (the others' budgets set to 0).
+    pub fn with_faults(mut self, faults: Faults) -> Settings {
+        for (b, _) in Budget::FAULTS {
+            if !faults.has(b) {
+                self.budgets.set(b, Some(0));
+            }
+        }
+        self
+    }
+
+    /// These settings with `left` actions of budget `b` per path.
+    pub fn with_budget(mut self, b: Budget, left: Option<u8>) -> Settings {
+        self.budgets.set(b, left);
+        self
+    }
+}
+
+/// One bug switch: its name, what it breaks, and how it is turned on.
+#[derive(Debug)]
+pub struct Switch {
+    pub name: &'static str,
+    pub breaks: &'static str,
+    pub turn_on: fn(&mut Bugs, &mut ShellBugs),
+}
+
+/// The bug switches: the core's (`crate::raft::Bugs`) and the shared shell's
+/// (`crate::shell::ShellBugs`). A new switch is one row here.
+pub const SWITCHES: [Switch; 5] = [
+    Switch {
+        name: "vote_without_persist",
+        breaks: "a vote grant leaves before it is durable",
+        turn_on: |b, _| b.vote_without_persist = true,
+    },
+    Switch {
+        name: "read_without_read_index",
+        breaks: "a leader serves reads from local state at once",
+        turn_on: |b, _| b.read_without_read_index = true,
+    },
+    Switch {
+        name: "commit_old_term_by_counting",
+        breaks: "an entry of an earlier term commits by counting replicas",
+        turn_on: |b, _| b.commit_old_term_by_counting = true,
+    },
+    Switch {
+        name: "read_before_own_term_commit",
+        breaks: "a ReadIndex round starts before the leader's own-term commit",
+        turn_on: |b, _| b.read_before_own_term_commit = true,
+    },
+    Switch {
+        name: "ack_before_flush",
+        breaks: "the shell sends vote grants and append acknowledgements before their flush",
+        turn_on: |_, s| s.ack_before_flush = true,
+    },
 ];
 
-/// Turns a switch name into the core's `Bugs`.
-pub fn switch(name: &str) -> Result<Bugs, String> {
-    let mut b = Bugs::default();
-    match name {
-        "vote_without_persist" => b.vote_without_persist = true,
-        "read_without_read_index" => b.read_without_read_index = true,
-        "commit_old_term_by_counting" => b.commit_old_term_by_counting = true,
-        "read_before_own_term_commit" => b.read_before_own_term_commit = true,
-        other => {
-            let known: Vec<&str> = SWITCHES.iter().map(|(n, _)| *n).collect();
-            return Err(format!(
-                "unknown switch `{other}` (known: {})",
-                known.join(", ")
-            ));
-        }
+/// The switch named `name`, or an error listing the known ones.
+pub fn switch(name: &str) -> Result<&'static Switch, String> {
+    SWITCHES.iter().find(|s| s.name == name).ok_or_else(|| {
+        let known: Vec<&str> = SWITCHES.iter().map(|s| s.name).collect();
+        format!("unknown switch `{name}` (known: {})", known.join(", "))
+    })
+}
+
+impl Settings {
+    /// These settings with switch `s` on.
+    pub fn with_switch(mut self, s: &Switch) -> Settings {
+        (s.turn_on)(&mut self.bugs, &mut self.shell_bugs);
+        self
     }
-    Ok(b)
 }
 
 /// The state after `action`, with the first property it breaks (on the transition or in the
@@ -197,6 +337,9 @@ pub fn step(cluster: &Cluster, action: &Action, settings: &Settings) -> Cluster 
             next.violation = Some(cluster::Violation { property, detail });
         }
     }
+    if settings.merge {
+        merge::merge(&mut next, settings);
+    }
     next
 }
 
@@ -204,19 +347,32 @@ pub fn step(cluster: &Cluster, action: &Action, settings: &Settings) -> Cluster 
 #[derive(Clone, Debug)]
 pub struct RaftModel {
     pub settings: Settings,
+    /// Actions on the longest path: a state that deep is checked but not expanded.
+    pub depth: usize,
     /// `SEARCHING`, then `VIOLATION_MADE` once a state that breaks a property has been made
     /// (within the bounds): from then on no state is expanded, so the breadth-first queue
     /// drains to that state, which is then checked and reported, instead of first expanding the
     /// rest of its level and half of the next. Shallower states were all made earlier, so the
     /// path found stays a shortest one. `REPLAYING` while paths are rebuilt after the search.
     pub phase: Arc<AtomicU8>,
+    /// The names of the properties the checker reports (`props::all`).
+    known: Arc<Vec<&'static str>>,
+    /// A broken property that is not among `known`: the search stops, and the run reports it
+    /// as an error rather than finishing as if nothing had broken.
+    pub unknown: Arc<OnceLock<&'static str>>,
+    /// One copy of each distinct node state met.
+    nodes: Arc<intern::Interner>,
 }
 
 impl RaftModel {
-    pub fn new(settings: Settings) -> RaftModel {
+    pub fn new(settings: Settings, depth: usize) -> RaftModel {
         RaftModel {
             settings,
+            depth,
             phase: Arc::new(AtomicU8::new(SEARCHING)),
+            known: Arc::new(props::all().iter().map(|p| p.name).collect()),
+            unknown: Arc::new(OnceLock::new()),
+            nodes: Arc::new(intern::Interner::default()),
         }
     }
 }
@@ -225,17 +381,23 @@ pub const SEARCHING: u8 = 0;
 pub const VIOLATION_MADE: u8 = 1;
 pub const REPLAYING: u8 = 2;
 
-/// A cluster state together with its canonical digest (computed once, when the state is made).
+/// A cluster state together with its canonical digest (computed once, when the state is made)
+/// and the length of the path it was first made on (not part of its identity).
 #[derive(Clone)]
 pub struct State {
     pub cluster: Cluster,
     digest: u64,
+    depth: usize,
 }
 
 impl State {
-    fn new(cluster: Cluster, symmetry: bool) -> State {
+    fn new(cluster: Cluster, symmetry: bool, depth: usize) -> State {
         let digest = digest::canonical(&cluster, symmetry);
-        State { cluster, digest }
+        State {
+            cluster,
+            digest,
+            depth,
+        }
     }
 }
 
@@ -263,7 +425,7 @@ impl Model for RaftModel {
 
     fn init_states(&self) -> Vec<State> {
         match Cluster::new(&self.settings) {
-            Ok(c) => vec![State::new(c, self.settings.symmetry)],
+            Ok(c) => vec![State::new(c, self.settings.symmetry, 0)],
             Err(e) => {
                 debug_assert!(false, "an empty node cannot fail to start: {e}");
                 Vec::new()
@@ -272,23 +434,29 @@ impl Model for RaftModel {
     }
 
     fn actions(&self, state: &State, actions: &mut Vec<Action>) {
-        if self.phase.load(Ordering::Relaxed) != VIOLATION_MADE {
-            state.cluster.actions(actions);
+        let replaying = self.phase.load(Ordering::Relaxed) == REPLAYING;
+        let searching = self.phase.load(Ordering::Relaxed) == SEARCHING;
+        if replaying || (searching && state.depth < self.depth) {
+            state.cluster.actions(&self.settings, actions);
         }
     }
 
     fn next_state(&self, state: &State, action: Action) -> Option<State> {
-        let next = State::new(
-            step(&state.cluster, &action, &self.settings),
-            self.settings.symmetry,
-        );
-        if next.cluster.violation.is_some() && self.within_boundary(&next) {
-            let _ = self.phase.compare_exchange(
-                SEARCHING,
-                VIOLATION_MADE,
-                Ordering::Relaxed,
-                Ordering::Relaxed,
-            );
+        let mut cluster = step(&state.cluster, &action, &self.settings);
+        self.nodes.share(&state.cluster, &mut cluster);
+        let next = State::new(cluster, self.settings.symmetry, state.depth + 1);
+        if let Some(v) = &next.cluster.violation {
+            if self.within_boundary(&next) {
+                if !self.known.contains(&v.property) {
+                    let _ = self.unknown.set(v.property);
+                }
+                let _ = self.phase.compare_exchange(
+                    SEARCHING,
+                    VIOLATION_MADE,
+                    Ordering::Relaxed,
+                    Ordering::Relaxed,
+                );
+            }
         }
         Some(next)
     }

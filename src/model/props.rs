@@ -8,7 +8,7 @@
 
 use super::cluster::{
     Cluster, APPLIED_STAYS_DURABLE, COMMIT_NEVER_GOES_BACK, LINEARIZABLE, ONE_VOTE_PER_TERM,
-    STATE_MACHINE_SAFETY,
+    RECOVERY, STATE_MACHINE_SAFETY,
 };
 use super::{RaftModel, State};
 use crate::check::{EventKind, Op};
@@ -54,7 +54,7 @@ pub fn all() -> Vec<Property<RaftModel>> {
         Property::always(LINEARIZABLE, |_, s: &State| {
             !violated(&s.cluster, LINEARIZABLE)
         }),
-        Property::always("recovery", |_, s: &State| !violated(&s.cluster, "recovery")),
+        Property::always(RECOVERY, |_, s: &State| !violated(&s.cluster, RECOVERY)),
         Property::sometimes(A_LEADER_IS_ELECTED, |_, s: &State| {
             !s.cluster.leaders.is_empty()
         }),

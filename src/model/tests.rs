@@ -1,15 +1,20 @@
 //! The model checker's own tests: the real core keeps every property in every state it
 //! explores at a small depth with every fault, the reachability checks are met (a model that
-//! never elects, commits or serves is caught), and a bug switch is found with the shortest
-//! path to it, while the same search without the switch finds nothing.
+//! never elects, commits or serves is caught), the merges change no verdict, and every bug
+//! switch is found by search with the shortest path to it, while the same search without the
+//! switch finds nothing to the same depth. Scripted paths pin the classic scenarios in the
+//! node's own configuration, where a search is too long for CI.
 
-use super::cli::{describe_action, run, trace, Args, Outcome};
-use super::{props, step, switch, Action, Cluster, Faults, Settings};
+use super::cli::{run, run_model, trace, Args, Outcome};
+use super::cluster::{LINEARIZABLE, ONE_VOTE_PER_TERM};
+use super::{props, step, switch, Action, Budget, Cluster, Faults, RaftModel, Settings, SWITCHES};
 use crate::check::{EventKind, Op};
 
 fn explore(settings: Settings, depth: usize) -> Outcome {
     let args = Args {
         settings,
+        switch: None,
+        faults: Faults::all(),
         depth,
         threads: 1,
         quiet: true,
@@ -21,20 +26,41 @@ fn reached(out: &Outcome, name: &str) -> bool {
     out.reached.iter().any(|(n, yes)| *n == name && *yes)
 }
 
+/// A leader is elected, a write commits and a read is served within the search.
+fn assert_reaches_everything(out: &Outcome) {
+    for name in [
+        props::A_LEADER_IS_ELECTED,
+        props::A_WRITE_COMMITS,
+        props::A_READ_IS_SERVED,
+    ] {
+        assert!(reached(out, name), "{name} not reached: {:?}", out.reached);
+    }
+}
+
+/// No property broken, and every path of `depth` actions explored.
+fn assert_clean(out: &Outcome, depth: usize) {
+    let broken = out
+        .violation
+        .as_ref()
+        .map(|(name, detail, _)| (name, detail));
+    assert_eq!(broken, None, "the correct code breaks nothing");
+    assert_eq!(out.depth, depth, "the whole depth was covered");
+}
+
 fn violation_name(out: &Outcome) -> Option<&'static str> {
     out.violation.as_ref().map(|(name, _, _)| *name)
 }
 
+fn violation_depth(out: &Outcome) -> Option<usize> {
+    out.violation
+        .as_ref()
+        .map(|(_, _, path)| path.clone().into_actions().len())
+}
+
 #[test]
-fn the_core_keeps_every_property_to_depth_8_with_every_fault() {
-    let out = explore(Settings::default(), 8);
-    assert_eq!(
-        violation_name(&out),
-        None,
-        "{:?}",
-        out.violation.map(|v| v.1)
-    );
-    assert_eq!(out.depth, 8, "the whole depth was covered");
+fn the_core_keeps_every_property_to_depth_9_with_every_fault() {
+    let out = explore(Settings::default(), 9);
+    assert_clean(&out, 9);
     assert!(
         out.unique > 10_000,
         "a real search: {} unique states",
@@ -43,85 +69,216 @@ fn the_core_keeps_every_property_to_depth_8_with_every_fault() {
     assert!(reached(&out, props::A_LEADER_IS_ELECTED));
 }
 
+/// Atomic pre-vote rounds (a bound) still let every action happen: the correct core keeps
+/// every property with every fault, and without faults a leader is elected, a write commits
+/// and a read is served.
+#[test]
+fn atomic_pre_vote_rounds_keep_every_property_and_reach_everything() {
+    let atomic = Settings {
+        atomic_pre_vote: true,
+        ..Settings::default()
+    };
+    let faulty = explore(atomic.clone(), 7);
+    assert_clean(&faulty, 7);
+    let calm = explore(atomic.with_faults(Faults::none()), 9);
+    assert_eq!(violation_name(&calm), None);
+    assert_reaches_everything(&calm);
+}
+
 /// A write commits and a read is served within the depth, so properties that hold
 /// "vacuously" would show up as unreached here.
 #[test]
 fn a_write_commits_and_a_read_is_served() {
     let settings = Settings {
-        faults: Faults::none(),
         max_term: 1,
         ..Settings::default()
-    };
+    }
+    .with_faults(Faults::none());
     let out = explore(settings, 11);
     assert_eq!(violation_name(&out), None);
-    for name in [
-        props::A_LEADER_IS_ELECTED,
-        props::A_WRITE_COMMITS,
-        props::A_READ_IS_SERVED,
-    ] {
-        assert!(reached(&out, name), "{name} not reached: {:?}", out.reached);
+    assert_reaches_everything(&out);
+}
+
+/// Crashes only, one term, no clients: where a vote or an acknowledgement that leaves before
+/// its flush shows.
+fn crashes_in_one_term() -> Settings {
+    Settings {
+        max_term: 1,
+        ..Settings::default()
+    }
+    .with_faults(Faults::parse("crash").unwrap())
+    .with_budget(Budget::Write, Some(0))
+    .with_budget(Budget::Read, Some(0))
+}
+
+/// The configuration of the node without pre-vote and check-quorum (both switches of the
+/// node), no faults: every election takes three actions instead of five and no leader lease
+/// refuses a vote, so the protocol switches' paths are short. `timers` bounds the timer fires
+/// per path.
+fn elections_without_faults(writes: u8, reads: u8, max_term: u64, timers: u8) -> Settings {
+    Settings {
+        max_term,
+        pre_vote: false,
+        check_quorum: false,
+        ..Settings::default()
+    }
+    .with_faults(Faults::none())
+    .with_budget(Budget::Write, Some(writes))
+    .with_budget(Budget::Read, Some(reads))
+    .with_budget(Budget::Timer, Some(timers))
+}
+
+/// The node's own core configuration (pre-vote and check-quorum on), no faults, with each
+/// pre-vote round completing within the timer action that starts it (`--pre-vote atomic`, a
+/// bound): an election takes three actions here too.
+fn node_elections_without_faults(writes: u8, reads: u8, max_term: u64, timers: u8) -> Settings {
+    Settings {
+        pre_vote: true,
+        atomic_pre_vote: true,
+        check_quorum: true,
+        ..elections_without_faults(writes, reads, max_term, timers)
     }
 }
 
-/// The settings that find `vote_without_persist` fast: one term, crashes only, no clients.
-fn one_term_with_crashes() -> Settings {
-    Settings {
-        faults: Faults::parse("crash").unwrap(),
-        writes: 0,
-        reads: 0,
-        max_term: 1,
-        ..Settings::default()
+/// A search that finds one switch: its settings, the depth, and the property it breaks.
+struct Hunt {
+    switch: &'static str,
+    settings: fn() -> Settings,
+    depth: usize,
+    breaks: &'static str,
+}
+
+/// One row per switch in `SWITCHES`; each search takes a second or two.
+const HUNTS: [Hunt; 5] = [
+    Hunt {
+        switch: "vote_without_persist",
+        settings: crashes_in_one_term,
+        depth: 10,
+        breaks: ONE_VOTE_PER_TERM,
+    },
+    Hunt {
+        switch: "ack_before_flush",
+        settings: crashes_in_one_term,
+        depth: 10,
+        breaks: props::COMMITTED_OUT_OF_REACH,
+    },
+    Hunt {
+        switch: "read_without_read_index",
+        settings: || node_elections_without_faults(1, 1, 2, 2),
+        depth: 12,
+        breaks: LINEARIZABLE,
+    },
+    Hunt {
+        switch: "read_before_own_term_commit",
+        settings: || elections_without_faults(1, 1, 2, 2),
+        depth: 14,
+        breaks: LINEARIZABLE,
+    },
+    Hunt {
+        switch: "commit_old_term_by_counting",
+        settings: || node_elections_without_faults(0, 0, 3, 3),
+        depth: 15,
+        breaks: props::COMMITTED_OUT_OF_REACH,
+    },
+];
+
+/// The correct core (and shell) keeps every property to the hunt's depth; with the switch on
+/// the search finds the property broken within that depth, with a trace of the path.
+fn hunt(name: &str) {
+    let h = HUNTS.iter().find(|h| h.switch == name).expect("a hunt row");
+    assert_clean(&explore((h.settings)(), h.depth), h.depth);
+
+    let broken = explore((h.settings)().with_switch(switch(name).unwrap()), h.depth);
+    let (property, detail, path) = broken.violation.expect("the switch is found");
+    assert_eq!(property, h.breaks, "{detail}\n{}", trace(&path));
+    assert!(trace(&path).contains("step=  1"), "a readable trace");
+}
+
+#[test]
+fn every_switch_has_a_hunt() {
+    for s in &SWITCHES {
+        assert!(
+            HUNTS.iter().any(|h| h.switch == s.name),
+            "switch {} has no hunt",
+            s.name
+        );
     }
 }
 
 #[test]
 fn a_vote_granted_before_it_is_durable_is_found() {
-    let clean = explore(one_term_with_crashes(), 10);
-    assert_eq!(
-        violation_name(&clean),
-        None,
-        "the correct core votes once per term"
-    );
-    assert_eq!(clean.depth, 10);
-
-    let broken = Settings {
-        bugs: switch("vote_without_persist").unwrap(),
-        ..one_term_with_crashes()
-    };
-    let out = explore(broken, 10);
-    let (name, detail, path) = out.violation.expect("the switch is found");
-    assert_eq!(name, "one vote per term", "{detail}");
-    let text = trace(&path);
-    assert!(
-        text.contains("crashes"),
-        "the path crashes the voter:\n{text}"
-    );
-    assert!(
-        text.contains("step=  9"),
-        "shortest path is 9 actions:\n{text}"
-    );
+    hunt("vote_without_persist");
 }
 
 /// The model runs the shared shell, so a mistake in the shell is found too: an append
 /// acknowledged before its flush is lost with the flush by a crash, so the leader counts a
-/// replica that is not there and commits an entry that an electable node lacks. The same search
-/// on the correct shell finds nothing (`a_vote_granted_before_it_is_durable_is_found`).
+/// replica that is not there and commits an entry that an electable node lacks.
 #[test]
 fn an_acknowledgement_sent_before_its_flush_is_found() {
-    let broken = Settings {
-        shell_bugs: crate::shell::ShellBugs {
-            ack_before_flush: true,
-        },
-        ..one_term_with_crashes()
-    };
-    let out = explore(broken, 10);
-    let (name, detail, path) = out.violation.expect("the shell switch is found");
-    assert_eq!(name, props::COMMITTED_OUT_OF_REACH, "{detail}");
-    let text = trace(&path);
-    assert!(
-        text.contains("crashes during its last persist"),
-        "the path loses the acknowledged flush:\n{text}"
+    hunt("ack_before_flush");
+}
+
+#[test]
+fn a_read_served_without_read_index_is_found() {
+    hunt("read_without_read_index");
+}
+
+#[test]
+fn a_read_index_round_before_the_own_term_commit_is_found() {
+    hunt("read_before_own_term_commit");
+}
+
+#[test]
+fn an_old_term_entry_committed_by_counting_is_found() {
+    hunt("commit_old_term_by_counting");
+}
+
+/// The merges keep every verdict: the same reachability and no violation on the correct core,
+/// and the same broken property, no deeper, with a switch on (fewer messages in flight can
+/// only let a path stay under `--max-in-flight` longer).
+#[test]
+fn merging_changes_no_verdict() {
+    let unmerged = |s: Settings| Settings { merge: false, ..s };
+    let clean = explore(Settings::default(), 8);
+    let clean_unmerged = explore(unmerged(Settings::default()), 8);
+    assert_eq!(violation_name(&clean), None);
+    assert_eq!(violation_name(&clean_unmerged), None);
+    assert_eq!(clean.reached, clean_unmerged.reached);
+    assert!(clean.unique < clean_unmerged.unique, "the merges merge");
+    for h in &HUNTS[..2] {
+        let on = (h.settings)().with_switch(switch(h.switch).unwrap());
+        let merged = explore(on.clone(), h.depth);
+        let not = explore(unmerged(on), h.depth);
+        assert_eq!(
+            violation_name(&merged),
+            violation_name(&not),
+            "{}",
+            h.switch
+        );
+        assert!(
+            violation_depth(&merged) <= violation_depth(&not),
+            "{}",
+            h.switch
+        );
+    }
+}
+
+/// A state that breaks a property the checker does not report stops the search with an
+/// error naming the property, instead of a run that ends as if nothing broke.
+#[test]
+fn a_broken_property_missing_from_the_checked_list_is_an_error() {
+    let settings = crashes_in_one_term().with_switch(switch("vote_without_persist").unwrap());
+    let mut model = RaftModel::new(settings, 10);
+    model.known = std::sync::Arc::new(
+        model
+            .known
+            .iter()
+            .copied()
+            .filter(|p| *p != ONE_VOTE_PER_TERM)
+            .collect(),
     );
+    let out = run_model(model, 1, &mut |_| {});
+    assert_eq!(out.unknown_property, Some(ONE_VOTE_PER_TERM));
 }
 
 #[test]
@@ -140,12 +297,12 @@ fn play(settings: &Settings, steps: &[&str]) -> Cluster {
     let mut c = Cluster::new(settings).expect("an empty cluster starts");
     for (k, wanted) in steps.iter().enumerate() {
         let mut enabled = Vec::new();
-        c.actions(&mut enabled);
+        c.actions(settings, &mut enabled);
         let matching: Vec<&Action> = enabled
             .iter()
-            .filter(|a| describe_action(a).contains(wanted))
+            .filter(|a| a.describe().contains(wanted))
             .collect();
-        let descriptions: Vec<String> = enabled.iter().map(describe_action).collect();
+        let descriptions: Vec<String> = enabled.iter().map(Action::describe).collect();
         assert_eq!(
             matching.len(),
             1,
@@ -178,15 +335,10 @@ const LEADER_CHANGE_AFTER_A_WRITE: [&str; 15] = [
 ];
 
 fn reads_after_leader_change(bug: &str, then: &[&str]) -> Cluster {
-    let settings = Settings {
-        faults: Faults::none(),
-        bugs: if bug.is_empty() {
-            Default::default()
-        } else {
-            switch(bug).unwrap()
-        },
-        ..Settings::default()
-    };
+    let mut settings = Settings::default().with_faults(Faults::none());
+    if !bug.is_empty() {
+        settings = settings.with_switch(switch(bug).unwrap());
+    }
     let mut steps: Vec<&str> = LEADER_CHANGE_AFTER_A_WRITE.to_vec();
     steps.extend_from_slice(then);
     play(&settings, &steps)
@@ -222,10 +374,7 @@ fn a_read_index_round_before_the_own_term_commit_breaks_linearizability() {
         "n2 <- n3 3->2 term=2 HeartbeatResponse",
     ];
     // The correct core starts no round before its no-op commits: no heartbeat to deliver.
-    let settings = Settings {
-        faults: Faults::none(),
-        ..Settings::default()
-    };
+    let settings = Settings::default().with_faults(Faults::none());
     let mut steps: Vec<&str> = LEADER_CHANGE_AFTER_A_WRITE.to_vec();
     steps.push(read_round[0]);
     let clean = play(&settings, &steps);
@@ -272,20 +421,15 @@ const FIGURE_8: [&str; 23] = [
 
 #[test]
 fn an_old_term_entry_committed_by_counting_is_caught_when_it_commits() {
-    let settings = Settings {
-        faults: Faults::none(),
-        writes: 0,
-        reads: 0,
-        ..Settings::default()
-    };
+    let settings = Settings::default()
+        .with_faults(Faults::none())
+        .with_budget(Budget::Write, Some(0))
+        .with_budget(Budget::Read, Some(0));
     let clean = play(&settings, &FIGURE_8);
     assert_eq!(clean.violation, None);
     assert_eq!(clean.node(1).raft().status().commit, 0, "1/1 waits for 2/3");
 
-    let broken = Settings {
-        bugs: switch("commit_old_term_by_counting").unwrap(),
-        ..settings
-    };
+    let broken = settings.with_switch(switch("commit_old_term_by_counting").unwrap());
     let c = play(&broken, &FIGURE_8);
     assert_eq!(
         c.node(1).raft().status().commit,

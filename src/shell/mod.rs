@@ -151,10 +151,10 @@ impl fmt::Display for ShellError {
     }
 }
 
-/// Mistakes a shell could make, switched on only in the test build so the simulator can show
-/// that it catches them through this very shell. All off by default.
-#[cfg(test)]
-#[derive(Clone, Copy, Debug, Default)]
+/// Mistakes a shell could make, so the simulator and the model checker can show that they catch
+/// them through this very shell. All off by default (the node never sets them); when off each
+/// costs one branch on a bool.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ShellBugs {
     /// Send `persisted_messages` (vote grants, append acknowledgements) before the flush.
     pub ack_before_flush: bool,
@@ -165,7 +165,6 @@ pub struct ShellBugs {
 pub struct ShellSettings {
     /// Take a snapshot every this many applied entries (0: never).
     pub snapshot_every: u64,
-    #[cfg(test)]
     pub bugs: ShellBugs,
 }
 
@@ -174,7 +173,6 @@ impl ShellSettings {
     pub fn new(snapshot_every: u64) -> ShellSettings {
         ShellSettings {
             snapshot_every,
-            #[cfg(test)]
             bugs: ShellBugs::default(),
         }
     }
@@ -400,7 +398,6 @@ impl<M: StateMachine, T> Shell<M, T> {
         for message in std::mem::take(&mut ready.messages) {
             io.send(message);
         }
-        #[cfg(test)]
         if self.settings.bugs.ack_before_flush {
             for message in std::mem::take(&mut ready.persisted_messages) {
                 io.send(message);
