@@ -50,6 +50,7 @@ fn node(dir: &Path, name: &str, n: u64, split: u64, term2: u64, commit: u64, sna
             term: term2,
             vote: Some(1),
             commit,
+            ..HardState::default()
         }),
     })
     .unwrap();
@@ -111,6 +112,10 @@ fn shows_state_and_decoded_commands_without_changing_anything() {
     assert_eq!(d["progress"]["last_index"], 30);
     assert_eq!(d["progress"]["last_term"], 2);
     assert_eq!(d["progress"]["before"], Value::Null);
+    assert_eq!(d["hard_state"]["recovery"], "ordinary");
+    assert_eq!(d["hard_state"]["incarnation"], 0);
+    assert_eq!(d["progress"]["recovery"], "ordinary");
+    assert_eq!(d["progress"]["incarnation"], 0);
     let recs = d["records"].as_array().unwrap();
     assert_eq!(recs.len(), 18);
     assert_eq!(recs[0]["index"], 13);
@@ -121,12 +126,14 @@ fn shows_state_and_decoded_commands_without_changing_anything() {
     let (code, text, _) = inspect(&[&dir], false);
     assert_eq!(code, 0);
     assert!(
-        text.contains("hard state: term 2 vote 1 commit 25"),
+        text.contains("hard state: term 2 vote 1 commit 25, mark ordinary, incarnation 0"),
         "{text}"
     );
     assert!(text.contains("log:        [13, 30]"), "{text}");
     assert!(
-        text.contains("progress:   term 2 vote 1, last entry 30 of term 2"),
+        text.contains(
+            "progress:   term 2 vote 1, last entry 30 of term 2, mark ordinary, incarnation 0"
+        ),
         "{text}"
     );
     assert!(
@@ -190,12 +197,19 @@ fn bad_input_is_one_line_and_exit_2_and_nothing_changes() {
     let older = tmp.path().join("older");
     node(&older, "n1", 5, 5, 1, 3, None);
     fault::set_format(&older, 1).unwrap();
+    let before_mark = tmp.path().join("before-mark");
+    node(&before_mark, "n1", 5, 5, 1, 3, None);
+    fault::set_format(&before_mark, 2).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(150));
     let missing = tmp.path().join("missing");
     for (dir, want) in [
         (&foreign, "not a raftkv data directory"),
-        (&newer, "format version 9, newer than the supported 2"),
-        (&older, "format version 1, older than the supported 2"),
+        (&newer, "format version 9, newer than the supported 3"),
+        (&older, "format version 1, older than the supported 3"),
+        (
+            &before_mark,
+            "format version 2, older than the supported 3 (format 3 added the recovering mark",
+        ),
         (&missing, "does not exist"),
     ] {
         let before = if dir.exists() {
@@ -515,4 +529,67 @@ fn a_directory_sled_cannot_open_is_reported_with_sleds_message() {
         "{out}"
     );
     assert!(before == files(&bad), "inspect changed the directory");
+}
+
+/// A directory a node moved aside (the storage crate's `set_aside`, as the node calls it) is read
+/// as far as sled allows: its mark and incarnation, its intact entries, and every record it cannot
+/// read, by tree and index; the exit status says it is damaged.
+#[test]
+fn a_directory_moved_aside_is_read_as_far_as_sled_allows_and_names_what_it_cannot_read() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("n2");
+    node(&dir, "n2", 12, 12, 1, 10, None);
+    let (mut st, _) = Storage::open(&dir).unwrap();
+    let marked = HardState {
+        recovery: raftkv_storage::RecoveryMark::CatchingUp,
+        incarnation: 1 << 62,
+        ..st.hard_state()
+    };
+    st.persist(&WriteBatch {
+        hard_state: Some(marked),
+        ..WriteBatch::default()
+    })
+    .unwrap();
+    drop(st);
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    fault::flip_log_byte(&dir, 9, 12, 0x10).unwrap();
+    fault::flip_meta_byte(&dir, "hard_state", 10, 0x04).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    let aside = raftkv_storage::set_aside(&dir, "damaged-bad-record", std::time::SystemTime::now())
+        .unwrap();
+    let before = files(&aside);
+    let v = inspect_json(&[], &[&aside], 1);
+    let d = &v["dirs"][0];
+    assert_eq!(d["identity"]["node"], "n2");
+    assert_eq!(
+        d["hard_state"],
+        Value::Null,
+        "the hard state cannot be read"
+    );
+    assert_eq!(d["progress"]["recovery"], "catching-up");
+    assert_eq!(d["progress"]["incarnation"], 1u64 << 62);
+    assert_eq!(d["last_intact"], 8);
+    let problems: Vec<(String, Value)> = d["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["tree"].as_str().unwrap().to_string(), p["index"].clone()))
+        .collect();
+    assert!(
+        problems.contains(&("meta".to_string(), Value::Null)),
+        "{problems:?}"
+    );
+    assert!(
+        problems.contains(&("log".to_string(), Value::from(9))),
+        "{problems:?}"
+    );
+    let (code, text, _) = inspect(&[&aside], false);
+    assert_eq!(code, 1);
+    assert!(text.contains("record `hard_state`"), "{text}");
+    assert!(
+        text.contains("hard state: (cannot be read: its record is damaged"),
+        "{text}"
+    );
+    assert!(text.contains("mark catching-up"), "{text}");
+    assert!(before == files(&aside), "inspect changed the copy");
 }

@@ -68,6 +68,7 @@ fn snapshot_and_log(dir: &Path) -> KvStore {
         term: 1,
         vote: Some(1),
         commit,
+        ..HardState::default()
     });
     st.persist(&WriteBatch {
         snapshot: None,
@@ -272,6 +273,7 @@ fn a_snapshot_past_the_stored_commit_index_is_served_as_recovery_raises_it() {
         term: 1,
         vote: None,
         commit: 1,
+        ..HardState::default()
     });
     st.persist(&WriteBatch {
         snapshot: None,

@@ -13,6 +13,9 @@ use std::io::{BufRead, Write};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
 
+/// The fake peers' incarnations: n2 is this plus 2, n3 this plus 3.
+const PEER_INCARNATION_BASE: u64 = 10;
+
 struct Node {
     proc: node_common::Proc,
     lines: Receiver<Value>,
@@ -41,12 +44,24 @@ impl Node {
         n.wait_for(|v| v["body"]["type"] == "init_ok");
         // Peers open at the first tick after init.
         std::thread::sleep(Duration::from_millis(400));
+        // A start with an empty directory (a first boot, or a restart killed before the end of
+        // the first start's probe round was durable) probes n2 and n3: they answer as empty
+        // nodes of a new cluster, so n1 is ordinary at once. A probe sent before the peers
+        // opened is sent again at the next election timeout.
+        if n.stderr_has("probing, term and vote unknown") {
+            let mut answered = std::collections::BTreeSet::new();
+            while answered.len() < 2 {
+                let v = n.wait_for(|v| v["body"]["type"] == "raft");
+                answered.extend(n.answer_probe(&v));
+            }
+        }
         // n2 leads term 1: n1 follows it.
         let hb = Message {
             from: 2,
             to: 1,
             term: 1,
-            from_incarnation: 0,
+            // As n2 named itself when it answered n1's probe.
+            from_incarnation: PEER_INCARNATION_BASE + 2,
             to_incarnation: 0,
             body: MessageBody::Heartbeat {
                 commit: 0,
@@ -57,6 +72,36 @@ impl Node {
         let m = pack::pack(&hb).expect("pack");
         n.send(json!({"src": "n2", "dest": "n1", "body": {"type": "raft", "m": m}}));
         n
+    }
+
+    fn stderr_has(&self, text: &str) -> bool {
+        let lines = self.proc.stderr.lock().expect("stderr");
+        lines.iter().any(|l| l.contains(text))
+    }
+
+    /// Answers a probe n1 sent to a peer, as an empty node of a new cluster answers; returns
+    /// the peer.
+    fn answer_probe(&mut self, v: &Value) -> Option<u64> {
+        let text = v["body"]["m"].as_str()?;
+        let probe: Message = pack::unpack(text).expect("n1 sends valid raft messages");
+        if probe.body != MessageBody::Probe {
+            return None;
+        }
+        let answer = Message {
+            from: probe.to,
+            to: 1,
+            term: 0,
+            from_incarnation: PEER_INCARNATION_BASE + probe.to,
+            to_incarnation: probe.from_incarnation,
+            body: MessageBody::ProbeResponse {
+                last_log_term: 0,
+                last_log_index: 0,
+            },
+        };
+        let m = pack::pack(&answer).expect("pack");
+        let from = format!("n{}", probe.to);
+        self.send(json!({"src": from, "dest": "n1", "body": {"type": "raft", "m": m}}));
+        Some(probe.to)
     }
 
     fn send_line(&mut self, line: &str) {

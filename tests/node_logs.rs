@@ -7,9 +7,14 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-/// Runs node n1 of a two-node cluster (n2 never answers, so n1 keeps asking for votes) for about
-/// a second with `RAFTKV_LOG` set to `filter` (unset when `None`); returns its stderr.
+/// Runs node n1 of a two-node cluster (n2 never answers, so n1, started with an empty directory,
+/// keeps probing) for about a second with `RAFTKV_LOG` set to `filter` (unset when `None`);
+/// returns its stderr.
 fn node_stderr(filter: Option<&str>) -> String {
+    node_stderr_for(filter, Duration::from_millis(800))
+}
+
+fn node_stderr_for(filter: Option<&str>, run: Duration) -> String {
     let data = tempfile::tempdir().expect("tempdir");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_raftkv"));
     cmd.env("RAFTKV_DATA_DIR", data.path())
@@ -27,7 +32,7 @@ fn node_stderr(filter: Option<&str>) -> String {
     let init = r#"{"src":"c1","dest":"n1","body":{"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2"]}}"#;
     writeln!(stdin, "{init}").expect("write init");
     stdin.flush().expect("flush");
-    std::thread::sleep(Duration::from_millis(800));
+    std::thread::sleep(run);
     drop(stdin);
     let out = child.wait_with_output().expect("wait");
     assert!(out.status.success(), "node exited with {:?}", out.status);
@@ -44,11 +49,8 @@ fn debug_shows_message_lines_and_the_default_does_not() {
         "{debug}"
     );
     assert!(debug.contains("send init_ok to c1"), "{debug}");
-    // n1 asks n2 for its vote: type, term and the last log index/term.
-    assert!(
-        debug.contains("send raft to n2: RequestVote term=") && debug.contains("last_log=0/0"),
-        "{debug}"
-    );
+    // n1 starts with an empty directory, so it first probes n2 for its term and last entry.
+    assert!(debug.contains("send raft to n2: Probe"), "{debug}");
     assert!(debug.contains("raftkv::stats"), "{debug}");
 
     let default = node_stderr(None);
@@ -75,4 +77,15 @@ fn a_bad_filter_is_named_and_the_default_used() {
     );
     assert!(err.contains("raftkv::stats"), "{err}");
     assert!(!err.contains("send raft"), "{err}");
+}
+
+/// A rejoining node that a peer never answers says, every 5 s, what it waits for (the default
+/// level shows it), so an operator can tell why it stays out.
+#[test]
+fn a_node_waiting_for_a_probe_answer_names_the_peer() {
+    let log = node_stderr_for(None, Duration::from_millis(5_600));
+    assert!(
+        log.contains("n1 is rejoining and waits for probe answers from n2"),
+        "{log}"
+    );
 }

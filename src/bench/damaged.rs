@@ -21,11 +21,10 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 /// The text of the stderr line a node writes when it clears its recovering mark (it rejoined
-/// with an empty log and caught up with its leader: an ordinary node again). `None` while the node
-/// has no recovering state: a damaged node then counts as ordinary as soon as it serves. Once the
-/// node logs such a line (for example `recovered: ...`), set this to `Some("recovered:")`: a
-/// damaged node then counts as ordinary once it served and wrote that line since its restart.
-pub const RECOVERED_MARK: Option<&str> = None;
+/// with an empty log and caught up with its leader: an ordinary node again). A damaged node counts
+/// as ordinary once it served and wrote that line since its restart; with `None` (a node without
+/// a recovering state) it would count as ordinary as soon as it serves.
+pub const RECOVERED_MARK: Option<&str> = Some("recovered:");
 
 /// When a restarted node counts as having cleared its recovering mark, given `mark` (see
 /// [`RECOVERED_MARK`]) and the stderr lines it wrote since its restart: with no mark, when it

@@ -320,7 +320,7 @@ fn hard_state(dir: &Path, held: &Survey, rng: &mut Rng) -> Damaged {
             let older = HardState {
                 term: hs.term - 1,
                 vote: None,
-                commit: hs.commit,
+                ..hs
             };
             fault::set_hard_state(dir, &older)?;
             Ok(format!(
@@ -367,6 +367,7 @@ mod tests {
             term: 2,
             vote: Some(1),
             commit: 15,
+            ..HardState::default()
         });
         st.persist(&WriteBatch {
             snapshot: None,

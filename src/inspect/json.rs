@@ -28,7 +28,9 @@ fn status_value(status: &Status) -> String {
         Status::Stale => "stale (at or below the snapshot; dropped on open)".into(),
         Status::Conflicting => "conflicts with the snapshot (dropped on open)".into(),
         Status::Bad(d) => format!("bad: {d}"),
-        Status::AfterBad => "after a bad record (kept: the node refuses the directory)".into(),
+        Status::AfterBad => {
+            "after a bad record (kept: the node does not start on this directory)".into()
+        }
     }
 }
 
@@ -101,13 +103,16 @@ pub fn image_value(images: &[Image], own: usize, filter: &Filter, raw: bool) -> 
         "sled_error": img.sled_error,
         "format": img.format,
         "identity": img.identity.as_ref().map(|i| json!({"node": i.node, "cluster": i.cluster})),
-        "hard_state": img.hard_state.map(|h| json!({"term": h.term, "vote": h.vote, "commit": h.commit})),
+        "hard_state": img.hard_state.map(|h| json!({"term": h.term, "vote": h.vote, "commit": h.commit,
+            "recovery": h.recovery.name(), "incarnation": h.incarnation})),
         "progress": img.progress.map(|p| {
             let value = |v: &raftkv_storage::progress::Progress| json!({
                 "term": v.term, "vote": v.vote, "last_term": v.last_term, "last_index": v.last_index,
+                "recovery": v.recovery.name(), "incarnation": v.incarnation,
             });
-            json!({"term": p.new.term, "vote": p.new.vote, "last_term": p.new.last_term,
-                   "last_index": p.new.last_index, "before": p.old.as_ref().map(value)})
+            let mut now = value(&p.new);
+            now["before"] = p.old.as_ref().map(value).into();
+            now
         }),
         "snapshot": img.snapshot.as_ref().map(|s| json!({
             "index": s.meta.index, "term": s.meta.term, "voters": s.meta.voters,

@@ -1,6 +1,7 @@
 //! Offline inspection of a node's data directory: `raftkv inspect [FLAGS] DIR...`.
 //!
-//! Owns: showing what a data directory holds (format, identity, hard state, snapshot metadata,
+//! Owns: showing what a data directory holds (format, identity, hard state with its recovering
+//! mark and incarnation, the durable-progress record with its copy of both, snapshot metadata,
 //! log range, entries with lin-kv commands decoded, filtered by index range and kind), a raw walk
 //! over every stored record with its checksum status, every damaged index with the last intact
 //! one, the state machine the node would serve (snapshot plus log up to the commit index), and,
@@ -11,7 +12,7 @@
 //! `examine` opens a private copy, so a directory a live node holds can be inspected too.
 //!
 //! Exit status: 0 every directory would open, the logs agree where Raft requires and the states
-//! agree; 1 corruption (a node would refuse to start, or sled cannot open the directory), logs
+//! agree; 1 corruption (a node would not start on it, or sled cannot open the directory), logs
 //! that break log matching or differ in a committed entry, replica states that differ, or a
 //! `--state` that cannot be rebuilt up to the commit index; 2 bad input (usage, a missing,
 //! foreign or newer-format directory).

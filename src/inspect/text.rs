@@ -56,7 +56,9 @@ pub fn status_text(status: &Status) -> String {
         Status::Stale => "  [stale, dropped on open]".into(),
         Status::Conflicting => "  [conflicts with snapshot, dropped on open]".into(),
         Status::Bad(d) => format!("  [BAD: {d}]"),
-        Status::AfterBad => "  [after a bad record; kept, the node refuses the directory]".into(),
+        Status::AfterBad => {
+            "  [after a bad record; kept, the node does not start on this directory]".into()
+        }
     }
 }
 
@@ -81,11 +83,20 @@ pub fn print_header(img: &Image) {
     );
     match img.hard_state {
         Some(h) => println!(
-            "  hard state: term {} vote {} commit {}",
+            "  hard state: term {} vote {} commit {}, mark {}, incarnation {}",
             h.term,
             h.vote.map_or("none".into(), |v| v.to_string()),
-            h.commit
+            h.commit,
+            h.recovery.name(),
+            h.incarnation
         ),
+        None if img
+            .problems
+            .iter()
+            .any(|p| p.tree == "meta" && p.detail.contains("`hard_state`")) =>
+        {
+            println!("  hard state: (cannot be read: its record is damaged, see below)")
+        }
         None => println!("  hard state: (none saved)"),
     }
     match &img.progress {
@@ -115,11 +126,13 @@ pub fn print_header(img: &Image) {
 fn progress_text(p: &ProgressRecord) -> String {
     let value = |v: &Progress| {
         format!(
-            "term {} vote {}, last entry {} of term {}",
+            "term {} vote {}, last entry {} of term {}, mark {}, incarnation {}",
             v.term,
             v.vote.map_or("none".into(), |x| x.to_string()),
             v.last_index,
-            v.last_term
+            v.last_term,
+            v.recovery.name(),
+            v.incarnation
         )
     };
     match &p.old {
@@ -227,7 +240,7 @@ pub fn print_damage(images: &[Image], own: usize) {
 
 pub fn print_verdict(img: &Image) {
     if img.sled_error.is_some() {
-        println!("  verdict:    CORRUPT, the node refuses to start on this directory");
+        println!("  verdict:    CORRUPT, the node does not start on this directory (it moves it aside and starts empty)");
         return;
     }
     if img.problems.is_empty() {
@@ -240,7 +253,7 @@ pub fn print_verdict(img: &Image) {
         println!("  {sev}: tree `{}`{at}: {}", p.tree, p.detail);
     }
     if img.fatal() {
-        println!("  verdict:    CORRUPT, the node refuses to start on this directory");
+        println!("  verdict:    CORRUPT, the node does not start on this directory (it moves it aside and starts empty)");
     } else {
         println!("  verdict:    ok after recovery repairs the above");
     }

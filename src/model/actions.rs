@@ -32,6 +32,9 @@ pub enum Action {
     /// The node crashes while its last persist is under way: the persist is lost, and the
     /// acknowledgements waiting for it never leave.
     CrashLosingPersist(NodeId),
+    /// The node loses its whole directory and restarts empty as a new incarnation, which must
+    /// rejoin (only while every node is ordinary: at most one node without its state).
+    Wipe(NodeId),
     /// A client writes the next value at this node (only offered at a leader).
     Write(NodeId),
     /// A client reads at this node (only offered at a leader).
@@ -53,7 +56,7 @@ pub struct ActionKind {
 }
 
 /// Every kind of action, in the order the checker tries them.
-pub const ACTIONS: [ActionKind; 9] = [
+pub const ACTIONS: [ActionKind; 10] = [
     ActionKind {
         name: "deliver",
         budget: None,
@@ -167,6 +170,20 @@ pub const ACTIONS: [ActionKind; 9] = [
         },
     },
     ActionKind {
+        name: "wipe",
+        budget: Some(Budget::Wipe),
+        offer: |c, _, out| each_node(c, out, |c, _| c.all_ordinary(), Action::Wipe),
+        apply: |c, a, s| {
+            if let Action::Wipe(id) = a {
+                c.wipe(*id, s);
+            }
+        },
+        describe: |a| match a {
+            Action::Wipe(id) => format!("n{id} loses its directory and restarts empty"),
+            _ => unreachable_kind(a),
+        },
+    },
+    ActionKind {
         name: "client write",
         budget: Some(Budget::Write),
         offer: |c, _, out| each_node(c, out, is_leader, Action::Write),
@@ -207,8 +224,9 @@ impl Action {
             Action::TimerUnanswered(_) => 4,
             Action::Crash(_) => 5,
             Action::CrashLosingPersist(_) => 6,
-            Action::Write(_) => 7,
-            Action::Read(_) => 8,
+            Action::Wipe(_) => 7,
+            Action::Write(_) => 8,
+            Action::Read(_) => 9,
         };
         &ACTIONS[row]
     }
@@ -278,6 +296,7 @@ mod table_tests {
                 Action::CrashLosingPersist(1),
                 "crash losing the last persist",
             ),
+            (Action::Wipe(1), "wipe"),
             (Action::Write(1), "client write"),
             (Action::Read(1), "client read"),
         ];

@@ -36,7 +36,7 @@ pub struct ModelArgs {
     /// Actions on the longest path explored.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=1000))]
     depth: u64,
-    /// Faults, comma-separated: drop, dup, crash; or all, none.
+    /// Faults, comma-separated: drop, dup, crash, wipe; or all (every one but wipe), none.
     #[arg(long, default_value = "all", value_parser = Faults::parse)]
     faults: Faults,
     /// A bug switch to turn on: the core's vote_without_persist, read_without_read_index,

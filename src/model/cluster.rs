@@ -14,7 +14,7 @@ use super::actions::Action;
 use super::io::{self, Durable, NodeIo, NodeShell, Unacked};
 use super::{Budgets, Settings};
 use crate::check::{self, EventKind, Op};
-use crate::raft::{Config, Message, MessageBody, NodeId, Raft, Role};
+use crate::raft::{Config, HardState, Message, MessageBody, NodeId, Raft, Recovery, Role};
 use crate::shell::{Answer, ShellSettings};
 use std::sync::Arc;
 
@@ -391,6 +391,37 @@ impl Cluster {
         self.check_applied_stay_durable(idx);
         // Re-applies the durable committed prefix into the fresh state machine.
         self.turn(id, |_| {});
+    }
+
+    /// True when no node is rejoining (a wipe is offered only then).
+    pub fn all_ordinary(&self) -> bool {
+        self.nodes
+            .iter()
+            .all(|n| n.raft().status().recovery == Recovery::Ordinary)
+    }
+
+    /// Node `id` loses its directory: it restarts empty, probing, as an incarnation above every
+    /// one the cluster has used, and its state machine starts over (what it applied is gone
+    /// with the disk, so the applied-entries check starts over too).
+    pub fn wipe(&mut self, id: NodeId, settings: &Settings) {
+        let incarnation = 1 + self
+            .nodes
+            .iter()
+            .map(|n| n.durable.hard_state.incarnation)
+            .max()
+            .unwrap_or(0);
+        let node = self.node_mut(id);
+        node.unacked = None;
+        node.served = 0;
+        node.durable = Durable {
+            hard_state: HardState {
+                recovery: Recovery::Probing,
+                incarnation,
+                ..HardState::default()
+            },
+            entries: Vec::new(),
+        };
+        self.crash(id, false, settings);
     }
 
     /// A restarted node still holds every entry it applied in any earlier life. Its commit index

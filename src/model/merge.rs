@@ -57,6 +57,9 @@ pub fn merge(c: &mut Cluster, settings: &Settings) {
 /// persist while a crash may still lose that persist. (Raft never lowers a term; the model's
 /// persists are durable at once, so a restart comes back in the current term otherwise.)
 fn term_floor(c: &Cluster, id: NodeId) -> u64 {
+    if c.budgets.allows(Budget::Wipe) {
+        return 0; // a wiped node starts again at term 0
+    }
     let n = c.node(id);
     let term = n.raft().status().term;
     match &n.unacked {

@@ -12,7 +12,7 @@ use super::cluster::{
 };
 use super::{RaftModel, State};
 use crate::check::{EventKind, Op};
-use crate::raft::Role;
+use crate::raft::{Recovery, Role};
 use stateright::Property;
 
 pub const ELECTION_SAFETY: &str = "election safety";
@@ -162,12 +162,18 @@ fn leader_completeness(s: &Cluster) -> Option<String> {
 fn committed_out_of_reach(s: &Cluster) -> Option<String> {
     let n = s.nodes.len();
     let refusers_needed = n - (n / 2 + 1) + 1;
-    for lacking in &s.nodes {
+    // A node still rejoining after it lost its directory neither campaigns nor votes.
+    let rejoining = |o: &super::cluster::Node| o.raft().status().recovery != Recovery::Ordinary;
+    for lacking in s.nodes.iter().filter(|o| !rejoining(o)) {
         let Some((index, term)) = missing_committed(s, lacking, u64::MAX) else {
             continue;
         };
         let mine = last_position(lacking);
-        let refusers = s.nodes.iter().filter(|o| last_position(o) > mine).count();
+        let refusers = s
+            .nodes
+            .iter()
+            .filter(|o| rejoining(o) || last_position(o) > mine)
+            .count();
         if refusers < refusers_needed {
             let id = lacking.raft().status().id;
             return Some(format!(

@@ -9,6 +9,7 @@ use super::cli::{run, run_model, trace, Args, Outcome};
 use super::cluster::{LINEARIZABLE, ONE_VOTE_PER_TERM};
 use super::{props, step, switch, Action, Budget, Cluster, Faults, RaftModel, Settings, SWITCHES};
 use crate::check::{EventKind, Op};
+use crate::raft::Recovery;
 
 fn explore(settings: Settings, depth: usize) -> Outcome {
     let args = Args {
@@ -67,6 +68,25 @@ fn the_core_keeps_every_property_to_depth_9_with_every_fault() {
         out.unique
     );
     assert!(reached(&out, props::A_LEADER_IS_ELECTED));
+}
+
+/// A node that loses its directory restarts empty, probing, as a new incarnation, and the
+/// correct core keeps every property with wipes and lost messages: the rejoining node neither
+/// votes nor acknowledges before it may, so no committed entry falls out of reach.
+#[test]
+fn the_core_keeps_every_property_with_a_wiped_node() {
+    let settings = Settings::default().with_faults(Faults::parse("wipe,drop").unwrap());
+    let mut c = Cluster::new(&settings).expect("an empty cluster starts");
+    c.wipe(2, &settings);
+    let st = c.node(2).raft().status();
+    assert_eq!((st.recovery, st.incarnation), (Recovery::Probing, 1));
+    let out = explore(settings, 10);
+    assert_clean(&out, 10);
+    assert!(
+        out.unique > 10_000,
+        "a real search: {} unique states",
+        out.unique
+    );
 }
 
 /// Atomic pre-vote rounds (a bound) still let every action happen: the correct core keeps

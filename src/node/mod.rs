@@ -17,6 +17,7 @@ mod msglog;
 mod records;
 mod replica;
 pub mod request;
+pub mod start;
 pub mod tools;
 
 pub use driver::{Node, Settings};

@@ -1,6 +1,7 @@
 //! Conversions between the consensus core's values and the storage crate's records.
 //!
-//! Owns: the one place that knows both type families. The core never sees a storage type and
+//! Owns: the one place that knows both type families, including what a start read (a clean
+//! open's state or a damage report) as the start decision sees it. The core never sees a storage type and
 //! the storage crate never sees a core type, so the on-disk format changes only when the
 //! storage crate changes it.
 //! Must never: copy more than the conversion needs (recovered entries move their payload by
@@ -8,6 +9,7 @@
 //! meta clones only its voter list).
 
 use crate::raft;
+use crate::shell::rejoin::{Durable, StartRead, Stored};
 use crate::shell::Batch;
 use raftkv_storage as storage;
 
@@ -24,6 +26,18 @@ pub fn persist(disk: &mut storage::Storage, batch: &Batch<'_>) -> Result<(), sto
         entries: batch.entries,
         hard_state: batch.hard_state.map(Into::into),
     })
+}
+
+/// The message a running node stops with when storage fails: damage met while running (a start
+/// reads the disk; a running node keeps its log in memory, so this is rare) is never worked past.
+pub fn running_failure(what: &str, e: &storage::Error) -> String {
+    match e {
+        storage::Error::Damaged(_) => format!(
+            "{what}: {e}; the node stops rather than run on a damaged directory, and its next \
+             start moves the directory aside and rejoins from its peers"
+        ),
+        other => format!("{what}: {other}"),
+    }
 }
 
 impl From<storage::EntryKind> for raft::EntryKind {
@@ -68,13 +82,34 @@ impl storage::AsEntryRef for raft::Entry {
     }
 }
 
+impl From<storage::RecoveryMark> for raft::Recovery {
+    fn from(mark: storage::RecoveryMark) -> raft::Recovery {
+        match mark {
+            storage::RecoveryMark::Ordinary => raft::Recovery::Ordinary,
+            storage::RecoveryMark::Probing => raft::Recovery::Probing,
+            storage::RecoveryMark::CatchingUp => raft::Recovery::CatchingUp,
+        }
+    }
+}
+
+impl From<raft::Recovery> for storage::RecoveryMark {
+    fn from(mark: raft::Recovery) -> storage::RecoveryMark {
+        match mark {
+            raft::Recovery::Ordinary => storage::RecoveryMark::Ordinary,
+            raft::Recovery::Probing => storage::RecoveryMark::Probing,
+            raft::Recovery::CatchingUp => storage::RecoveryMark::CatchingUp,
+        }
+    }
+}
+
 impl From<storage::HardState> for raft::HardState {
     fn from(hs: storage::HardState) -> raft::HardState {
         raft::HardState {
             term: hs.term,
             vote: hs.vote,
             commit: hs.commit,
-            ..raft::HardState::default()
+            recovery: hs.recovery.into(),
+            incarnation: hs.incarnation,
         }
     }
 }
@@ -85,7 +120,58 @@ impl From<raft::HardState> for storage::HardState {
             term: hs.term,
             vote: hs.vote,
             commit: hs.commit,
+            recovery: hs.recovery.into(),
+            incarnation: hs.incarnation,
         }
+    }
+}
+
+/// sled's hard state as one copy of the mark.
+fn hard_state_copy(hs: &storage::HardState) -> Durable {
+    Durable {
+        term: hs.term,
+        vote: hs.vote,
+        recovery: hs.recovery.into(),
+        incarnation: hs.incarnation,
+    }
+}
+
+/// The durable-progress record as the other copy: its term and vote after the last step, and
+/// of its values the mark that owes more and the highest incarnation.
+fn record_copy(rec: &storage::progress::ProgressRecord) -> Durable {
+    Durable {
+        term: rec.new.term,
+        vote: rec.new.vote,
+        recovery: rec.recovery().into(),
+        incarnation: rec.incarnation(),
+    }
+}
+
+/// What a clean open read.
+pub fn clean_read(rec: &storage::Recovered) -> StartRead {
+    StartRead {
+        damaged: false,
+        holds_log: rec.snapshot.is_some() || rec.last_index >= rec.first_index,
+        hard_state: if rec.hard_state_stored {
+            Stored::Intact(hard_state_copy(&rec.hard_state))
+        } else {
+            Stored::Absent
+        },
+        record: rec
+            .progress
+            .as_ref()
+            .map_or(Stored::Absent, |r| Stored::Intact(record_copy(r))),
+    }
+}
+
+/// What an open that found damage read: the copies it read intact before it stopped.
+pub fn damaged_read(d: &storage::Damage) -> StartRead {
+    let intact_or_not = |c: Option<Durable>| c.map_or(Stored::Unreadable, Stored::Intact);
+    StartRead {
+        damaged: true,
+        holds_log: true,
+        hard_state: intact_or_not(d.hard_state.as_ref().map(hard_state_copy)),
+        record: intact_or_not(d.progress.as_ref().map(record_copy)),
     }
 }
 
@@ -127,12 +213,23 @@ mod tests {
             assert_eq!((value.term, value.index, &value.data), (3, 7, &record.data));
             assert_eq!(value.entry_ref(), record.entry_ref());
         }
-        let hs = storage::HardState {
-            term: 4,
-            vote: Some(2),
-            commit: 9,
-        };
-        assert_eq!(storage::HardState::from(raft::HardState::from(hs)), hs);
+        for (recovery, incarnation) in [
+            (storage::RecoveryMark::Ordinary, 0),
+            (storage::RecoveryMark::Probing, 1),
+            (storage::RecoveryMark::CatchingUp, u64::MAX),
+        ] {
+            let hs = storage::HardState {
+                term: 4,
+                vote: Some(2),
+                commit: 9,
+                recovery,
+                incarnation,
+            };
+            let value = raft::HardState::from(hs);
+            assert_eq!(value.incarnation, incarnation);
+            assert_eq!(storage::RecoveryMark::from(value.recovery), recovery);
+            assert_eq!(storage::HardState::from(value), hs);
+        }
         let meta = storage::SnapshotMeta {
             index: 12,
             term: 4,

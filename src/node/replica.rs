@@ -8,14 +8,14 @@
 //! the peer delay has passed unless that peer spoke first (it may not be running yet).
 
 use super::request::Op;
-use super::{datadir, msglog, records, Settings};
+use super::{datadir, msglog, records, start, Settings};
 use crate::kv::{KvStore, Outcome};
 use crate::maelstrom::{code, error_body, pack, Envelope};
-use crate::raft::{Config, Entry, InitialState, Message, NodeId, Raft, Ready, Role, SnapshotMeta};
+use crate::raft::{Config, Message, NodeId, Raft, Ready, Recovery, Role, SnapshotMeta};
 use crate::shell::{
     Answer, Batch, Durability, LogStorage, Outbox, Progress, Shell, ShellSettings, ShellStats,
 };
-use raftkv_storage::{Identity, Storage};
+use raftkv_storage::Storage;
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -68,7 +68,14 @@ pub struct Replica {
     pub forwards: HashMap<u64, Forward>,
     last_role: Role,
     last_term: u64,
+    /// The durable recovering mark as last logged.
+    last_recovery: Recovery,
+    /// When the node last said what its rejoining waits for.
+    last_wait_report: Instant,
 }
+
+/// How often a rejoining node says what it still waits for.
+const WAIT_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Core id of the node at `position` in `node_ids` (0 is kept free for "nobody").
 pub fn core_id(position: usize) -> NodeId {
@@ -104,7 +111,8 @@ impl Replica {
                 )
             })?;
         }
-        let (storage, state) = open_storage(me, &ids, &dir)?;
+        let (storage, state) = start::open_data_dir(me, &ids, &dir, crate::shell::rejoin::decide)?;
+        let last_recovery = state.hard_state.recovery;
         let my = core_id(position);
         let voters: Vec<NodeId> = (0..ids.len()).map(core_id).collect();
         let mut config = Config::new(my, voters, process_seed(my));
@@ -125,6 +133,8 @@ impl Replica {
             forwards: HashMap::new(),
             last_role: Role::Follower,
             last_term: 0,
+            last_recovery,
+            last_wait_report: Instant::now(),
         })
     }
 
@@ -164,7 +174,53 @@ impl Replica {
             );
         }
         self.log_role_change();
+        self.log_recovery_change();
         Ok(sent)
+    }
+
+    /// Logs a change of the durable recovering mark; `recovered:` once it is ordinary again.
+    fn log_recovery_change(&mut self) {
+        let hs = self.storage.hard_state();
+        if let Some(line) = mark_change_line(&self.me, self.last_recovery, &hs) {
+            tracing::info!("{line}");
+        }
+        self.last_recovery = Recovery::from(hs.recovery);
+        self.report_rejoin_wait();
+    }
+
+    /// A node still rejoining says, every few seconds, what it waits for: a peer that never
+    /// answers its probe (down, cut off, or its own disk lost too) keeps it out for good, and
+    /// the operator must be able to tell.
+    fn report_rejoin_wait(&mut self) {
+        if self.last_wait_report.elapsed() < WAIT_REPORT_EVERY {
+            return;
+        }
+        let raft = self.shell.raft();
+        let st = raft.status();
+        let waiting = match st.recovery {
+            Recovery::Ordinary => return,
+            Recovery::Probing => {
+                let names: Vec<&str> = raft
+                    .awaiting_probe_answers()
+                    .iter()
+                    .filter_map(|&p| (p as usize).checked_sub(1).and_then(|i| self.ids.get(i)))
+                    .map(String::as_str)
+                    .collect();
+                format!(
+                    "probe answers from {} (it acknowledges and votes for nothing until every \
+                     other node answered, since its term and vote are unknown: a first boot, a wiped disk or \
+                     damage)",
+                    names.join(", ")
+                )
+            }
+            Recovery::CatchingUp => format!(
+                "the leader of term {} to give it every committed entry (it grants no vote \
+                 until then)",
+                st.term
+            ),
+        };
+        tracing::warn!("{} is rejoining and waits for {waiting}", self.me);
+        self.last_wait_report = Instant::now();
     }
 
     fn log_role_change(&mut self) {
@@ -187,65 +243,26 @@ impl Replica {
     }
 }
 
-/// Opens the data directory, checks or records its identity, and reads what is durable.
-fn open_storage(
-    me: &str,
-    ids: &[String],
-    dir: &std::path::Path,
-) -> Result<(Storage, InitialState), String> {
-    let (mut storage, rec) = Storage::open(dir)
-        .map_err(|e| format!("{me}: cannot open data directory {}: {e}", dir.display()))?;
-    let identity = Identity {
-        node: me.to_string(),
-        cluster: ids.to_vec(),
-    };
-    match &rec.identity {
-        Some(found) if *found != identity => {
-            return Err(format!(
-                "data directory {} belongs to node {} of cluster {:?}, not {me} of {ids:?}",
-                dir.display(),
-                found.node,
-                found.cluster
-            ))
-        }
-        Some(_) => {}
-        None => storage
-            .set_identity(&identity)
-            .map_err(|e| format!("{me}: cannot record identity: {e}"))?,
+/// The line that reports a change of the durable recovering mark from `before`: `recovered:`
+/// with the node and its incarnation when it is ordinary again (the bench waits for that line).
+fn mark_change_line(me: &str, before: Recovery, now: &raftkv_storage::HardState) -> Option<String> {
+    let mark = Recovery::from(now.recovery);
+    if mark == before {
+        return None;
     }
-    let snapshot = storage
-        .load_snapshot()
-        .map_err(|e| format!("{me}: cannot load snapshot: {e}"))?;
-    let mut entries = Vec::new();
-    let mut next = rec.first_index;
-    while next <= rec.last_index {
-        let batch = storage
-            .entries(next, rec.last_index + 1, 64 << 20)
-            .map_err(|e| format!("{me}: cannot read log from index {next}: {e}"))?;
-        let Some(last) = batch.last() else {
-            return Err(format!(
-                "{me}: log ends at {} but storage returned nothing from {next}",
-                rec.last_index
-            ));
-        };
-        next = last.index + 1;
-        entries.extend(batch.into_iter().map(Entry::from));
-    }
-    tracing::info!(
-        "{me} opened {}: term {} commit {} snapshot {:?} log [{}, {}]",
-        dir.display(),
-        rec.hard_state.term,
-        rec.hard_state.commit,
-        snapshot.as_ref().map(|(m, _)| m.index),
-        rec.first_index,
-        rec.last_index
-    );
-    let state = InitialState {
-        hard_state: rec.hard_state.into(),
-        snapshot: snapshot.map(|(m, d)| (m.into(), Arc::new(d))),
-        entries,
-    };
-    Ok((storage, state))
+    let (term, incarnation) = (now.term, now.incarnation);
+    Some(if mark == Recovery::Ordinary {
+        format!(
+            "recovered: {me} is an ordinary node again (incarnation {incarnation}, term {term}; \
+             it was {})",
+            raftkv_storage::RecoveryMark::from(before).name()
+        )
+    } else {
+        format!(
+            "{me} is now {} (incarnation {incarnation}, term {term})",
+            now.recovery.name()
+        )
+    })
 }
 
 /// The core's random seed: different for every process and node.
@@ -283,7 +300,8 @@ impl<W: Write> NodeIo<'_, W> {
 
 impl<W: Write> LogStorage for NodeIo<'_, W> {
     fn begin_persist(&mut self, batch: &Batch<'_>) -> Result<Durability, String> {
-        records::persist(self.storage, batch).map_err(|e| format!("cannot persist: {e}"))?;
+        records::persist(self.storage, batch)
+            .map_err(|e| records::running_failure("cannot persist", &e))?;
         Ok(Durability::Durable)
     }
 
@@ -295,7 +313,7 @@ impl<W: Write> LogStorage for NodeIo<'_, W> {
     fn save_snapshot(&mut self, meta: &SnapshotMeta, data: &Arc<Vec<u8>>) -> Result<(), String> {
         self.storage
             .save_snapshot(&meta.into(), data)
-            .map_err(|e| e.to_string())
+            .map_err(|e| records::running_failure("cannot save a snapshot", &e))
     }
 }
 
@@ -353,5 +371,39 @@ pub fn answer_body(op: &Op, msg_id: u64, answer: Answer<Outcome>) -> Map<String,
         Answer::Applied(outcome) | Answer::Read(outcome) => op.reply(msg_id, &outcome),
         Answer::NotDone(why) => error_body(Some(msg_id), code::TEMPORARILY_UNAVAILABLE, why),
         Answer::Unknown(why) => error_body(Some(msg_id), code::CRASH, why),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use raftkv_storage::{HardState, RecoveryMark};
+
+    #[test]
+    fn the_recovered_line_names_the_node_and_its_incarnation_once_the_mark_is_ordinary() {
+        let hs = |recovery| HardState {
+            term: 6,
+            recovery,
+            incarnation: 42,
+            ..HardState::default()
+        };
+        let line = mark_change_line("n3", Recovery::CatchingUp, &hs(RecoveryMark::Ordinary));
+        assert_eq!(
+            line.as_deref(),
+            Some("recovered: n3 is an ordinary node again (incarnation 42, term 6; it was catching-up)")
+        );
+        let line = mark_change_line("n3", Recovery::Probing, &hs(RecoveryMark::CatchingUp));
+        assert_eq!(
+            line.as_deref(),
+            Some("n3 is now catching-up (incarnation 42, term 6)")
+        );
+        assert_eq!(
+            mark_change_line("n3", Recovery::Ordinary, &hs(RecoveryMark::Ordinary)),
+            None
+        );
+        assert_eq!(
+            mark_change_line("n3", Recovery::Probing, &hs(RecoveryMark::Probing)),
+            None
+        );
     }
 }

@@ -254,6 +254,7 @@ impl Raft {
         raft.reset_randomized_timeout();
         if raft.recovery != Recovery::Ordinary {
             raft.send_probes();
+            raft.maybe_finish_probing();
         }
         Ok(raft)
     }

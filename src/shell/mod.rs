@@ -6,7 +6,9 @@
 //! send acknowledgements, advance, restore a received snapshot, apply committed entries, answer
 //! proposals and reads, take a snapshot), the split of a persist into begin and finish (so a
 //! disk may complete a write later, or crash in the middle of it), the hard state that waits
-//! for the next flush, and the bookkeeping of client requests waiting on the core.
+//! for the next flush, and the bookkeeping of client requests waiting on the core; and (in
+//! `rejoin`) the decision of how a start proceeds on what its disk holds, shared by the node and
+//! the simulator.
 //! Must never: send an acknowledgement (a vote grant, an append or snapshot acknowledgement)
 //! before the persist that covers it is durable; apply an entry that is not durable; answer a
 //! write before its entry is committed and applied; decide anything Raft decides (that is
@@ -31,6 +33,7 @@
 mod digest;
 mod kv_machine;
 mod pending;
+pub mod rejoin;
 #[cfg(test)]
 mod tests;
 
@@ -465,9 +468,12 @@ impl<M: StateMachine, T> Shell<M, T> {
     fn needs_flush(&mut self, ready: &mut Ready) -> bool {
         let only_commit_moved = ready.snapshot.is_none()
             && ready.entries.is_empty()
-            && ready
-                .hard_state
-                .is_some_and(|hs| hs.term == self.written.term && hs.vote == self.written.vote);
+            && ready.hard_state.is_some_and(|hs| {
+                HardState {
+                    commit: self.written.commit,
+                    ..hs
+                } == self.written
+            });
         if only_commit_moved {
             self.deferred = ready.hard_state.take();
             self.stats.commits_deferred += 1;

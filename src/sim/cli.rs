@@ -132,7 +132,7 @@ fn line(r: &RunReport, wall_ms: u128) -> String {
     };
     format!(
         "seed {:>6}: {verdict} | ops {} (ok {} fail {} info {}) sim {:.1}s wall {}ms events {} \
-         msgs {} dropped {} crashes {} torn {} wipes {} partitions {} leaders {} snapshots {}+{}",
+         msgs {} dropped {} crashes {} torn {} wipes {} damages {} partitions {} leaders {} snapshots {}+{}",
         r.seed,
         r.ops,
         r.ok,
@@ -146,6 +146,7 @@ fn line(r: &RunReport, wall_ms: u128) -> String {
         r.stats.crashes,
         r.stats.torn_writes,
         r.stats.wipes,
+        r.stats.damages,
         r.stats.partitions,
         r.leader_changes,
         r.stats.snapshots_taken,

@@ -20,6 +20,7 @@ use crate::check::{self, EventKind};
 use crate::kv::{Command, KvStore, Outcome};
 use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Recovery, Role};
 use crate::rng::Rng;
+use crate::shell::rejoin::{self, RejoinBugs, Start};
 use crate::shell::{
     Answer, Batch, Durability, LogStorage, Outbox, Progress, Shell, ShellError, ShellSettings,
     ShellStats,
@@ -324,6 +325,8 @@ pub struct Stats {
     pub torn_writes: u64,
     /// Crashed nodes that lost their directory.
     pub wipes: u64,
+    /// Crashed nodes whose disk was damaged (the `corrupt` fault).
+    pub damages: u64,
 }
 
 /// The whole simulated world.
@@ -489,7 +492,7 @@ impl Sim {
     /// Starts every node (each with an empty directory, as a first boot) and the clients.
     pub fn boot(&mut self) {
         for i in 0..self.cfg.nodes {
-            self.nodes[i].disk = self.empty_disk();
+            self.nodes[i].disk = Disk::default();
             self.start_node(i);
             let phase = self.rng.below(self.cfg.tick_ms);
             self.at(phase + 1, Ev::Tick(i));
@@ -520,6 +523,7 @@ impl Sim {
     }
 
     fn start_node(&mut self, i: usize) {
+        self.decide_start(i);
         let config = self.core_config(i);
         let init = self.nodes[i].disk.initial_state();
         let durable = init.hard_state;
@@ -1162,29 +1166,80 @@ impl Sim {
         self.at(d, Ev::Nemesis);
     }
 
-    /// An empty directory with a new incarnation.
-    fn empty_disk(&mut self) -> Disk {
-        self.last_incarnation += 1 + self.rng.below(1000);
-        Disk::empty(self.last_incarnation)
+    fn rejoin_bugs(&self) -> RejoinBugs {
+        #[cfg(test)]
+        return self.cfg.rejoin_bugs;
+        #[cfg(not(test))]
+        RejoinBugs::default()
+    }
+
+    /// The node's start decision (the one the node makes) on what node `i`'s disk holds: start
+    /// on it as it is, or replace it with an empty directory under a new incarnation, above
+    /// every incarnation the disk named (the simulator's counter stands in for the clock).
+    fn decide_start(&mut self, i: usize) {
+        let read = self.nodes[i].disk.start_read();
+        let Start::Empty(how) = rejoin::decide(&read, self.rejoin_bugs()) else {
+            return;
+        };
+        self.last_incarnation =
+            self.last_incarnation.max(how.incarnation_floor) + 1 + self.rng.below(1000);
+        let incarnation = self.last_incarnation;
+        self.nodes[i].disk = Disk::rejoining(how.hard_state(incarnation));
+        self.trace_event(|| {
+            format!(
+                "n{i} starts empty ({:?}): {:?} term {} vote {:?}, incarnation {incarnation}",
+                how.cause, how.recovery, how.term, how.vote
+            )
+        });
     }
 
     /// Is node `i` without its state (rejoining, or down with a directory that must rejoin)?
     fn without_state(&self, i: usize) -> bool {
         let node = &self.nodes[i];
-        let live = node.shell.as_ref().map(|s| s.raft().status().recovery);
-        live.unwrap_or(node.disk.hard_state.recovery) != Recovery::Ordinary
+        match node.shell.as_ref() {
+            Some(s) => s.raft().status().recovery != Recovery::Ordinary,
+            None => node.disk.needs_rejoin(),
+        }
+    }
+
+    /// True when every node but `i` has its state (a majority without state may have lost
+    /// committed entries whatever the nodes do, so a disk fault strikes only then).
+    fn others_whole(&self, i: usize) -> bool {
+        (0..self.cfg.nodes).all(|o| o == i || !self.without_state(o))
     }
 
     /// Now and then a crashed node loses its directory, while no other node is without its
-    /// state (a majority without state may have lost committed entries whatever the nodes do).
-    fn maybe_wipe(&mut self, i: usize) {
-        let others_whole = (0..self.cfg.nodes).all(|o| o == i || !self.without_state(o));
-        if self.chaos && self.cfg.faults.wipe && others_whole && self.rng.chance(0.25) {
+    /// state. Returns true when it did.
+    fn maybe_wipe(&mut self, i: usize) -> bool {
+        if self.chaos && self.cfg.faults.wipe && self.others_whole(i) && self.rng.chance(0.25) {
             self.stats.wipes += 1;
-            self.nodes[i].disk = self.empty_disk();
-            let incarnation = self.last_incarnation;
-            self.trace_event(|| format!("n{i} loses its directory (incarnation {incarnation})"));
+            self.nodes[i].disk = Disk::default();
+            self.trace_event(|| format!("n{i} loses its directory"));
+            return true;
         }
+        false
+    }
+
+    /// Now and then a crashed node's disk is damaged in one of the ways that apply to it (the
+    /// run's random source picks), while no other node is without its state.
+    fn maybe_corrupt(&mut self, i: usize) {
+        let f = &self.cfg.faults;
+        let holds_state = self.nodes[i].disk.record.is_some();
+        if !(self.chaos && f.corrupt && holds_state && self.others_whole(i)) {
+            return;
+        }
+        if !self.rng.chance(0.25) {
+            return;
+        }
+        let disk = &self.nodes[i].disk;
+        let (first, last) = (disk.first_index(), disk.last_index());
+        let index = first + self.rng.below(last + 1 - first);
+        let other = first + self.rng.below(last + 1 - first);
+        let kinds = disk.possible_damages(index, other);
+        let damage = kinds[self.rng.below(kinds.len() as u64) as usize];
+        self.nodes[i].disk.damage(damage);
+        self.stats.damages += 1;
+        self.trace_event(|| format!("n{i} disk damaged: {damage:?}"));
     }
 
     fn crash(&mut self, i: usize) {
@@ -1207,7 +1262,9 @@ impl Sim {
             1
         };
         self.trace_event(|| format!("n{i} crashes, restart in {back}ms"));
-        self.maybe_wipe(i);
+        if !self.maybe_wipe(i) {
+            self.maybe_corrupt(i);
+        }
         self.at(back, Ev::Restart(i));
     }
 

@@ -6,11 +6,17 @@
 //! Owns: what survives a crash. A batch in flight when the node crashes is lost, except that a
 //! torn tail may keep a clean prefix of its log records (as sled does for writes whose flush had
 //! not returned); the hard state is the batch's last record and survives only with all the rest.
-//! Must never: make anything durable before its flush completes, or lose anything that was.
+//! Beside sled's part it keeps what the node's storage keeps outside sled: the durable-progress
+//! record (term, vote, recovering mark, incarnation, last (term, index)), written after each
+//! persist step. It also keeps enough of the last step to roll it back, and the damage a
+//! `corrupt` fault did (see [`Damage`]), from which a start reads what the node's start would.
+//! Must never: make anything durable before its flush completes, or lose anything that was,
+//! except by a damage the simulator chose and recorded.
 
 use std::sync::Arc;
 
-use crate::raft::{Entry, HardState, InitialState, SnapshotMeta};
+use crate::raft::{Entry, HardState, InitialState, Recovery, SnapshotMeta};
+use crate::shell::rejoin::{Durable, StartRead, Stored};
 use crate::shell::Batch;
 
 /// A node's durable state.
@@ -20,20 +26,182 @@ pub struct Disk {
     pub snapshot: Option<(SnapshotMeta, Arc<Vec<u8>>)>,
     /// Contiguous, starting right after the snapshot (or at 1).
     pub log: Vec<Entry>,
+    /// The durable-progress record; None in a directory that holds nothing (a first boot or a
+    /// wiped disk), where sled's hard state is absent too.
+    pub record: Option<Record>,
+    /// What the last persist step replaced; None when it truncated the log or installed a
+    /// snapshot (or there was none since the start).
+    last_step: Option<Undo>,
+    /// The damage a `corrupt` fault did since the node last started on this disk.
+    pub damage: Option<Damage>,
+}
+
+/// The durable-progress record: sled's hard state's term, vote, mark and incarnation and the
+/// log's last (term, index), as of the last persist step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Record {
+    pub durable: Durable,
+    pub last: (u64, u64),
+}
+
+/// Enough of the last persist step to undo it.
+#[derive(Clone, Copy, Debug)]
+struct Undo {
+    hard_state: HardState,
+    wrote_hard_state: bool,
+    /// The log's length before the step appended (it truncated nothing).
+    log_len: usize,
+    record: Option<Record>,
+}
+
+/// One damage of the `corrupt` fault. The simulated disk holds values, not bytes, so a damage is
+/// kept as what the start's checks would find (a record failing its checksum, a chain or index
+/// that disagrees, a log or hard state below the record, a copy that does not decode); the
+/// kinds that leave sled's copies readable but stale change them here too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Damage {
+    /// The log record at this index fails its checksum.
+    LogRecord(u64),
+    /// The log record at this index is gone.
+    DroppedRecord(u64),
+    /// The record written for the first index was written under the second.
+    Misdirected(u64, u64),
+    /// An older record at this index came back over the newer one.
+    OldOverNew(u64),
+    /// sled's hard state fails its checksum.
+    HardState,
+    /// The durable-progress record fails to decode.
+    Record,
+    /// A chunk of the snapshot at this index fails its checksum.
+    SnapshotChunk(u64),
+    /// sled lost the last persist step (its hard state and appended entries), the record kept it.
+    RolledBack,
+    /// The last step's hard state went onto the record: the record does not decode and sled's
+    /// hard state is the one before the step.
+    HardStateOntoRecord,
+    /// The last step's record went onto sled's hard state: that does not decode and the record
+    /// is the one before the step.
+    RecordOntoHardState,
 }
 
 impl Disk {
-    /// An empty directory: a first boot or a wiped disk. The node starts as incarnation
-    /// `incarnation`, its term and vote unknown, and must rejoin before it votes.
-    pub fn empty(incarnation: u64) -> Disk {
-        Disk {
-            hard_state: HardState {
-                recovery: crate::raft::Recovery::Probing,
-                incarnation,
-                ..HardState::default()
-            },
+    /// A directory started empty with `hard_state` (its mark and incarnation) written to both
+    /// copies, as the node writes it before anything else.
+    pub fn rejoining(hard_state: HardState) -> Disk {
+        debug_assert!(hard_state.recovery != Recovery::Ordinary);
+        let mut disk = Disk {
+            hard_state,
             ..Disk::default()
+        };
+        disk.record = Some(disk.current_record());
+        disk
+    }
+
+    /// True when a start on this disk starts empty and rejoins: it holds nothing, it is
+    /// damaged, or it was not ordinary yet.
+    pub fn needs_rejoin(&self) -> bool {
+        self.record.is_none()
+            || self.damage.is_some()
+            || self.hard_state.recovery != Recovery::Ordinary
+    }
+
+    fn current_record(&self) -> Record {
+        let last_index = self.last_index();
+        Record {
+            durable: durable(&self.hard_state),
+            last: (self.term_at(last_index).unwrap_or(0), last_index),
         }
+    }
+
+    /// What a start reads here: both copies as the damage (if any) left them.
+    pub fn start_read(&self) -> StartRead {
+        let written = |d: Durable| {
+            if self.record.is_some() || self.damage.is_some() {
+                Stored::Intact(d)
+            } else {
+                Stored::Absent
+            }
+        };
+        let mut hard_state = written(durable(&self.hard_state));
+        let mut record = self
+            .record
+            .map_or(Stored::Absent, |r| Stored::Intact(r.durable));
+        match self.damage {
+            Some(Damage::HardState | Damage::RecordOntoHardState) => {
+                hard_state = Stored::Unreadable
+            }
+            Some(Damage::Record | Damage::HardStateOntoRecord) => record = Stored::Unreadable,
+            _ => {}
+        }
+        StartRead {
+            damaged: self.damage.is_some(),
+            holds_log: self.snapshot.is_some() || !self.log.is_empty(),
+            hard_state,
+            record,
+        }
+    }
+
+    /// The damages that apply to this disk now (each needs what it damages).
+    pub fn possible_damages(&self, index: u64, other: u64) -> Vec<Damage> {
+        let mut kinds = vec![Damage::HardState, Damage::Record];
+        if !self.log.is_empty() {
+            kinds.extend([
+                Damage::LogRecord(index),
+                Damage::DroppedRecord(index),
+                Damage::OldOverNew(index),
+            ]);
+        }
+        if self.log.len() >= 2 && index != other {
+            kinds.push(Damage::Misdirected(index, other));
+        }
+        if let Some((m, _)) = &self.snapshot {
+            kinds.push(Damage::SnapshotChunk(m.index));
+        }
+        if let Some(undo) = self.last_step {
+            if self.rolled_back(&undo).is_below_record() {
+                kinds.push(Damage::RolledBack);
+            }
+            if undo.wrote_hard_state {
+                kinds.extend([Damage::HardStateOntoRecord, Damage::RecordOntoHardState]);
+            }
+        }
+        kinds
+    }
+
+    /// This disk with sled's part of the last step undone (the record kept).
+    fn rolled_back(&self, undo: &Undo) -> Disk {
+        let mut disk = self.clone();
+        disk.hard_state = undo.hard_state;
+        disk.log.truncate(undo.log_len);
+        disk
+    }
+
+    /// Rule of the record: sled's log is below it when it does not hold the record's last
+    /// (term, index); its hard state is below it at a lower term, or at an equal one without
+    /// the record's vote.
+    fn is_below_record(&self) -> bool {
+        let Some(rec) = self.record else {
+            return false;
+        };
+        let (term, index) = rec.last;
+        let log_below = index > 0 && self.term_at(index) != Some(term);
+        let hs = &self.hard_state;
+        let hs_below = hs.term < rec.durable.term
+            || (hs.term == rec.durable.term && rec.durable.vote.is_some() && hs.vote.is_none());
+        log_below || hs_below
+    }
+
+    /// Does `damage` (one of [`Disk::possible_damages`]) to this disk.
+    pub fn damage(&mut self, damage: Damage) {
+        let undo = self.last_step;
+        match (damage, undo) {
+            (Damage::RolledBack, Some(undo)) => *self = self.rolled_back(&undo),
+            (Damage::HardStateOntoRecord, Some(undo)) => self.hard_state = undo.hard_state,
+            (Damage::RecordOntoHardState, Some(undo)) => self.record = undo.record,
+            _ => {}
+        }
+        self.last_step = None;
+        self.damage = Some(damage);
     }
 
     pub fn first_index(&self) -> u64 {
@@ -103,8 +271,21 @@ impl Disk {
         Ok(())
     }
 
-    /// Makes a whole batch durable (its flush completed).
+    /// Makes a whole batch durable (its flush completed), then writes the record.
     pub fn persist(&mut self, b: &Batch<'_>) -> Result<(), String> {
+        if b.snapshot.is_none() && b.entries.is_empty() && b.hard_state.is_none() {
+            return Ok(());
+        }
+        let appends_only = b.snapshot.is_none()
+            && b.entries
+                .first()
+                .is_none_or(|e| e.index == self.last_index() + 1);
+        let undo = Undo {
+            hard_state: self.hard_state,
+            wrote_hard_state: b.hard_state.is_some(),
+            log_len: self.log.len(),
+            record: self.record,
+        };
         if let Some((m, d)) = b.snapshot {
             self.install_snapshot(m.clone(), d.clone());
         }
@@ -112,6 +293,8 @@ impl Disk {
         if let Some(hs) = b.hard_state {
             self.hard_state = hs;
         }
+        self.record = Some(self.current_record());
+        self.last_step = appends_only.then_some(undo);
         Ok(())
     }
 
@@ -122,11 +305,13 @@ impl Disk {
             if kept == 0 {
                 return Ok(());
             }
+            self.last_step = None;
             self.install_snapshot(m.clone(), d.clone());
             let n = (kept - 1).min(b.entries.len());
             return self.append(&b.entries[..n]);
         }
         let n = kept.min(b.entries.len());
+        self.last_step = None;
         self.append(&b.entries[..n])
     }
 
@@ -139,6 +324,7 @@ impl Disk {
         }
         self.log.retain(|e| e.index > idx);
         self.snapshot = Some((meta, data));
+        self.last_step = None;
     }
 
     /// What a restarted core starts from.
@@ -148,6 +334,16 @@ impl Disk {
             snapshot: self.snapshot.clone(),
             entries: self.log.clone(),
         }
+    }
+}
+
+/// sled's hard state as one copy of the durable state.
+fn durable(hs: &HardState) -> Durable {
+    Durable {
+        term: hs.term,
+        vote: hs.vote,
+        recovery: hs.recovery,
+        incarnation: hs.incarnation,
     }
 }
 
@@ -244,5 +440,91 @@ mod tests {
             4,
             "an older snapshot never replaces a newer one"
         );
+    }
+
+    fn hard_state(term: u64, vote: Option<u64>, recovery: Recovery) -> HardState {
+        HardState {
+            term,
+            vote,
+            commit: 0,
+            recovery,
+            incarnation: 9,
+        }
+    }
+
+    /// A disk rejoined at term 2 that then appended two entries and voted in term 3.
+    fn voted_disk() -> Disk {
+        let mut d = Disk::rejoining(hard_state(2, None, Recovery::CatchingUp));
+        let hs = hard_state(2, None, Recovery::Ordinary);
+        d.persist(&batch(&[e(1, 2), e(2, 2)], Some(hs))).unwrap();
+        d.persist(&batch(
+            &[],
+            Some(hard_state(3, Some(2), Recovery::Ordinary)),
+        ))
+        .unwrap();
+        d
+    }
+
+    fn intact(term: u64, vote: Option<u64>) -> Stored {
+        Stored::Intact(Durable {
+            term,
+            vote,
+            recovery: Recovery::Ordinary,
+            incarnation: 9,
+        })
+    }
+
+    #[test]
+    fn the_record_follows_each_step_and_a_clean_disk_reads_intact() {
+        assert!(Disk::default().start_read().is_empty());
+        let d = voted_disk();
+        assert_eq!(d.record.unwrap().last, (2, 2));
+        let read = d.start_read();
+        assert!(!read.damaged && read.holds_log);
+        assert_eq!(read.hard_state, intact(3, Some(2)));
+        assert_eq!(read.record, read.hard_state);
+        assert!(!d.needs_rejoin());
+    }
+
+    #[test]
+    fn a_rolled_back_step_leaves_sled_below_the_record() {
+        let mut d = voted_disk();
+        assert!(d.possible_damages(1, 2).contains(&Damage::RolledBack));
+        d.damage(Damage::RolledBack);
+        let read = d.start_read();
+        assert!(read.damaged);
+        assert_eq!(read.hard_state, intact(2, None), "sled lost the vote");
+        assert_eq!(read.record, intact(3, Some(2)), "the record kept it");
+        assert!(d.needs_rejoin());
+        // A step that only appended at the same term, undone, is below the record's last.
+        let mut d = Disk::rejoining(hard_state(2, None, Recovery::Ordinary));
+        d.persist(&batch(&[e(1, 2)], None)).unwrap();
+        assert!(d.possible_damages(1, 1).contains(&Damage::RolledBack));
+        d.damage(Damage::RolledBack);
+        assert!(d.log.is_empty() && d.record.unwrap().last == (2, 1));
+    }
+
+    #[test]
+    fn a_misdirected_write_leaves_one_copy_unreadable_and_the_other_stale() {
+        let mut d = voted_disk();
+        d.damage(Damage::HardStateOntoRecord);
+        let read = d.start_read();
+        assert_eq!(
+            (read.hard_state, read.record),
+            (intact(2, None), Stored::Unreadable)
+        );
+        let mut d = voted_disk();
+        d.damage(Damage::RecordOntoHardState);
+        let read = d.start_read();
+        assert_eq!(
+            (read.hard_state, read.record),
+            (Stored::Unreadable, intact(2, None))
+        );
+        // A step that truncated or installed a snapshot cannot be rolled back.
+        let mut d = voted_disk();
+        d.persist(&batch(&[e(2, 3)], None)).unwrap();
+        let kinds = d.possible_damages(1, 2);
+        assert!(!kinds.contains(&Damage::RolledBack), "{kinds:?}");
+        assert!(kinds.contains(&Damage::Misdirected(1, 2)));
     }
 }

@@ -37,6 +37,12 @@ pub struct Faults {
     /// A crashed node loses its whole directory now and then (at most one node without its
     /// state at a time) and restarts empty, as a new incarnation that must rejoin.
     pub wipe: bool,
+    /// A crashed node's disk is damaged now and then (a log record damaged, dropped, written
+    /// under another index or brought back old; the hard state, the durable-progress record or
+    /// a snapshot chunk damaged; sled's last step rolled back below the record; a write
+    /// misdirected between sled's hard state and the record), at most one node without its
+    /// state at a time; it restarts as the node's start decides.
+    pub corrupt: bool,
 }
 
 pub const FAULT_NAMES: &[&str] = &[
@@ -54,6 +60,7 @@ pub const FAULT_NAMES: &[&str] = &[
     "spokes",
     "pause",
     "wipe",
+    "corrupt",
 ];
 
 impl Faults {
@@ -73,6 +80,7 @@ impl Faults {
             spokes: true,
             pause: true,
             wipe: true,
+            corrupt: true,
         }
     }
 
@@ -101,6 +109,7 @@ impl Faults {
                 "spokes" => f.spokes = true,
                 "pause" => f.pause = true,
                 "wipe" => f.wipe = true,
+                "corrupt" => f.corrupt = true,
                 other => {
                     return Err(format!(
                         "unknown fault `{other}` (known: all, none, {})",
@@ -132,6 +141,7 @@ impl Faults {
             self.spokes,
             self.pause,
             self.wipe,
+            self.corrupt,
         ];
         let v: Vec<&str> = FAULT_NAMES
             .iter()
@@ -222,6 +232,9 @@ pub struct SimConfig {
     pub max_sim_ms: u64,
     #[cfg(test)]
     pub bugs: crate::raft::Bugs,
+    /// Test only: unsafe variants of the start decision, passed to it at every start.
+    #[cfg(test)]
+    pub rejoin_bugs: crate::shell::rejoin::RejoinBugs,
     /// Test only: the shell sends `persisted_messages` before the batch is durable (a driver
     /// bug), to show that the simulated disk and crashes catch it.
     #[cfg(test)]
@@ -243,6 +256,8 @@ impl SimConfig {
             max_sim_ms: 600_000,
             #[cfg(test)]
             bugs: crate::raft::Bugs::default(),
+            #[cfg(test)]
+            rejoin_bugs: crate::shell::rejoin::RejoinBugs::default(),
             #[cfg(test)]
             ack_before_durable: false,
         }

@@ -5,7 +5,7 @@
 //! the same process, alternating rounds between the two so both see the same load (the ratio is
 //! the median of the per-run ratios); the open+verify (recovery) rate of a directory of 1,000,000 entries; and the
 //! peak memory (VmHWM) of each case; and the cost of one durable-progress record write (the
-//! `pwrite` of 78 bytes each `persist` adds after sled's flush), in nanoseconds. Each case runs in its own child process so its VmHWM is its
+//! `pwrite` of 96 bytes each `persist` adds after sled's flush), in nanoseconds. Each case runs in its own child process so its VmHWM is its
 //! own; every case is repeated `RAFTKV_BENCH_RUNS` times (default 3) and the median is printed.
 //! `RAFTKV_BENCH_ENTRIES` changes the recovery size (default 1000000).
 
@@ -62,6 +62,7 @@ fn pair(dir: &Path, batch: u64, total: u64) -> (f64, f64) {
                     term: 1,
                     vote: Some(0),
                     commit: i - 1,
+                    ..HardState::default()
                 }),
             })
             .expect("persist");
@@ -98,6 +99,7 @@ fn build(dir: &Path, n: u64) {
                 term: 1,
                 vote: None,
                 commit: hi - 1,
+                ..HardState::default()
             }),
         })
         .expect("persist");
@@ -127,6 +129,7 @@ fn progress_write_ns(dir: &Path, n: u64) -> f64 {
                 vote: Some(0),
                 last_term: 1,
                 last_index: i,
+                ..Progress::default()
             },
             old: None,
         };

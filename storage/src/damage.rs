@@ -54,6 +54,23 @@ impl DamageKind {
     }
 }
 
+impl DamageKind {
+    /// The name in one word of letters and `-`, for the name of a directory set aside.
+    pub fn slug(self) -> &'static str {
+        match self {
+            DamageKind::Unopenable => "unopenable",
+            DamageKind::BadRecord => "bad-record",
+            DamageKind::MissingRecord => "missing-record",
+            DamageKind::BrokenChain => "broken-chain",
+            DamageKind::BadSnapshot => "bad-snapshot",
+            DamageKind::LogBelowProgress => "log-below-progress",
+            DamageKind::HardStateBelowProgress => "hard-state-below-progress",
+            DamageKind::ProgressMissing => "progress-missing",
+            DamageKind::ProgressDamaged => "progress-damaged",
+        }
+    }
+}
+
 /// One damage found in a data directory (the first one recovery met).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Damage {

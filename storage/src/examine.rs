@@ -5,7 +5,7 @@
 //! data on request), the durable-progress record, every log record with its classification, the
 //! damage that makes `Storage::open` refuse the directory, every damaged log index (a bad record,
 //! a missing one, a broken chain of terms), and on request a raw walk over every stored record of
-//! every tree.
+//! every tree; and, for tests that must show a directory unchanged, its whole [`Contents`].
 //! A copy sled cannot open (or panics on) is reported as an image holding sled's message.
 //! Must never: open, lock, create or change anything in the inspected directory. Works on a
 //! directory a live node holds, since only the copy is opened.
@@ -252,6 +252,49 @@ pub fn examine_with(dir: &Path, options: Options) -> Result<Image, Error> {
     let img = read_image(dir, &tmp.0, &trees, options);
     drop(trees);
     img
+}
+
+/// What a directory holds, to tell whether anything in it changed: every top-level file but
+/// sled's `db` byte for byte, and every record of every sled tree (tree, key, value) byte for
+/// byte. sled rewrites parts of its `db` file on its first open after a write session while the
+/// records it holds stay the same, so `db` is compared through its records.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Contents {
+    pub files: std::collections::BTreeMap<std::ffi::OsString, Vec<u8>>,
+    pub records: Vec<(String, Vec<u8>, Vec<u8>)>,
+}
+
+/// The [`Contents`] of `dir`, read through a private copy (the original is only read); an error
+/// when sled cannot open the copy.
+pub fn contents(dir: &Path) -> Result<Contents, Error> {
+    let mut files = std::collections::BTreeMap::new();
+    let rd = std::fs::read_dir(dir).map_err(|e| io_err(&format!("list {}", dir.display()), e))?;
+    for ent in rd {
+        let ent = ent.map_err(|e| io_err(&format!("list {}", dir.display()), e))?;
+        if ent.file_type().is_ok_and(|t| t.is_file()) && ent.file_name() != "db" {
+            let bytes = std::fs::read(ent.path())
+                .map_err(|e| io_err(&format!("read {}", ent.path().display()), e))?;
+            files.insert(ent.file_name(), bytes);
+        }
+    }
+    let tmp = private_copy(dir)?;
+    let trees = open_copy(dir, &tmp.0).map_err(Error::Io)?;
+    let mut records = vec![];
+    for name in trees.db.tree_names() {
+        let tree = trees
+            .db
+            .open_tree(&name)
+            .map_err(|e| io_err("open a tree of the copy", e))?;
+        for kv in tree.iter() {
+            let (k, v) = kv.map_err(|e| io_err("read the copy", e))?;
+            records.push((
+                String::from_utf8_lossy(&name).into_owned(),
+                k.to_vec(),
+                v.to_vec(),
+            ));
+        }
+    }
+    Ok(Contents { files, records })
 }
 
 /// A problem from an error: a damage report's own tree, index, kind and detail; any other error

@@ -318,6 +318,7 @@ mod tests {
                 term: 3,
                 vote: Some(1),
                 commit: 0,
+                ..HardState::default()
             }),
         })
         .unwrap();

@@ -1,8 +1,8 @@
 //! raftkv-storage: the durable home of a node's Raft state.
 //!
 //! Owns: the on-disk format (one sled `Db` per node directory, trees `log`, `meta`, `snapshot`),
-//! the checksummed record codec, the durable-progress record, and the recovery rules of
-//! [`Storage::open`].
+//! the checksummed record codec, the durable-progress record, the recovery rules of
+//! [`Storage::open`], and setting a whole directory aside ([`set_aside`]) instead of deleting it.
 //! Must never: report anything durable before `flush()` has returned, panic on bytes read from
 //! disk, or change a byte of a directory it was asked only to inspect.
 //!
@@ -104,6 +104,56 @@ pub struct HardState {
     pub vote: Option<u64>,
     /// Highest index known committed; persisted so a restarted node never serves older state.
     pub commit: u64,
+    /// The recovering mark: how far a node that started with an empty directory has rejoined.
+    /// The durable-progress record holds a second copy of it.
+    pub recovery: RecoveryMark,
+    /// The directory's incarnation: new on every start with an empty directory.
+    pub incarnation: u64,
+}
+
+/// The recovering mark as stored (the consensus core has its own type; the node converts).
+///
+/// A node that started with an empty directory (first boot, a wipe, a damaged directory set
+/// aside) stays marked until it has rejoined; a start that finds a mark other than `Ordinary` in
+/// either copy starts with an empty directory again.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum RecoveryMark {
+    /// An ordinary node.
+    #[default]
+    Ordinary,
+    /// Term and vote unknown: every other node must answer a probe before it acknowledges.
+    Probing,
+    /// Term and vote known: it must catch up with its leader's commit before it votes.
+    CatchingUp,
+}
+
+impl RecoveryMark {
+    /// How far from ordinary: a copy that says more owes more, so the larger of two marks wins.
+    pub fn owes(self) -> u8 {
+        match self {
+            RecoveryMark::Ordinary => 0,
+            RecoveryMark::CatchingUp => 1,
+            RecoveryMark::Probing => 2,
+        }
+    }
+
+    /// The mark of the two that owes more.
+    pub fn worst(self, other: RecoveryMark) -> RecoveryMark {
+        if other.owes() > self.owes() {
+            other
+        } else {
+            self
+        }
+    }
+
+    /// A short name for messages and the inspector.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecoveryMark::Ordinary => "ordinary",
+            RecoveryMark::Probing => "probing",
+            RecoveryMark::CatchingUp => "catching-up",
+        }
+    }
 }
 
 /// Describes a snapshot: the state machine after applying every entry up to `index`.
@@ -131,6 +181,10 @@ pub struct Recovered {
     pub first_index: u64,
     pub last_index: u64,
     pub identity: Option<Identity>,
+    /// True when sled stored a hard state (`hard_state` is the default otherwise).
+    pub hard_state_stored: bool,
+    /// The durable-progress record as the open found it, before it rewrote it.
+    pub progress: Option<progress::ProgressRecord>,
 }
 
 /// One durable step: everything one turn of the node's loop produced, made durable by one flush.
@@ -220,8 +274,8 @@ impl std::fmt::Display for Error {
             Error::OldFormat { found, supported } => write!(
                 f,
                 "data directory has format version {found}, older than the supported {supported} \
-                 (format {supported} adds the chain of terms and the durable-progress record); \
-                 this build does not read it and changed nothing"
+                 ({}); this build does not read it and changed nothing",
+                format_changes(*found, *supported)
             ),
             Error::Damaged(d) => write!(f, "{d}; no record was changed"),
             Error::Invalid(s) => write!(f, "invalid storage operation: {s}"),
@@ -232,6 +286,20 @@ impl std::fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// What the formats after `found` up to `supported` added, for the refusal of an older one.
+fn format_changes(found: u32, supported: u32) -> String {
+    let added = |v: u32| {
+        match v {
+        2 => "format 2 added the chain of terms and the durable-progress record",
+        3 => "format 3 added the recovering mark and the incarnation to the hard state and the record",
+        _ => "a later format changed the records",
+    }
+    };
+    let changes: Vec<&str> = (found + 1..=supported).map(added).collect();
+    changes.join("; ")
+}
+
+pub mod aside;
 pub mod codec;
 pub mod damage;
 pub mod examine;
@@ -242,13 +310,16 @@ pub mod progress;
 mod recover;
 pub mod scan;
 
+pub use aside::set_aside;
 pub use damage::{Damage, DamageKind};
 
 use std::path::{Path, PathBuf};
 
 /// The on-disk format this build writes and reads; a directory of another number is refused.
-/// Format 2 chains each log record to its predecessor's term and adds the durable-progress record.
-pub const FORMAT_VERSION: u32 = 2;
+/// Format 2 chains each log record to its predecessor's term and adds the durable-progress record;
+/// format 3 adds the recovering mark and the incarnation to the hard state and to the record (an
+/// older directory is refused by name, not migrated: it holds no incarnation to carry forward).
+pub const FORMAT_VERSION: u32 = 3;
 /// Name of the plain-text marker file that identifies a raftkv data directory and repeats the
 /// format version, so a foreign or newer directory is refused before sled touches a byte of it.
 pub const MARKER_FILE: &str = "raftkv-format";

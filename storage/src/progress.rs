@@ -1,5 +1,8 @@
 //! The durable-progress record: a small checksummed file outside sled's files, holding the term,
-//! the vote and the log's last (term, index) as of the last persist step.
+//! the vote, the log's last (term, index), the recovering mark and the incarnation as of the last
+//! persist step. The mark lives in two places, sled's hard state and this record, so one damaged
+//! or misdirected copy cannot end a node's rejoining early: a start reads both and obeys the one
+//! that owes more.
 //!
 //! Owns: the record's layout, writing it, reading it back, and the order that says whether sled's
 //! state is below it. `Storage::persist` writes it after sled's flush and before it returns, so
@@ -11,7 +14,7 @@
 //! equal without the record's vote: a write the disk acknowledged and then lost (a rolled-back
 //! step, a misdirected write, a replaced file) is caught that way.
 //!
-//! Durability: one `pwrite` of a fixed 78-byte record at offset 0, no fsync. Once the call returns
+//! Durability: one `pwrite` of a fixed 96-byte record at offset 0, no fsync. Once the call returns
 //! the bytes are in the kernel's page cache, which a `kill -9` of the process does not lose (the
 //! kernel writes it back), just as sled's `flush()` (`sync_file_range`) survives a kill and not a
 //! power cut. A write inside one page is not split by a kill (Linux copies a write page by page and
@@ -20,7 +23,7 @@
 //! Must never: be written before sled's flush with a value sled does not yet hold, except as the
 //! second value of a two-value record; or be read as intact when its checksum fails.
 
-use crate::{HardState, Terms};
+use crate::{HardState, RecoveryMark, Terms};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
@@ -28,10 +31,11 @@ use std::path::Path;
 /// Name of the record's file in the node directory.
 pub const PROGRESS_FILE: &str = "raftkv-progress";
 /// Stored size of the record.
-pub const RECORD_LEN: usize = 78;
+pub const RECORD_LEN: usize = 96;
 const MAGIC: &[u8; 4] = b"RKVP";
-const LAYOUT_VERSION: u8 = 1;
-const VALUE_LEN: usize = 33;
+/// Layout 2 (format 3) adds the mark and the incarnation to each value; layout 1 had neither.
+const LAYOUT_VERSION: u8 = 2;
+const VALUE_LEN: usize = 42;
 
 /// One value of the record: what was durable after (or before) a step.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -40,6 +44,9 @@ pub struct Progress {
     pub vote: Option<u64>,
     pub last_term: u64,
     pub last_index: u64,
+    /// The hard state's recovering mark (its second copy).
+    pub recovery: RecoveryMark,
+    pub incarnation: u64,
 }
 
 impl Progress {
@@ -49,6 +56,8 @@ impl Progress {
             vote: hard_state.vote,
             last_term,
             last_index,
+            recovery: hard_state.recovery,
+            incarnation: hard_state.incarnation,
         }
     }
 
@@ -89,6 +98,35 @@ impl ProgressRecord {
     pub fn values(&self) -> impl Iterator<Item = &Progress> {
         std::iter::once(&self.new).chain(self.old.as_ref())
     }
+
+    /// The record's recovering mark: of its values, the one that owes more (a step written
+    /// before sled holds the mark before and after it; either may be what sled holds).
+    pub fn recovery(&self) -> RecoveryMark {
+        self.values()
+            .fold(RecoveryMark::Ordinary, |m, v| m.worst(v.recovery))
+    }
+
+    /// The highest incarnation the record names.
+    pub fn incarnation(&self) -> u64 {
+        self.values().map(|v| v.incarnation).max().unwrap_or(0)
+    }
+}
+
+fn mark_byte(m: RecoveryMark) -> u8 {
+    match m {
+        RecoveryMark::Ordinary => 0,
+        RecoveryMark::Probing => 1,
+        RecoveryMark::CatchingUp => 2,
+    }
+}
+
+fn mark_of(b: u8) -> Result<RecoveryMark, String> {
+    match b {
+        0 => Ok(RecoveryMark::Ordinary),
+        1 => Ok(RecoveryMark::Probing),
+        2 => Ok(RecoveryMark::CatchingUp),
+        other => Err(format!("recovering mark {other} is not 0, 1 or 2")),
+    }
 }
 
 fn put_value(out: &mut [u8], v: &Progress) {
@@ -97,6 +135,8 @@ fn put_value(out: &mut [u8], v: &Progress) {
     out[9..17].copy_from_slice(&v.vote.unwrap_or(0).to_le_bytes());
     out[17..25].copy_from_slice(&v.last_term.to_le_bytes());
     out[25..33].copy_from_slice(&v.last_index.to_le_bytes());
+    out[33] = mark_byte(v.recovery);
+    out[34..42].copy_from_slice(&v.incarnation.to_le_bytes());
 }
 
 fn get_u64(b: &[u8]) -> u64 {
@@ -116,6 +156,8 @@ fn get_value(b: &[u8]) -> Result<Progress, String> {
         vote,
         last_term: get_u64(&b[17..]),
         last_index: get_u64(&b[25..]),
+        recovery: mark_of(b[33])?,
+        incarnation: get_u64(&b[34..]),
     })
 }
 
@@ -151,7 +193,9 @@ pub fn decode(bytes: &[u8]) -> Result<ProgressRecord, String> {
         ));
     }
     let body = &bytes[..RECORD_LEN - 4];
-    let stored = u32::from_le_bytes([bytes[74], bytes[75], bytes[76], bytes[77]]);
+    let mut crc = [0u8; 4];
+    crc.copy_from_slice(&bytes[RECORD_LEN - 4..]);
+    let stored = u32::from_le_bytes(crc);
     let computed = checksum(body);
     if stored != computed {
         return Err(format!(
@@ -297,14 +341,36 @@ mod tests {
                 vote: Some(2),
                 last_term: 6,
                 last_index: 1 << 40,
+                recovery: RecoveryMark::CatchingUp,
+                incarnation: u64::MAX - 3,
             },
             old: Some(Progress {
                 term: 5,
                 vote: None,
                 last_term: 5,
                 last_index: 9,
+                recovery: RecoveryMark::Probing,
+                incarnation: 17,
             }),
         }
+    }
+
+    #[test]
+    fn the_records_mark_is_the_value_that_owes_more_and_its_incarnation_the_highest() {
+        let r = rec();
+        assert_eq!(r.recovery(), RecoveryMark::Probing);
+        assert_eq!(r.incarnation(), u64::MAX - 3);
+        let one = ProgressRecord { old: None, ..r };
+        assert_eq!(one.recovery(), RecoveryMark::CatchingUp);
+        let mut ordinary = one;
+        ordinary.new.recovery = RecoveryMark::Ordinary;
+        assert_eq!(ordinary.recovery(), RecoveryMark::Ordinary);
+        // A mark byte outside the three marks is named, even under a valid checksum.
+        let mut bytes = encode(&one);
+        bytes[8 + 33] = 7;
+        let crc = checksum(&bytes[..RECORD_LEN - 4]);
+        bytes[RECORD_LEN - 4..].copy_from_slice(&crc.to_le_bytes());
+        assert!(decode(&bytes).unwrap_err().contains("recovering mark 7"));
     }
 
     #[test]
@@ -331,7 +397,7 @@ mod tests {
         let hs = |term, vote| HardState {
             term,
             vote,
-            commit: 0,
+            ..HardState::default()
         };
         assert!(p.hard_state_below(&hs(6, Some(2))));
         assert!(p.hard_state_below(&hs(7, None)));
@@ -353,6 +419,7 @@ mod tests {
             vote: None,
             last_term,
             last_index,
+            ..Progress::default()
         };
         let snap = (10, 2);
         // Log [11, 20] after a snapshot at 10 term 2.

@@ -10,7 +10,10 @@
 //! record. A log that simply ends early is fine unless the record says more was durable.
 //! What a kill can leave, and a clean open repairs: compaction leftovers at or below the snapshot,
 //! the old log after a snapshot install that had not yet replaced it, entries of a term newer than
-//! the stored hard state (the term is raised and the vote cleared: no vote in that term was durable).
+//! the stored hard state (the term is raised and the vote cleared: no vote in that term was durable),
+//! and two copies of the recovering mark that disagree (a kill between sled's flush and the
+//! record's write): both then hold the mark that owes more and the higher incarnation, so an open
+//! never clears a mark; only a persist of a hard state marked ordinary does.
 //! Must never: write a byte of sled's records or of the progress record when it found damage (it
 //! returns [`Error::Damaged`] and puts back the files sled's open rewrote), or take a damaged
 //! record for the end of the log.
@@ -316,6 +319,10 @@ fn repair_and_open(
     let snap_term = snapshot.as_ref().map_or(0, |s| s.term);
     let last_term = scan.terms.get(scan.last).unwrap_or(snap_term);
     let mut hs = stored_hs.unwrap_or_default();
+    if let Some(rec) = &record {
+        hs.recovery = hs.recovery.worst(rec.recovery());
+        hs.incarnation = hs.incarnation.max(rec.incarnation());
+    }
     if last_term > hs.term {
         // Entries of a newer term reached the log in a step whose hard state did not: the node
         // cannot have voted in that term durably, so the vote is empty.
@@ -338,18 +345,24 @@ fn repair_and_open(
         new: Progress::new(&hs, last_term, scan.last),
         old: None,
     };
-    progress.write(&now).map_err(|e| {
-        crate::io_err(
-            &format!("write {}", dir.join(progress::PROGRESS_FILE).display()),
-            e,
-        )
-    })?;
+    // A directory without Raft state gets its record with its first hard state or entry.
+    let holds_state = stored_hs.is_some() || snapshot.is_some() || scan.last > 0;
+    if holds_state || record.is_some() {
+        progress.write(&now).map_err(|e| {
+            crate::io_err(
+                &format!("write {}", dir.join(progress::PROGRESS_FILE).display()),
+                e,
+            )
+        })?;
+    }
     let rec = Recovered {
         hard_state: hs,
         snapshot: snapshot.clone(),
         first_index: snap_index + 1,
         last_index: scan.last,
         identity,
+        hard_state_stored: stored_hs.is_some(),
+        progress: record,
     };
     let st = Storage {
         dir: dir.to_path_buf(),

@@ -35,6 +35,7 @@ fn build(dir: &Path, n: u64, commit: u64) {
             term: 1 + n / 10,
             vote: Some(1),
             commit,
+            ..HardState::default()
         }),
     })
     .unwrap();
@@ -231,12 +232,17 @@ fn foreign_newer_and_odd_paths_are_refused_without_changing_anything() {
     // A raftkv directory of a newer format.
     let newer = tmp.path().join("newer");
     build(&newer, 5, 3);
-    fault::set_format(&newer, 3).unwrap();
+    fault::set_format(&newer, 4).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     // A raftkv directory of the format before the chain of terms.
     let older = tmp.path().join("older");
     build(&older, 5, 3);
     fault::set_format(&older, 1).unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    // A raftkv directory of the format before the recovering mark.
+    let before_mark = tmp.path().join("before-mark");
+    build(&before_mark, 5, 3);
+    fault::set_format(&before_mark, 2).unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     // A plain file.
     let file = tmp.path().join("file");
@@ -246,7 +252,14 @@ fn foreign_newer_and_odd_paths_are_refused_without_changing_anything() {
         (&foreign, "marker"),
         (&other_sled, "sled database"),
         (&newer, "newer"),
-        (&older, "format version 1, older than the supported 2"),
+        (
+            &older,
+            "format version 1, older than the supported 3 (format 2 added the chain of terms",
+        ),
+        (
+            &before_mark,
+            "format version 2, older than the supported 3 (format 3 added the recovering mark",
+        ),
         (&file, "not a directory"),
     ] {
         let before = if dir.is_dir() {
@@ -424,6 +437,7 @@ fn a_hard_state_rolled_back_is_below_the_progress_record() {
                 term,
                 vote,
                 commit: 15,
+                ..HardState::default()
             },
         )
         .unwrap();
@@ -443,6 +457,7 @@ fn a_hard_state_rolled_back_is_below_the_progress_record() {
             term: 4,
             vote: None,
             commit: 15,
+            ..HardState::default()
         },
     )
     .unwrap();
@@ -525,6 +540,7 @@ fn a_kill_around_the_progress_record_leaves_it_behind_never_ahead() {
             term: 4,
             vote: Some(3),
             commit: 15,
+            ..HardState::default()
         };
         st.persist(&WriteBatch {
             snapshot: None,
@@ -574,6 +590,7 @@ fn a_kill_around_the_progress_record_leaves_it_behind_never_ahead() {
                 term: 3,
                 vote: Some(1),
                 commit: 16,
+                ..HardState::default()
             }),
         })
         .unwrap();

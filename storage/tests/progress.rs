@@ -25,6 +25,7 @@ fn hs(term: u64, vote: u64, commit: u64) -> Option<HardState> {
         term,
         vote: Some(vote),
         commit,
+        ..HardState::default()
     })
 }
 

@@ -122,6 +122,19 @@ impl Raft {
         self.send_probes();
     }
 
+    /// While probing: the peers whose answer to this incarnation's probe is still missing.
+    pub fn awaiting_probe_answers(&self) -> Vec<NodeId> {
+        if self.recovery != Recovery::Probing {
+            return Vec::new();
+        }
+        let answered = |p: &NodeId| self.probe_answers.contains_key(p);
+        self.peers
+            .iter()
+            .copied()
+            .filter(|p| !answered(p))
+            .collect()
+    }
+
     /// Does the recovering mark forbid granting this (pre-)vote?
     pub(super) fn recovery_forbids_vote(&self, pre_vote: bool) -> bool {
         match self.recovery {
@@ -173,12 +186,23 @@ impl Raft {
         }
         self.probe_answers
             .insert(from, ProbeAnswer { term, last_index });
+        self.maybe_finish_probing();
+    }
+
+    /// Ends the probe round once every other node answered. A one-node cluster is ordinary at
+    /// once: there is no one to answer, no leader to catch up from and no other copy of
+    /// anything (a one-node cluster that lost its disk lost its data, whatever it does).
+    pub(super) fn maybe_finish_probing(&mut self) {
+        if self.peers.is_empty() {
+            self.recovery = Recovery::Ordinary;
+            return;
+        }
         let needed = if self.cfg.bugs.probe_majority_only {
             self.quorum() - 1
         } else {
             self.peers.len()
         };
-        if self.probe_answers.len() >= needed {
+        if self.recovery == Recovery::Probing && self.probe_answers.len() >= needed {
             self.finish_probing();
         }
     }
