@@ -115,7 +115,7 @@ impl Cluster {
                 &durable,
                 shell_settings(settings),
             )?;
-            if settings.merge {
+            if super::merge::introduces_peers(settings) {
                 super::merge::introduce_peers(&mut shell, settings.nodes);
             }
             nodes.push(Arc::new(Node {
@@ -377,7 +377,7 @@ impl Cluster {
             shell_settings(settings),
         ) {
             Ok(mut shell) => {
-                if settings.merge {
+                if super::merge::introduces_peers(settings) {
                     super::merge::introduce_peers(&mut shell, settings.nodes);
                 }
                 node.shell = shell;

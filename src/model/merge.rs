@@ -14,6 +14,14 @@ use super::io::NodeShell;
 use super::{Budget, Settings};
 use crate::raft::{Message, MessageBody, NodeId, Recovery};
 
+/// Whether nodes are introduced to their peers when they start (`introduce_peers`): with the
+/// merges on, in a model without wipes. A wipe gives a node a new incarnation while messages
+/// of its old one may still be in flight, and a node that heard only the new one drops those
+/// where one that heard neither would take them, so the introductions are no merge there.
+pub fn introduces_peers(settings: &Settings) -> bool {
+    settings.merge && settings.budgets.left(Budget::Wipe) == Some(0)
+}
+
 /// Lets a node that just started hear incarnation 0 of every peer, as a refused vote of term
 /// 0 that it ignores. The core records, per peer, the highest incarnation heard; with no
 /// directory ever lost every incarnation is 0, so a node that has not yet heard a peer behaves
