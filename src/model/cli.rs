@@ -122,13 +122,19 @@ impl From<ModelArgs> for Args {
             merge: !m.no_merge,
             ..Settings::default()
         }
+        .with_faults(m.faults)
         .with_budget(Budget::Write, Some(m.writes))
         .with_budget(Budget::Read, Some(m.reads))
-        .with_budget(Budget::Timer, m.max_timers)
-        .with_budget(Budget::Crash, Some(m.max_crashes))
-        .with_budget(Budget::Drop, Some(m.max_drops))
-        .with_budget(Budget::Dup, Some(m.max_dups))
-        .with_faults(m.faults);
+        .with_budget(Budget::Timer, m.max_timers);
+        for (fault, max) in [
+            (Budget::Crash, m.max_crashes),
+            (Budget::Drop, m.max_drops),
+            (Budget::Dup, m.max_dups),
+        ] {
+            if m.faults.has(fault) {
+                settings = settings.with_budget(fault, Some(max));
+            }
+        }
         if let Some(s) = m.switch {
             settings = settings.with_switch(s);
         }

@@ -244,11 +244,13 @@ pub struct Settings {
 }
 
 impl Default for Settings {
-    /// 3 nodes, every fault once per path, one write and one read, timers unbounded, terms up
-    /// to 3, 6 messages in flight, the node's core configuration.
+    /// 3 nodes, the faults of `Faults::all()` once per path (every one but `wipe`), one write
+    /// and one read, timers unbounded, terms up to 3, 6 messages in flight, the node's core
+    /// configuration: what `raftkv model` runs with no flags.
     fn default() -> Settings {
         let mut budgets = Budgets([Some(1); Budget::ALL.len()]);
         budgets.set(Budget::Timer, None);
+        budgets.set(Budget::Wipe, Some(0));
         Settings {
             nodes: 3,
             bugs: Bugs::default(),
@@ -266,12 +268,16 @@ impl Default for Settings {
 }
 
 impl Settings {
-    /// These settings with only `faults` offered (the others' budgets set to 0).
+    /// These settings offering exactly `faults`: a fault that is off gets budget 0, one that is
+    /// on keeps its budget, or 1 if it had none (`wipe`, off by default).
     pub fn with_faults(mut self, faults: Faults) -> Settings {
         for (b, _) in Budget::FAULTS {
-            if !faults.has(b) {
-                self.budgets.set(b, Some(0));
-            }
+            let left = match self.budgets.left(b) {
+                _ if !faults.has(b) => Some(0),
+                Some(0) => Some(1),
+                left => left,
+            };
+            self.budgets.set(b, left);
         }
         self
     }
