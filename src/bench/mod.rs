@@ -435,28 +435,12 @@ fn parse_shapes(text: &str, n: usize) -> Result<Vec<Shape>, String> {
     Ok(shapes)
 }
 
-/// `YYYYMMDDTHHMMSS.mmmZ` for a time since the epoch (UTC, proleptic Gregorian).
+/// `YYYYMMDDTHHMMSS.mmmZ` for a time since the epoch (UTC): the storage crate's stamp for
+/// directories kept aside, cut to milliseconds.
 fn stamp(t: SystemTime) -> String {
-    let d = t.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let secs = d.as_secs();
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}{month:02}{day:02}T{:02}{:02}{:02}.{:03}Z",
-        rem / 3600,
-        rem / 60 % 60,
-        rem % 60,
-        d.subsec_millis()
-    )
+    let nanos = raftkv_storage::aside::utc_stamp(t);
+    // `...SS.nnnnnnnnnZ`: keep the first three digits of the fraction.
+    format!("{}Z", &nanos[..nanos.len() - 7])
 }
 
 fn make_run_dir(store: &Path, workload: &str) -> Result<PathBuf, String> {

@@ -153,10 +153,10 @@ fn an_idle_leader_ends_a_catch_up_with_its_uncapped_commit() {
     );
 }
 
-/// Node 3 is wiped; the leader's appends to it carry one entry each and only the first (the
-/// leader's own-term no-op) reaches it, so it holds less than the leader's commit. Returns its mark and log
-/// length against the leader's commit.
-fn partial_refill(b: Bugs) -> (Recovery, u64, u64) {
+/// Four writes commit, then node 3 is wiped; the leader's appends carry one entry each and
+/// every append to node 3 past the first entry is lost from now on. Returns the cluster and
+/// its leader.
+fn wiped_and_held_behind(b: Bugs) -> (Cluster, NodeId) {
     let mut c = Cluster::new(3, 11, |cfg| {
         cfg.bugs = b.clone();
         cfg.max_batch_bytes = 1;
@@ -173,6 +173,14 @@ fn partial_refill(b: Bugs) -> (Recovery, u64, u64) {
             && matches!(&m.body, MessageBody::AppendEntries { entries, .. }
                 if entries.first().is_some_and(|e| e.index >= 2))
     });
+    (c, leader)
+}
+
+/// Node 3 is wiped; the leader's appends to it carry one entry each and only the first (the
+/// leader's own-term no-op) reaches it, so it holds less than the leader's commit. Returns its mark and log
+/// length against the leader's commit.
+fn partial_refill(b: Bugs) -> (Recovery, u64, u64) {
+    let (mut c, leader) = wiped_and_held_behind(b);
     c.run(40);
     c.check();
     let st = c.status(3);
@@ -286,22 +294,7 @@ fn an_answer_to_an_earlier_incarnations_probe_is_not_counted() {
 /// Node 3 is kept catching up (as in `partial_refill`), then the leader crashes and the third
 /// node runs a pre-vote. Returns the pre-votes node 3 granted.
 fn pre_votes_while_catching_up(b: Bugs) -> usize {
-    let mut c = Cluster::new(3, 11, |cfg| {
-        cfg.bugs = b.clone();
-        cfg.max_batch_bytes = 1;
-    });
-    let leader = c.wait_leader(100);
-    for k in 0..4 {
-        c.write(leader, k, k);
-        c.deliver_all();
-    }
-    c.run(3);
-    c.wipe(3, 700);
-    c.filter = drop_if(|m| {
-        m.to == 3
-            && matches!(&m.body, MessageBody::AppendEntries { entries, .. }
-                if entries.first().is_some_and(|e| e.index >= 2))
-    });
+    let (mut c, leader) = wiped_and_held_behind(b);
     c.run(20);
     assert_eq!(c.recovery(3), Recovery::CatchingUp);
     c.crash(leader);
