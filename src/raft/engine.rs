@@ -334,7 +334,11 @@ impl Raft {
         if m.to != self.cfg.id || m.from == self.cfg.id || !self.peers.contains(&m.from) {
             return;
         }
-        if !plausible(&m) || !self.admit_incarnation(&m) || self.probing_drops(&m.body) {
+        if !plausible(&m) || !self.admit_incarnation(&m) {
+            return;
+        }
+        self.maybe_end_probing_by_higher_leader(&m);
+        if self.probing_drops(&m.body) {
             return;
         }
         match m.body {

@@ -183,6 +183,9 @@ pub struct Bugs {
     /// `engine/rejoin.rs`):
     /// finish the probe round with a majority's answers instead of every other node's;
     pub probe_majority_only: bool,
+    /// once a majority answered the probe round, end it on a leader's message of a term above
+    /// every answer, following that leader with no vote of its own;
+    pub probe_majority_then_await_leader: bool,
     /// acknowledge appends, heartbeats and snapshots while the probe round is still owed;
     pub ack_while_probing: bool,
     /// grant pre-votes while recovering;

@@ -207,6 +207,33 @@ impl Raft {
         }
     }
 
+    /// The unsafe variant `probe_majority_then_await_leader`: once a majority (this node
+    /// counted) answered, a leader's message of a term above every answer ends the probe round,
+    /// and the node follows that leader with no vote in its term. Unsafe because the answers
+    /// may all lie below a term in which this node voted before the loss: the candidate
+    /// holding that vote may be the leader it now follows, and the node can vote again in that
+    /// term once caught up.
+    pub(super) fn maybe_end_probing_by_higher_leader(&mut self, m: &crate::raft::Message) {
+        if !self.cfg.bugs.probe_majority_then_await_leader
+            || self.recovery != Recovery::Probing
+            || self.probe_answers.len() + 1 < self.quorum()
+        {
+            return;
+        }
+        let from_leader = matches!(
+            m.body,
+            MessageBody::AppendEntries { .. }
+                | MessageBody::Heartbeat { .. }
+                | MessageBody::InstallSnapshot { .. }
+        );
+        let highest = self.probe_answers.values().map(|a| a.term).max();
+        if from_leader && m.term > highest.unwrap_or(0).max(self.term) {
+            self.become_follower(m.term, Some(m.from));
+            self.recovery = Recovery::CatchingUp;
+            self.probe_answers.clear();
+        }
+    }
+
     /// Every needed answer is in: take the highest term with a vote for itself; a new cluster
     /// (every node empty) is ordinary at once.
     fn finish_probing(&mut self) {

@@ -248,6 +248,56 @@ fn a_probing_node_acknowledges_nothing_until_every_peer_answered() {
     );
 }
 
+/// Node `x` is wiped while cut off from the third node, so only the leader answers its probe
+/// (a majority with `x`); then a heartbeat of a higher term arrives from the third node, as
+/// from a leader elected meanwhile. Returns `x`'s mark and term and whether it acknowledged.
+fn probing_meets_a_higher_leader(b: Bugs) -> (Recovery, u64, bool) {
+    let mut c = Cluster::new(3, 11, with(b));
+    let leader = c.wait_leader(100);
+    c.write(leader, 1, 1);
+    c.run(3);
+    let x = if leader == 1 { 2 } else { 1 };
+    let third = 6 - leader - x;
+    c.cut.insert((x, third));
+    c.cut.insert((third, x));
+    c.wipe(x, 800);
+    c.run(10);
+    assert_eq!(c.raft(x).awaiting_probe_answers(), vec![third]);
+    let term = c.status(leader).term + 1;
+    c.sent.clear();
+    c.raft(x).step(Message {
+        from: third,
+        to: x,
+        term,
+        from_incarnation: 1,
+        to_incarnation: 800,
+        body: MessageBody::Heartbeat {
+            commit: 0,
+            read_ctx: 0,
+            uncapped: false,
+        },
+    });
+    c.process(x);
+    let acked = !c.grants_and_acks_from(x).is_empty();
+    (c.recovery(x), c.status(x).term, acked)
+}
+
+#[test]
+fn a_leader_of_a_higher_term_ends_no_probe_round_a_peer_has_not_answered() {
+    let (mark, _, acked) = probing_meets_a_higher_leader(Bugs::default());
+    assert_eq!((mark, acked), (Recovery::Probing, false));
+    let (mark, term, acked) = probing_meets_a_higher_leader(Bugs {
+        probe_majority_then_await_leader: true,
+        ..Bugs::default()
+    });
+    assert_eq!(
+        (mark, acked),
+        (Recovery::CatchingUp, true),
+        "the switch must follow the higher leader"
+    );
+    assert!(term >= 2);
+}
+
 /// The answers to an earlier incarnation's probes arrive after the node was wiped again.
 /// Returns the node's mark once they are delivered.
 fn stale_probe_answers(b: Bugs) -> Recovery {
