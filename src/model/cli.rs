@@ -408,7 +408,7 @@ pub fn describe_state(c: &Cluster) -> String {
             hs.term,
             hs.vote,
             hs.commit,
-            n.durable.entries.len()
+            n.durable.log.len()
         ));
     }
     let msgs: Vec<String> = c.network.iter().map(short).collect();
