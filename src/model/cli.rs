@@ -94,6 +94,11 @@ pub struct ModelArgs {
     /// Turn off the merging of states that differ only in what no future step can observe.
     #[arg(long)]
     no_merge: bool,
+    /// Turn off the rule-level checks of each restart's start decision ("a restart owes what
+    /// the node owed", "a restart keeps every vote granted"), to see where a wrong decision
+    /// leads in the protocol's own properties.
+    #[arg(long)]
+    no_restart_checks: bool,
     /// No progress line.
     #[arg(long)]
     quiet: bool,
@@ -130,6 +135,7 @@ impl From<ModelArgs> for Args {
             check_quorum: m.check_quorum,
             symmetry: !m.no_symmetry,
             merge: !m.no_merge,
+            restart_checks: !m.no_restart_checks,
             ..Settings::default()
         }
         .with_faults(m.faults)
@@ -298,7 +304,8 @@ fn describe_run(a: &Args) -> String {
         .collect();
     format!(
         "model: {} nodes, depth {}, faults {}, switch {}, budgets per path: {}; max term {}, \
-         max in flight {}, pre-vote {}, check-quorum {}, symmetry {}, merge {}, {} thread(s)",
+         max in flight {}, pre-vote {}, check-quorum {}, symmetry {}, merge {}, restart checks {}, \
+         {} thread(s)",
         s.nodes,
         a.depth,
         a.faults.names(),
@@ -315,6 +322,7 @@ fn describe_run(a: &Args) -> String {
         on(s.check_quorum),
         on(s.symmetry),
         on(s.merge),
+        on(s.restart_checks),
         a.threads
     )
 }

@@ -253,6 +253,9 @@ pub struct Settings {
     pub symmetry: bool,
     /// Merge states that differ only in what no future step can observe (`merge`).
     pub merge: bool,
+    /// Check each start decision against what the node did before (`restart`); off, a
+    /// search shows what a wrong decision leads to in the protocol's own properties.
+    pub restart_checks: bool,
 }
 
 impl Default for Settings {
@@ -278,6 +281,7 @@ impl Default for Settings {
             check_quorum: true,
             symmetry: true,
             merge: true,
+            restart_checks: true,
         }
     }
 }

@@ -64,7 +64,9 @@ impl Cluster {
             // What it applied is gone with the directory set aside.
             node.served = 0;
         }
-        self.check_start(id, owed, &start);
+        if settings.restart_checks {
+            self.check_start(id, owed, &start);
+        }
         self.boot_from_disk(id, settings);
     }
 

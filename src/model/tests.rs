@@ -302,6 +302,35 @@ fn a_start_trusting_one_copy_is_found() {
     hunt("trust_one_copy");
 }
 
+/// Without the restart checks, trusting one copy shows in the protocol's own properties: n3
+/// voted for n2 in term 2, a misdirected write leaves its record unreadable and its hard state
+/// at term 1, and the switch carries term 1 forward, so n3 acknowledges n1's term-1 append
+/// and n1 commits an entry that n2, leader of term 2, lacks. The correct decision probes there
+/// and the same search breaks nothing.
+#[test]
+fn a_start_trusting_one_copy_breaks_leader_completeness() {
+    let settings = || {
+        Settings {
+            restart_checks: false,
+            ..elections_without_faults(0, 0, 3, u8::MAX)
+                .with_faults(Faults::parse("damage").unwrap())
+        }
+        .with_budget(Budget::Timer, None)
+    };
+    assert_clean(&explore(settings(), 10), 10);
+    let broken = explore(
+        settings().with_switch(switch("trust_one_copy").unwrap()),
+        10,
+    );
+    let (property, detail, path) = broken.violation.expect("the switch is found");
+    assert_eq!(
+        property,
+        props::LEADER_COMPLETENESS,
+        "{detail}\n{}",
+        trace(&path)
+    );
+}
+
 #[test]
 fn a_start_comparing_by_term_alone_is_found() {
     hunt("compare_by_term_alone");
