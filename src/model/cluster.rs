@@ -16,6 +16,7 @@ use super::restart::Down;
 use super::{Budgets, Settings};
 use crate::check::{self, EventKind, Op};
 use crate::raft::{Config, HardState, Message, MessageBody, NodeId, Raft, Recovery, Role};
+use crate::shell::rejoin::Start;
 use crate::shell::{Answer, ShellSettings};
 use std::sync::Arc;
 
@@ -112,7 +113,9 @@ impl Cluster {
         for id in 1..=settings.nodes as NodeId {
             // A directory that holds an ordinary hard state of term 0 in both copies: the model
             // starts every node as a member of a new cluster at incarnation 0.
-            let durable = Durable::holding(HardState::default());
+            let mut durable = Durable::holding(HardState::default());
+            let start = durable.decide_start(settings.rejoin_bugs, |floor| floor + 1);
+            debug_assert_eq!(start, Start::AsIs, "a first boot starts on its directory");
             let mut shell = io::boot(
                 core_config(id, settings),
                 &durable,

@@ -36,6 +36,22 @@
 //!   applied entries, served reads) has left the node yet.
 //! - Each persist is durable at once, before the node takes its next event (a node that flushes
 //!   concurrently with stepping new messages is not modelled).
+//! - Disk damage (`--faults damage`, off by default and not in `all`; budget `--max-damages`,
+//!   1): a node crashes and its disk takes one of the simulator's damages
+//!   (`crate::sim::disk::Damage`, as `Disk::possible_damages` offers them: sled's hard state
+//!   or the durable-progress record unreadable, sled's last step rolled back with the record
+//!   kept, the hard state's write misdirected onto the record or the record's onto the hard
+//!   state, a damaged, dropped, misdirected or old log record), one action per distinct read a
+//!   start makes of the damaged disk (the start sets such a disk aside, so damages read alike
+//!   lead to one state); only while every other node is ordinary and the disk holds a record.
+//!   The same budget pays for a kill between sled's flush of the last persist and the record's
+//!   write (while none of its acknowledgements has left). Every start (first boot, crash,
+//!   wipe, damage) goes through the node's start decision (`Disk::decide_start`). Left out:
+//!   two damages at one crash, a torn batch (the model's persists are whole), a snapshot
+//!   chunk (no snapshots), a record written after the acknowledgements (the model's record is
+//!   written within the persist, before anything leaves), and a clock stepping back (a new
+//!   incarnation is one above every one in use). A node that starts empty starts at term 0,
+//!   so while a wipe or a damage is left the merges that rely on a term floor are off.
 //! - Clients: offered only at a leader, all on one key; writes carry their op number as the
 //!   value. No snapshots are taken, so the InstallSnapshot path is not explored. Static
 //!   membership.
