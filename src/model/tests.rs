@@ -394,6 +394,31 @@ fn merging_changes_no_verdict() {
     }
 }
 
+/// With the damage fault too: the same reachability and no violation on the correct code, and
+/// each start-decision switch found breaking the same property, no deeper. (A disk's last step
+/// is part of a state only while a damage may still roll it back.)
+#[test]
+fn merging_changes_no_verdict_with_damage() {
+    let unmerged = |s: Settings| Settings { merge: false, ..s };
+    let clean = explore(damage_only(), 8);
+    let clean_unmerged = explore(unmerged(damage_only()), 8);
+    assert_eq!(violation_name(&clean), None);
+    assert_eq!(violation_name(&clean_unmerged), None);
+    assert_eq!(clean.reached, clean_unmerged.reached);
+    for h in &REJOIN_HUNTS {
+        let on = (h.settings)().with_switch(switch(h.switch).unwrap());
+        let merged = explore(on.clone(), h.depth);
+        let not = explore(unmerged(on), h.depth);
+        assert_eq!(violation_name(&merged), Some(h.breaks), "{}", h.switch);
+        assert_eq!(violation_name(&not), Some(h.breaks), "{}", h.switch);
+        assert!(
+            violation_depth(&merged) <= violation_depth(&not),
+            "{}",
+            h.switch
+        );
+    }
+}
+
 /// A state that breaks a property the checker does not report stops the search with an
 /// error naming the property, instead of a run that ends as if nothing broke.
 #[test]
