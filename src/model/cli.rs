@@ -27,7 +27,7 @@ explored once. Checks in \
 every state: election safety, log matching, leader completeness, no electable node lacking a \
 committed entry, state machine safety, commit never goes back, linearizability of the client \
 operations, that a restart owes what the node owed and, when it carries a term forward from a \
-damaged or unfinished directory, keeps every vote the node granted (found by the damage fault). \
+damaged or unfinished directory, keeps every vote the node granted (which the damage fault exercises). \
 Reports whether a leader was elected, a write committed and a read served within the \
 depth. Prints states explored, unique states, depth, states/s, elapsed and peak memory; on a \
 violation the shortest path to it as a trace, and exit status 1. Exit status 2 on bad flags or \
