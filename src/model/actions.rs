@@ -10,9 +10,11 @@
 //! budget before `apply`).
 
 use super::cluster::Cluster;
+use super::restart::Down;
 use super::{Budget, Settings};
 use crate::raft::{Message, NodeId, Role};
 use crate::sim::cluster::short;
+use crate::sim::disk::Damage;
 
 /// One concrete step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -35,6 +37,12 @@ pub enum Action {
     /// The node loses its whole directory and restarts empty as a new incarnation, which must
     /// rejoin (only while every node is ordinary: at most one node without its state).
     Wipe(NodeId),
+    /// The node crashes, its disk takes this damage, and it restarts through the start
+    /// decision (only while every other node is ordinary).
+    Damage(NodeId, Damage),
+    /// The node is killed between its last persist's flush and the durable-progress record's
+    /// write (the acknowledgements waiting for that persist never leave), and restarts.
+    CrashLosingRecord(NodeId),
     /// A client writes the next value at this node (only offered at a leader).
     Write(NodeId),
     /// A client reads at this node (only offered at a leader).
@@ -56,7 +64,7 @@ pub struct ActionKind {
 }
 
 /// Every kind of action, in the order the checker tries them.
-pub const ACTIONS: [ActionKind; 10] = [
+pub const ACTIONS: [ActionKind; 12] = [
     ActionKind {
         name: "deliver",
         budget: None,
@@ -184,6 +192,49 @@ pub const ACTIONS: [ActionKind; 10] = [
         },
     },
     ActionKind {
+        name: "damage",
+        budget: Some(Budget::Damage),
+        offer: |c, _, out| {
+            for id in c.ids() {
+                out.extend(c.damages(id).into_iter().map(|d| Action::Damage(id, d)));
+            }
+        },
+        apply: |c, a, s| {
+            if let Action::Damage(id, damage) = a {
+                c.restart(*id, Down::Damaged(*damage), s);
+            }
+        },
+        describe: |a| match a {
+            Action::Damage(id, damage) => {
+                format!("n{id} crashes, its disk damaged ({damage:?}), and restarts")
+            }
+            _ => unreachable_kind(a),
+        },
+    },
+    ActionKind {
+        name: "crash losing the record's write",
+        budget: Some(Budget::Damage),
+        offer: |c, _, out| {
+            for id in c.ids() {
+                if c.can_lose_record(id) {
+                    out.push(Action::CrashLosingRecord(id));
+                }
+            }
+        },
+        apply: |c, a, s| {
+            if let Action::CrashLosingRecord(id) = a {
+                c.restart(*id, Down::LosingRecord, s);
+            }
+        },
+        describe: |a| match a {
+            Action::CrashLosingRecord(id) => format!(
+                "n{id} crashes after its last persist's flush, before its record's write, and \
+                 restarts"
+            ),
+            _ => unreachable_kind(a),
+        },
+    },
+    ActionKind {
         name: "client write",
         budget: Some(Budget::Write),
         offer: |c, _, out| each_node(c, out, is_leader, Action::Write),
@@ -225,8 +276,10 @@ impl Action {
             Action::Crash(_) => 5,
             Action::CrashLosingPersist(_) => 6,
             Action::Wipe(_) => 7,
-            Action::Write(_) => 8,
-            Action::Read(_) => 9,
+            Action::Damage(..) => 8,
+            Action::CrashLosingRecord(_) => 9,
+            Action::Write(_) => 10,
+            Action::Read(_) => 11,
         };
         &ACTIONS[row]
     }
@@ -297,6 +350,11 @@ mod table_tests {
                 "crash losing the last persist",
             ),
             (Action::Wipe(1), "wipe"),
+            (Action::Damage(1, Damage::HardState), "damage"),
+            (
+                Action::CrashLosingRecord(1),
+                "crash losing the record's write",
+            ),
             (Action::Write(1), "client write"),
             (Action::Read(1), "client read"),
         ];

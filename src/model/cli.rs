@@ -8,7 +8,7 @@
 
 use super::cluster::Cluster;
 use super::{props, switch, Action, Budget, Faults, RaftModel, Settings, State, Switch};
-use crate::raft::Role;
+use crate::raft::{Recovery, Role};
 use crate::sim::cluster::short;
 use stateright::{Checker, HasDiscoveries, Model, Path};
 use std::time::{Duration, Instant};
@@ -19,12 +19,16 @@ use std::time::{Duration, Instant};
     about = "Model-check the consensus core exhaustively to a bounded depth",
     long_about = "Explores every state of an N-node cluster of real cores reachable in at most D \
 actions (breadth-first): deliver, drop or duplicate a message, a node's timer fires, a node crashes \
-and restarts (possibly losing its last persist), a client writes or reads at a leader. States \
+and restarts (possibly losing its last persist), with the damage fault a crashed node's disk is \
+damaged (and its restart goes through the node's start decision), a client writes or reads at a \
+leader. States \
 equal up to a renaming of nodes, or differing only in what no future step can observe, are \
 explored once. Checks in \
 every state: election safety, log matching, leader completeness, no electable node lacking a \
 committed entry, state machine safety, commit never goes back, linearizability of the client \
-operations. Reports whether a leader was elected, a write committed and a read served within the \
+operations, that a restart owes what the node owed and, when it carries a term forward from a \
+damaged or unfinished directory, keeps every vote the node granted (which the damage fault exercises). \
+Reports whether a leader was elected, a write committed and a read served within the \
 depth. Prints states explored, unique states, depth, states/s, elapsed and peak memory; on a \
 violation the shortest path to it as a trace, and exit status 1. Exit status 2 on bad flags or \
 when a state breaks a property the checker does not report."
@@ -36,12 +40,14 @@ pub struct ModelArgs {
     /// Actions on the longest path explored.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=1000))]
     depth: u64,
-    /// Faults, comma-separated: drop, dup, crash, wipe; or all (every one but wipe), none.
+    /// Faults, comma-separated: drop, dup, crash, wipe, damage; or all (every one but wipe and
+    /// damage), none.
     #[arg(long, default_value = "all", value_parser = Faults::parse)]
     faults: Faults,
     /// A bug switch to turn on: the core's vote_without_persist, read_without_read_index,
-    /// commit_old_term_by_counting, read_before_own_term_commit, or the shell's
-    /// ack_before_flush.
+    /// commit_old_term_by_counting, read_before_own_term_commit, the shell's
+    /// ack_before_flush, or the start decision's single_mark, probing_restart_is_known,
+    /// trust_one_copy, compare_by_term_alone (found with the damage fault).
     #[arg(long = "switch", value_name = "NAME", value_parser = switch)]
     switch: Option<&'static Switch>,
     /// Checker threads.
@@ -56,6 +62,10 @@ pub struct ModelArgs {
     /// Crashes in a path.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=9))]
     max_crashes: u8,
+    /// Disk damages in a path (with the damage fault): a crash whose disk is damaged, or a
+    /// kill between sled's flush and the durable-progress record's write.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=9))]
+    max_damages: u8,
     /// Dropped messages in a path.
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u8).range(0..=9))]
     max_drops: u8,
@@ -84,6 +94,11 @@ pub struct ModelArgs {
     /// Turn off the merging of states that differ only in what no future step can observe.
     #[arg(long)]
     no_merge: bool,
+    /// Turn off the rule-level checks of each restart's start decision ("a restart owes what
+    /// the node owed", "a restart keeps every vote granted"), to see where a wrong decision
+    /// leads in the protocol's own properties.
+    #[arg(long)]
+    no_restart_checks: bool,
     /// No progress line.
     #[arg(long)]
     quiet: bool,
@@ -120,6 +135,7 @@ impl From<ModelArgs> for Args {
             check_quorum: m.check_quorum,
             symmetry: !m.no_symmetry,
             merge: !m.no_merge,
+            restart_checks: !m.no_restart_checks,
             ..Settings::default()
         }
         .with_faults(m.faults)
@@ -130,6 +146,7 @@ impl From<ModelArgs> for Args {
             (Budget::Crash, m.max_crashes),
             (Budget::Drop, m.max_drops),
             (Budget::Dup, m.max_dups),
+            (Budget::Damage, m.max_damages),
         ] {
             if m.faults.has(fault) {
                 settings = settings.with_budget(fault, Some(max));
@@ -287,7 +304,8 @@ fn describe_run(a: &Args) -> String {
         .collect();
     format!(
         "model: {} nodes, depth {}, faults {}, switch {}, budgets per path: {}; max term {}, \
-         max in flight {}, pre-vote {}, check-quorum {}, symmetry {}, merge {}, {} thread(s)",
+         max in flight {}, pre-vote {}, check-quorum {}, symmetry {}, merge {}, restart checks {}, \
+         {} thread(s)",
         s.nodes,
         a.depth,
         a.faults.names(),
@@ -304,6 +322,7 @@ fn describe_run(a: &Args) -> String {
         on(s.check_quorum),
         on(s.symmetry),
         on(s.merge),
+        on(s.restart_checks),
         a.threads
     )
 }
@@ -396,9 +415,13 @@ pub fn describe_state(c: &Cluster) -> String {
             .map(|e| format!("{}/{}", e.index, e.term))
             .collect();
         let hs = n.durable.hard_state;
+        let rejoin = match (st.recovery, st.incarnation) {
+            (Recovery::Ordinary, 0) => String::new(),
+            (mark, incarnation) => format!(" {mark:?} incarnation={incarnation}"),
+        };
         out.push_str(&format!(
-            "n{} {role} term={} vote={:?} commit={} applied={} log=[{}] durable: term={} vote={:?} \
-             commit={} entries={}\n",
+            "n{} {role}{rejoin} term={} vote={:?} commit={} applied={} log=[{}] durable: term={} \
+             vote={:?} commit={} entries={}\n",
             st.id,
             st.term,
             st.vote,
@@ -408,7 +431,7 @@ pub fn describe_state(c: &Cluster) -> String {
             hs.term,
             hs.vote,
             hs.commit,
-            n.durable.entries.len()
+            n.durable.log.len()
         ));
     }
     let msgs: Vec<String> = c.network.iter().map(short).collect();

@@ -12,9 +12,11 @@
 
 use super::actions::Action;
 use super::io::{self, Durable, NodeIo, NodeShell, Unacked};
+use super::restart::Down;
 use super::{Budgets, Settings};
 use crate::check::{self, EventKind, Op};
 use crate::raft::{Config, HardState, Message, MessageBody, NodeId, Raft, Recovery, Role};
+use crate::shell::rejoin::Start;
 use crate::shell::{Answer, ShellSettings};
 use std::sync::Arc;
 
@@ -109,7 +111,11 @@ impl Cluster {
     pub fn new(settings: &Settings) -> Result<Cluster, String> {
         let mut nodes = Vec::new();
         for id in 1..=settings.nodes as NodeId {
-            let durable = Durable::default();
+            // A directory that holds an ordinary hard state of term 0 in both copies: the model
+            // starts every node as a member of a new cluster at incarnation 0.
+            let mut durable = Durable::holding(HardState::default());
+            let start = durable.decide_start(settings.rejoin_bugs, |floor| floor + 1);
+            debug_assert_eq!(start, Start::AsIs, "a first boot starts on its directory");
             let mut shell = io::boot(
                 core_config(id, settings),
                 &durable,
@@ -245,7 +251,7 @@ impl Cluster {
 
     /// Feeds one event to node `id`, then lets its shell perform every `Ready` and routes the
     /// results; returns the messages it sent (now in flight).
-    fn turn(&mut self, id: NodeId, event: impl FnOnce(&mut Raft)) -> Vec<Message> {
+    pub(super) fn turn(&mut self, id: NodeId, event: impl FnOnce(&mut Raft)) -> Vec<Message> {
         let idx = (id - 1) as usize;
         let node = self.node_mut(id);
         let commit_before = node.raft().status().commit;
@@ -346,51 +352,14 @@ impl Cluster {
     }
 
     /// Node `id` crashes and restarts from its durable state; with `lose_persist`, from the one
-    /// before its last persist.
+    /// before its last persist (`restart` says how a start goes).
     pub fn crash(&mut self, id: NodeId, lose_persist: bool, settings: &Settings) {
-        let idx = (id - 1) as usize;
-        let node = self.node_mut(id);
-        if lose_persist {
-            if let Some(unacked) = node.unacked.take() {
-                node.durable = unacked.before;
-                for a in &unacked.acks {
-                    // A grant that never left was never a vote.
-                    if let MessageBody::RequestVoteResponse {
-                        granted: true,
-                        pre_vote: false,
-                    } = a.body
-                    {
-                        self.votes.retain(|v| *v != (a.term, a.from, a.to));
-                    }
-                    if let Some(i) = self.network.iter().position(|m| m == a) {
-                        self.network.swap_remove(i);
-                    }
-                }
-            }
-        }
-        let node = self.node_mut(id);
-        // A fresh shell: writes waiting here stay in the history without a completion (they
-        // may or may not have happened); reads have no effect, so theirs are dropped.
-        match io::boot(
-            core_config(id, settings),
-            &node.durable,
-            shell_settings(settings),
-        ) {
-            Ok(mut shell) => {
-                if super::merge::introduces_peers(settings) {
-                    super::merge::introduce_peers(&mut shell, settings.nodes);
-                }
-                node.shell = shell;
-            }
-            Err(e) => {
-                self.violate(RECOVERY, format!("n{id} cannot restart: {e}"));
-                return;
-            }
-        }
-        self.node_mut(id).unacked = None;
-        self.check_applied_stay_durable(idx);
-        // Re-applies the durable committed prefix into the fresh state machine.
-        self.turn(id, |_| {});
+        let down = if lose_persist {
+            Down::LosingPersist
+        } else {
+            Down::Crash
+        };
+        self.restart(id, down, settings);
     }
 
     /// True when no node is rejoining (a wipe is offered only then).
@@ -404,31 +373,17 @@ impl Cluster {
     /// one the cluster has used, and its state machine starts over (what it applied is gone
     /// with the disk, so the applied-entries check starts over too).
     pub fn wipe(&mut self, id: NodeId, settings: &Settings) {
-        let incarnation = 1 + self
-            .nodes
-            .iter()
-            .map(|n| n.durable.hard_state.incarnation)
-            .max()
-            .unwrap_or(0);
         let node = self.node_mut(id);
         node.unacked = None;
-        node.served = 0;
-        node.durable = Durable {
-            hard_state: HardState {
-                recovery: Recovery::Probing,
-                incarnation,
-                ..HardState::default()
-            },
-            entries: Vec::new(),
-        };
-        self.crash(id, false, settings);
+        node.durable = Durable::default();
+        self.restart(id, Down::Crash, settings);
     }
 
     /// A restarted node still holds every entry it applied in any earlier life. Its commit index
     /// may be lower than what it applied: the shell lets a change of the commit index alone ride
     /// on the next flush, since the commit can be learnt again and a restarted node serves
     /// nothing from the older state (linearizability checks that).
-    fn check_applied_stay_durable(&mut self, idx: usize) {
+    pub(super) fn check_applied_stay_durable(&mut self, idx: usize) {
         let node = &self.nodes[idx];
         let id = idx + 1;
         for index in 1..=node.served {
@@ -490,7 +445,7 @@ impl Cluster {
         }
     }
 
-    fn violate(&mut self, property: &'static str, detail: String) {
+    pub(super) fn violate(&mut self, property: &'static str, detail: String) {
         if self.violation.is_none() {
             self.violation = Some(Violation { property, detail });
         }

@@ -32,7 +32,8 @@ pub fn canonical(s: &Cluster, symmetry: bool) -> u64 {
         let identity: Vec<NodeId> = (1..=n as NodeId).collect();
         return digest(s, &identity);
     }
-    let blind: Vec<u64> = s.nodes.iter().map(|n| node_blind(n)).collect();
+    let last_step = damage_left(s);
+    let blind: Vec<u64> = s.nodes.iter().map(|n| node_blind(n, last_step)).collect();
     let mut best = u64::MAX;
     for_each_permutation(n, &mut |perm| {
         // perm[i] is the new id of node i + 1; keep renamings consistent with the blind order.
@@ -64,18 +65,25 @@ fn for_each_permutation(n: usize, f: &mut dyn FnMut(&[NodeId])) {
     }
 }
 
-/// A node's digest with every id as it is: nodes equal under it behave alike (`super::intern`).
+/// A node's digest with every id as it is (and every part of its disk): nodes equal under it
+/// behave alike (`super::intern`).
 pub fn node_identity(node: &Node) -> u64 {
     let mut h = hasher();
-    hash_node(node, &mut h, &|id| id);
+    hash_node(node, &mut h, &|id| id, true);
     h.finish()
 }
 
 /// A node's digest with every id (its own included) mapped to 0.
-fn node_blind(node: &Node) -> u64 {
+fn node_blind(node: &Node, last_step: bool) -> u64 {
     let mut h = hasher();
-    hash_node(node, &mut h, &|_| 0);
+    hash_node(node, &mut h, &|_| 0, last_step);
     h.finish()
+}
+
+/// True while a damage may still strike: only then can a disk's last step be rolled back, so
+/// only then does what it replaced tell states apart.
+fn damage_left(s: &Cluster) -> bool {
+    s.budgets.allows(super::Budget::Damage)
 }
 
 /// The digest of `s` with node `i + 1` renamed `perm[i]`.
@@ -89,7 +97,7 @@ fn digest(s: &Cluster, perm: &[NodeId]) -> u64 {
     let mut order: Vec<usize> = (0..s.nodes.len()).collect();
     order.sort_unstable_by_key(|&i| perm[i]);
     for i in order {
-        hash_node(&s.nodes[i], &mut h, &rename);
+        hash_node(&s.nodes[i], &mut h, &rename, damage_left(s));
     }
     let mut msgs: Vec<u64> = s
         .network
@@ -119,15 +127,20 @@ fn digest(s: &Cluster, perm: &[NodeId]) -> u64 {
     h.finish()
 }
 
-fn hash_node(node: &Node, h: &mut DigestHasher, rename: &dyn Fn(NodeId) -> NodeId) {
+fn hash_node(
+    node: &Node,
+    h: &mut DigestHasher,
+    rename: &dyn Fn(NodeId) -> NodeId,
+    last_step: bool,
+) {
     node.shell.hash_state(h, rename);
-    hash_durable(&node.durable, h, rename);
+    hash_durable(&node.durable, h, rename, last_step);
     node.served.hash(h);
     match &node.unacked {
         None => 0u8.hash(h),
         Some(u) => {
             1u8.hash(h);
-            hash_durable(&u.before, h, rename);
+            hash_durable(&u.before, h, rename, last_step);
             for m in &u.acks {
                 hash_message(m, h, rename);
             }
@@ -135,11 +148,47 @@ fn hash_node(node: &Node, h: &mut DigestHasher, rename: &dyn Fn(NodeId) -> NodeI
     }
 }
 
-fn hash_durable(d: &super::io::Durable, h: &mut DigestHasher, rename: &dyn Fn(NodeId) -> NodeId) {
+/// The disk: sled's hard state and log, the record, and (`last_step`, while a damage may
+/// still roll it back) what the last persist step replaced. The model takes no snapshots, and
+/// a damage is read by the restart it comes with, so neither is ever held.
+fn hash_durable(
+    d: &super::io::Durable,
+    h: &mut DigestHasher,
+    rename: &dyn Fn(NodeId) -> NodeId,
+    last_step: bool,
+) {
+    debug_assert!(d.snapshot.is_none() && d.damage.is_none());
     hash_hard_state(&d.hard_state, h, rename);
-    d.entries.len().hash(h);
-    for e in &d.entries {
+    d.log.len().hash(h);
+    for e in &d.log {
         hash_entry(e, h);
+    }
+    hash_record(d.record.as_ref(), h, rename);
+    let undo = d.last_step().filter(|_| last_step);
+    undo.is_some().hash(h);
+    if let Some(undo) = undo {
+        hash_hard_state(&undo.hard_state, h, rename);
+        (undo.wrote_hard_state, undo.log_len).hash(h);
+        hash_record(undo.record.as_ref(), h, rename);
+    }
+}
+
+fn hash_record(
+    record: Option<&crate::sim::disk::Record>,
+    h: &mut DigestHasher,
+    rename: &dyn Fn(NodeId) -> NodeId,
+) {
+    record.is_some().hash(h);
+    if let Some(r) = record {
+        let d = &r.durable;
+        (
+            d.term,
+            d.vote.map(rename),
+            d.recovery,
+            d.incarnation,
+            r.last,
+        )
+            .hash(h);
     }
 }
 

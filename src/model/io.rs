@@ -2,16 +2,18 @@
 //! in-memory disk (a `LogStorage`), the turn's outputs (an `Outbox`), and the state machine (one
 //! register).
 //!
-//! Owns: the node's durable state (hard state and log), the record that lets a crash lose the
-//! last persist when nothing that depended on it has left the node, and collecting what one
+//! Owns: the node's durable state (the simulator's `Disk`: hard state, log, durable-progress
+//! record), the record that lets a crash lose the last persist when nothing that depended on
+//! it has left the node, and collecting what one
 //! turn of the shell sent, applied and answered.
 //! Must never: perform any step of a `Ready` itself (the shared shell does, in its order), or
 //! keep anything across a crash except `Durable`.
 
-use crate::raft::{Config, Entry, HardState, InitialState, Message, SnapshotMeta};
+use crate::raft::{Config, Entry, Message, SnapshotMeta};
 use crate::shell::{
     Answer, Batch, Durability, LogStorage, Outbox, Shell, ShellSettings, StateMachine,
 };
+use crate::sim::disk::Disk;
 use std::sync::Arc;
 
 /// The model's state machine: one register, written with the first byte of an entry.
@@ -45,12 +47,11 @@ impl StateMachine for Register {
 /// One node's shell: the register, client requests named by their op id.
 pub type NodeShell = Shell<Register, u8>;
 
-/// What survives a crash: the hard state and the log, as the last completed persists left them.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Durable {
-    pub hard_state: HardState,
-    pub entries: Vec<Entry>,
-}
+/// What survives a crash: the simulator's disk (`crate::sim::disk::Disk`), whose semantics the
+/// model shares: sled's hard state and log, the durable-progress record written after each
+/// persist step, what the last step replaced (so a damage can roll it back), and what a start
+/// reads there (`Disk::start_read`, `Disk::decide_start`).
+pub type Durable = Disk;
 
 /// The last persist step, which a crash may still lose: the durable state before the step and
 /// the acknowledgements that left only after it.
@@ -60,18 +61,15 @@ pub struct Unacked {
     pub acks: Vec<Message>,
 }
 
-/// Starts a node's shell from its durable state (a first boot or a restart after a crash).
+/// Starts a node's shell from its durable state (a first boot or a restart after a crash),
+/// once the start decision has been applied to it (`Disk::decide_start`).
 pub fn boot(
     config: Config,
     durable: &Durable,
     settings: ShellSettings,
 ) -> Result<NodeShell, String> {
-    let state = InitialState {
-        hard_state: durable.hard_state,
-        snapshot: None,
-        entries: durable.entries.clone(),
-    };
-    Shell::recover(config, state, settings).map_err(|e| e.to_string())
+    debug_assert!(durable.snapshot.is_none(), "the model takes no snapshots");
+    Shell::recover(config, durable.initial_state(), settings).map_err(|e| e.to_string())
 }
 
 /// The shell's storage and outbox for one turn of one node.
@@ -104,8 +102,8 @@ impl<'a> NodeIo<'a> {
 }
 
 impl LogStorage for NodeIo<'_> {
-    /// One durable step, at once: entries (truncating a conflicting suffix first), then the
-    /// hard state.
+    /// One durable step, at once, as the simulator's disk takes it: entries (truncating a
+    /// conflicting suffix first), then the hard state, then the durable-progress record.
     fn begin_persist(&mut self, batch: &Batch<'_>) -> Result<Durability, String> {
         if batch.snapshot.is_some() {
             return Err("the model takes no snapshots, yet a persist carries one".into());
@@ -115,18 +113,9 @@ impl LogStorage for NodeIo<'_> {
             acks: Vec::new(),
         });
         self.after_persist = true;
-        if let Some(first) = batch.entries.first() {
-            self.durable.entries.retain(|e| e.index < first.index);
-            debug_assert_eq!(
-                self.durable.entries.last().map_or(0, |e| e.index) + 1,
-                first.index,
-                "a persist leaves a gap in the log"
-            );
-            self.durable.entries.extend(batch.entries.iter().cloned());
-        }
-        if let Some(hs) = batch.hard_state {
-            self.durable.hard_state = hs;
-        }
+        self.durable
+            .persist(batch)
+            .map_err(|e| format!("the core asked for an invalid write: {e}"))?;
         Ok(Durability::Durable)
     }
 

@@ -5,9 +5,9 @@
 //! persist, the highest index served) that no future action or check can read.
 //! Must never: remove or clear anything a later action or check could still tell apart: every
 //! rule here keeps the set of reachable property verdicts the same (the model tests compare
-//! searches with and without it). A new action that can lower a node's term (a wiped
-//! directory restarts at term 0) must lower `term_floor` with it, and one that changes
-//! incarnations is already excluded by the guards below.
+//! searches with and without it). A new action that can lower a node's term (a wiped or
+//! damaged directory restarts at term 0) must lower `term_floor` with it, and one that
+//! changes incarnations is already excluded by the guards below.
 
 use super::cluster::Cluster;
 use super::io::NodeShell;
@@ -15,11 +15,15 @@ use super::{Budget, Settings};
 use crate::raft::{Message, MessageBody, NodeId, Recovery};
 
 /// Whether nodes are introduced to their peers when they start (`introduce_peers`): with the
-/// merges on, in a model without wipes. A wipe gives a node a new incarnation while messages
-/// of its old one may still be in flight, and a node that heard only the new one drops those
-/// where one that heard neither would take them, so the introductions are no merge there.
+/// merges on, in a model without wipes or damage. A wipe (or a damaged disk) gives a node a
+/// new incarnation while messages of its old one may still be in flight, and a node that
+/// heard only the new one drops those where one that heard neither would take them, so the
+/// introductions are no merge there.
 pub fn introduces_peers(settings: &Settings) -> bool {
-    settings.merge && settings.budgets.left(Budget::Wipe) == Some(0)
+    settings.merge
+        && Budget::RESTART_EMPTY
+            .iter()
+            .all(|&b| settings.budgets.left(b) == Some(0))
 }
 
 /// Lets a node that just started hear incarnation 0 of every peer, as a refused vote of term
@@ -65,8 +69,8 @@ pub fn merge(c: &mut Cluster, settings: &Settings) {
 /// persist while a crash may still lose that persist. (Raft never lowers a term; the model's
 /// persists are durable at once, so a restart comes back in the current term otherwise.)
 fn term_floor(c: &Cluster, id: NodeId) -> u64 {
-    if c.budgets.allows(Budget::Wipe) {
-        return 0; // a wiped node starts again at term 0
+    if Budget::RESTART_EMPTY.iter().any(|&b| c.budgets.allows(b)) {
+        return 0; // a node that starts with an empty directory starts again at term 0
     }
     let n = c.node(id);
     let term = n.raft().status().term;
@@ -136,8 +140,8 @@ fn ignored_from_then_on(m: &Message, floor: u64, answers_stale_leaders: bool) ->
 /// Clears what the checks can no longer read: a vote of a term its voter can never be in
 /// again (no second grant can follow it), a leader of a term no node can be in again, the
 /// term an entry was first seen committed in once every node is past it (the checks only ask
-/// whether it is below a leader's term), and, once no crash is left, the persist a crash
-/// could lose and the highest index each node served (read only on a restart).
+/// whether it is below a leader's term), and, once no crash or damage is left, the persist a
+/// crash could lose and the highest index each node served (read only on a restart).
 fn forget_records(c: &mut Cluster, floors: &[u64]) {
     let lowest = floors.iter().copied().min().unwrap_or(0);
     c.votes
@@ -148,7 +152,7 @@ fn forget_records(c: &mut Cluster, floors: &[u64]) {
             *first_seen_in = 0;
         }
     }
-    if !c.budgets.allows(Budget::Crash) {
+    if !c.budgets.allows(Budget::Crash) && !c.budgets.allows(Budget::Damage) {
         for id in 1..=c.nodes.len() as NodeId {
             let n = c.node(id);
             if n.unacked.is_some() || n.served != 0 {

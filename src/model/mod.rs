@@ -36,6 +36,22 @@
 //!   applied entries, served reads) has left the node yet.
 //! - Each persist is durable at once, before the node takes its next event (a node that flushes
 //!   concurrently with stepping new messages is not modelled).
+//! - Disk damage (`--faults damage`, off by default and not in `all`; budget `--max-damages`,
+//!   1): a node crashes and its disk takes one of the simulator's damages
+//!   (`crate::sim::disk::Damage`, as `Disk::possible_damages` offers them: sled's hard state
+//!   or the durable-progress record unreadable, sled's last step rolled back with the record
+//!   kept, the hard state's write misdirected onto the record or the record's onto the hard
+//!   state, a damaged, dropped, misdirected or old log record), one action per distinct read a
+//!   start makes of the damaged disk (the start sets such a disk aside, so damages read alike
+//!   lead to one state); only while every other node is ordinary and the disk holds a record.
+//!   The same budget pays for a kill between sled's flush of the last persist and the record's
+//!   write (while none of its acknowledgements has left). Every start (first boot, crash,
+//!   wipe, damage) goes through the node's start decision (`Disk::decide_start`). Left out:
+//!   two damages at one crash, a torn batch (the model's persists are whole), a snapshot
+//!   chunk (no snapshots), a record written after the acknowledgements (the model's record is
+//!   written within the persist, before anything leaves), and a clock stepping back (a new
+//!   incarnation is one above every one in use). A node that starts empty starts at term 0,
+//!   so while a wipe or a damage is left the merges that rely on a term floor are off.
 //! - Clients: offered only at a leader, all on one key; writes carry their op number as the
 //!   value. No snapshots are taken, so the InstallSnapshot path is not explored. Static
 //!   membership.
@@ -63,6 +79,7 @@ mod intern;
 mod io;
 mod merge;
 mod props;
+mod restart;
 #[cfg(test)]
 mod tests;
 
@@ -71,6 +88,7 @@ pub use cli::{cli, ModelArgs};
 pub use cluster::Cluster;
 
 use crate::raft::Bugs;
+use crate::shell::rejoin::RejoinBugs;
 use crate::shell::ShellBugs;
 use stateright::{Model, Property};
 use std::hash::{Hash, Hasher};
@@ -87,10 +105,11 @@ pub enum Budget {
     Dup,
     Crash,
     Wipe,
+    Damage,
 }
 
 impl Budget {
-    pub const ALL: [Budget; 7] = [
+    pub const ALL: [Budget; 8] = [
         Budget::Write,
         Budget::Read,
         Budget::Timer,
@@ -98,14 +117,20 @@ impl Budget {
         Budget::Dup,
         Budget::Crash,
         Budget::Wipe,
+        Budget::Damage,
     ];
     /// The budgets that are faults, with the names `--faults` takes.
-    pub const FAULTS: [(Budget, &'static str); 4] = [
+    pub const FAULTS: [(Budget, &'static str); 5] = [
         (Budget::Drop, "drop"),
         (Budget::Dup, "dup"),
         (Budget::Crash, "crash"),
         (Budget::Wipe, "wipe"),
+        (Budget::Damage, "damage"),
     ];
+
+    /// The faults after which a node may start with an empty directory (term 0, a new
+    /// incarnation): no term floor holds while one is left.
+    pub const RESTART_EMPTY: [Budget; 2] = [Budget::Wipe, Budget::Damage];
 
     /// The name a summary line uses.
     pub fn name(self) -> &'static str {
@@ -117,6 +142,7 @@ impl Budget {
             Budget::Dup => "dups",
             Budget::Crash => "crashes",
             Budget::Wipe => "wipes",
+            Budget::Damage => "damages",
         }
     }
 
@@ -162,13 +188,13 @@ pub struct Faults {
 }
 
 impl Faults {
-    /// Every fault but `wipe`, which is named on its own: a wiped node starts again at term 0,
-    /// so no term floor holds and the state merges that rely on one are off, which grows the
-    /// space a search must cover.
+    /// Every fault but `wipe` and `damage`, which are named on their own: a wiped node, or one
+    /// whose damaged disk makes it start empty, starts again at term 0, so no term floor holds
+    /// and the state merges that rely on one are off, which grows the space a search must cover.
     pub fn all() -> Faults {
         let mut enabled = [true; Budget::FAULTS.len()];
         for (slot, (budget, _)) in enabled.iter_mut().zip(Budget::FAULTS) {
-            *slot = budget != Budget::Wipe;
+            *slot = !Budget::RESTART_EMPTY.contains(&budget);
         }
         Faults { enabled }
     }
@@ -229,6 +255,8 @@ pub struct Settings {
     pub nodes: usize,
     pub bugs: Bugs,
     pub shell_bugs: ShellBugs,
+    /// The start decision's unsafe variants (`crate::shell::rejoin::decide`).
+    pub rejoin_bugs: RejoinBugs,
     /// What a path may spend (a fault that is off has budget 0).
     pub budgets: Budgets,
     pub max_term: u64,
@@ -241,20 +269,26 @@ pub struct Settings {
     pub symmetry: bool,
     /// Merge states that differ only in what no future step can observe (`merge`).
     pub merge: bool,
+    /// Check each start decision against what the node did before (`restart`); off, a
+    /// search shows what a wrong decision leads to in the protocol's own properties.
+    pub restart_checks: bool,
 }
 
 impl Default for Settings {
-    /// 3 nodes, the faults of `Faults::all()` once per path (every one but `wipe`), one write
+    /// 3 nodes, the faults of `Faults::all()` once per path (every one but `wipe` and
+    /// `damage`), one write
     /// and one read, timers unbounded, terms up to 3, 6 messages in flight, the node's core
     /// configuration: what `raftkv model` runs with no flags.
     fn default() -> Settings {
         let mut budgets = Budgets([Some(1); Budget::ALL.len()]);
         budgets.set(Budget::Timer, None);
         budgets.set(Budget::Wipe, Some(0));
+        budgets.set(Budget::Damage, Some(0));
         Settings {
             nodes: 3,
             bugs: Bugs::default(),
             shell_bugs: ShellBugs::default(),
+            rejoin_bugs: RejoinBugs::default(),
             budgets,
             max_term: 3,
             max_in_flight: 6,
@@ -263,13 +297,14 @@ impl Default for Settings {
             check_quorum: true,
             symmetry: true,
             merge: true,
+            restart_checks: true,
         }
     }
 }
 
 impl Settings {
     /// These settings offering exactly `faults`: a fault that is off gets budget 0, one that is
-    /// on keeps its budget, or 1 if it had none (`wipe`, off by default).
+    /// on keeps its budget, or 1 if it had none (`wipe` and `damage`, off by default).
     pub fn with_faults(mut self, faults: Faults) -> Settings {
         for (b, _) in Budget::FAULTS {
             let left = match self.budgets.left(b) {
@@ -294,36 +329,57 @@ impl Settings {
 pub struct Switch {
     pub name: &'static str,
     pub breaks: &'static str,
-    pub turn_on: fn(&mut Bugs, &mut ShellBugs),
+    pub turn_on: fn(&mut Bugs, &mut ShellBugs, &mut RejoinBugs),
 }
 
-/// The bug switches: the core's (`crate::raft::Bugs`) and the shared shell's
-/// (`crate::shell::ShellBugs`). A new switch is one row here.
-pub const SWITCHES: [Switch; 5] = [
+/// The bug switches: the core's (`crate::raft::Bugs`), the shared shell's
+/// (`crate::shell::ShellBugs`) and the start decision's (`crate::shell::rejoin::RejoinBugs`,
+/// found only with the `damage` fault). A new switch is one row here.
+pub const SWITCHES: [Switch; 9] = [
     Switch {
         name: "vote_without_persist",
         breaks: "a vote grant leaves before it is durable",
-        turn_on: |b, _| b.vote_without_persist = true,
+        turn_on: |b, _, _| b.vote_without_persist = true,
     },
     Switch {
         name: "read_without_read_index",
         breaks: "a leader serves reads from local state at once",
-        turn_on: |b, _| b.read_without_read_index = true,
+        turn_on: |b, _, _| b.read_without_read_index = true,
     },
     Switch {
         name: "commit_old_term_by_counting",
         breaks: "an entry of an earlier term commits by counting replicas",
-        turn_on: |b, _| b.commit_old_term_by_counting = true,
+        turn_on: |b, _, _| b.commit_old_term_by_counting = true,
     },
     Switch {
         name: "read_before_own_term_commit",
         breaks: "a ReadIndex round starts before the leader's own-term commit",
-        turn_on: |b, _| b.read_before_own_term_commit = true,
+        turn_on: |b, _, _| b.read_before_own_term_commit = true,
     },
     Switch {
         name: "ack_before_flush",
         breaks: "the shell sends vote grants and append acknowledgements before their flush",
-        turn_on: |_, s| s.ack_before_flush = true,
+        turn_on: |_, s, _| s.ack_before_flush = true,
+    },
+    Switch {
+        name: "single_mark",
+        breaks: "a start consults only sled's copy of the recovering mark",
+        turn_on: |_, _, r| r.single_mark = true,
+    },
+    Switch {
+        name: "probing_restart_is_known",
+        breaks: "a restart during probing takes its hard state as known and only catches up",
+        turn_on: |_, _, r| r.probing_restart_is_known = true,
+    },
+    Switch {
+        name: "trust_one_copy",
+        breaks: "a damaged start carries term and vote from the one intact copy",
+        turn_on: |_, _, r| r.trust_one_copy = true,
+    },
+    Switch {
+        name: "compare_by_term_alone",
+        breaks: "a damaged start compares the hard state and the record by term alone",
+        turn_on: |_, _, r| r.compare_by_term_alone = true,
     },
 ];
 
@@ -338,7 +394,7 @@ pub fn switch(name: &str) -> Result<&'static Switch, String> {
 impl Settings {
     /// These settings with switch `s` on.
     pub fn with_switch(mut self, s: &Switch) -> Settings {
-        (s.turn_on)(&mut self.bugs, &mut self.shell_bugs);
+        (s.turn_on)(&mut self.bugs, &mut self.shell_bugs, &mut self.rejoin_bugs);
         self
     }
 }

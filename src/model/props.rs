@@ -10,6 +10,7 @@ use super::cluster::{
     Cluster, APPLIED_STAYS_DURABLE, COMMIT_NEVER_GOES_BACK, LINEARIZABLE, ONE_VOTE_PER_TERM,
     RECOVERY, STATE_MACHINE_SAFETY,
 };
+use super::restart::{RESTART_KEEPS_VOTES, RESTART_OWES};
 use super::{RaftModel, State};
 use crate::check::{EventKind, Op};
 use crate::raft::{Recovery, Role};
@@ -55,6 +56,12 @@ pub fn all() -> Vec<Property<RaftModel>> {
             !violated(&s.cluster, LINEARIZABLE)
         }),
         Property::always(RECOVERY, |_, s: &State| !violated(&s.cluster, RECOVERY)),
+        Property::always(RESTART_OWES, |_, s: &State| {
+            !violated(&s.cluster, RESTART_OWES)
+        }),
+        Property::always(RESTART_KEEPS_VOTES, |_, s: &State| {
+            !violated(&s.cluster, RESTART_KEEPS_VOTES)
+        }),
         Property::sometimes(A_LEADER_IS_ELECTED, |_, s: &State| {
             !s.cluster.leaders.is_empty()
         }),

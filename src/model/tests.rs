@@ -7,9 +7,11 @@
 
 use super::cli::{run, run_model, trace, Args, Outcome};
 use super::cluster::{LINEARIZABLE, ONE_VOTE_PER_TERM};
+use super::restart::{Down, RESTART_KEEPS_VOTES, RESTART_OWES};
 use super::{props, step, switch, Action, Budget, Cluster, Faults, RaftModel, Settings, SWITCHES};
 use crate::check::{EventKind, Op};
 use crate::raft::Recovery;
+use crate::sim::disk::Damage;
 
 fn explore(settings: Settings, depth: usize) -> Outcome {
     let args = Args {
@@ -202,10 +204,61 @@ const HUNTS: [Hunt; 5] = [
     },
 ];
 
+/// Damaged disks through the start decision, one damage per path: where a decision that
+/// forgets a vote shows.
+fn damage_only() -> Settings {
+    Settings::default().with_faults(Faults::parse("damage").unwrap())
+}
+
+/// A damage, then a plain crash: where a restart during probing shows.
+fn damage_then_crash() -> Settings {
+    Settings::default().with_faults(Faults::parse("damage,crash").unwrap())
+}
+
+/// A wipe, then a kill between sled's flush and the record's write: where a start that reads
+/// only sled's copy of the recovering mark shows.
+fn wipe_then_record_lost() -> Settings {
+    Settings::default().with_faults(Faults::parse("wipe,damage").unwrap())
+}
+
+/// The start decision's switches (`crate::shell::rejoin::RejoinBugs`), each found through
+/// the `damage` fault by the rule-level checks of a restart (`super::restart`); each search
+/// takes under a second.
+const REJOIN_HUNTS: [Hunt; 4] = [
+    Hunt {
+        switch: "trust_one_copy",
+        settings: damage_only,
+        depth: 8,
+        breaks: RESTART_KEEPS_VOTES,
+    },
+    Hunt {
+        switch: "compare_by_term_alone",
+        settings: damage_only,
+        depth: 9,
+        breaks: RESTART_KEEPS_VOTES,
+    },
+    Hunt {
+        switch: "probing_restart_is_known",
+        settings: damage_then_crash,
+        depth: 8,
+        breaks: RESTART_OWES,
+    },
+    Hunt {
+        switch: "single_mark",
+        settings: wipe_then_record_lost,
+        depth: 8,
+        breaks: RESTART_OWES,
+    },
+];
+
 /// The correct core (and shell) keeps every property to the hunt's depth; with the switch on
 /// the search finds the property broken within that depth, with a trace of the path.
 fn hunt(name: &str) {
-    let h = HUNTS.iter().find(|h| h.switch == name).expect("a hunt row");
+    let h = HUNTS
+        .iter()
+        .chain(&REJOIN_HUNTS)
+        .find(|h| h.switch == name)
+        .expect("a hunt row");
     assert_clean(&explore((h.settings)(), h.depth), h.depth);
 
     let broken = explore((h.settings)().with_switch(switch(name).unwrap()), h.depth);
@@ -218,7 +271,10 @@ fn hunt(name: &str) {
 fn every_switch_has_a_hunt() {
     for s in &SWITCHES {
         assert!(
-            HUNTS.iter().any(|h| h.switch == s.name),
+            HUNTS
+                .iter()
+                .chain(&REJOIN_HUNTS)
+                .any(|h| h.switch == s.name),
             "switch {} has no hunt",
             s.name
         );
@@ -236,6 +292,61 @@ fn a_vote_granted_before_it_is_durable_is_found() {
 #[test]
 fn an_acknowledgement_sent_before_its_flush_is_found() {
     hunt("ack_before_flush");
+}
+
+/// A damage that rolls back sled's hard state (the record kept) or misdirects its write onto
+/// the record, with the rules' comparison by term alone or trust in one copy, restarts the
+/// voter with a term and vote below a vote it gave.
+#[test]
+fn a_start_trusting_one_copy_is_found() {
+    hunt("trust_one_copy");
+}
+
+/// Without the restart checks, trusting one copy shows in the protocol's own properties: n3
+/// voted for n2 in term 2, a misdirected write leaves its record unreadable and its hard state
+/// at term 1, and the switch carries term 1 forward, so n3 acknowledges n1's term-1 append
+/// and n1 commits an entry that n2, leader of term 2, lacks. The correct decision probes there
+/// and the same search breaks nothing.
+#[test]
+fn a_start_trusting_one_copy_breaks_leader_completeness() {
+    let settings = || {
+        Settings {
+            restart_checks: false,
+            ..elections_without_faults(0, 0, 3, u8::MAX)
+                .with_faults(Faults::parse("damage").unwrap())
+        }
+        .with_budget(Budget::Timer, None)
+    };
+    assert_clean(&explore(settings(), 10), 10);
+    let broken = explore(
+        settings().with_switch(switch("trust_one_copy").unwrap()),
+        10,
+    );
+    let (property, detail, path) = broken.violation.expect("the switch is found");
+    assert_eq!(
+        property,
+        props::LEADER_COMPLETENESS,
+        "{detail}\n{}",
+        trace(&path)
+    );
+}
+
+#[test]
+fn a_start_comparing_by_term_alone_is_found() {
+    hunt("compare_by_term_alone");
+}
+
+/// A wiped or damaged node that crashes again while probing must probe again.
+#[test]
+fn a_restart_during_probing_taken_as_known_is_found() {
+    hunt("probing_restart_is_known");
+}
+
+/// A node killed after sled's flush of the step that ended its probe round, before the
+/// record's write, still owes probing: the record says so.
+#[test]
+fn a_start_reading_only_sleds_mark_is_found() {
+    hunt("single_mark");
 }
 
 #[test]
@@ -275,6 +386,31 @@ fn merging_changes_no_verdict() {
             "{}",
             h.switch
         );
+        assert!(
+            violation_depth(&merged) <= violation_depth(&not),
+            "{}",
+            h.switch
+        );
+    }
+}
+
+/// With the damage fault too: the same reachability and no violation on the correct code, and
+/// each start-decision switch found breaking the same property, no deeper. (A disk's last step
+/// is part of a state only while a damage may still roll it back.)
+#[test]
+fn merging_changes_no_verdict_with_damage() {
+    let unmerged = |s: Settings| Settings { merge: false, ..s };
+    let clean = explore(damage_only(), 8);
+    let clean_unmerged = explore(unmerged(damage_only()), 8);
+    assert_eq!(violation_name(&clean), None);
+    assert_eq!(violation_name(&clean_unmerged), None);
+    assert_eq!(clean.reached, clean_unmerged.reached);
+    for h in &REJOIN_HUNTS {
+        let on = (h.settings)().with_switch(switch(h.switch).unwrap());
+        let merged = explore(on.clone(), h.depth);
+        let not = explore(unmerged(on), h.depth);
+        assert_eq!(violation_name(&merged), Some(h.breaks), "{}", h.switch);
+        assert_eq!(violation_name(&not), Some(h.breaks), "{}", h.switch);
         assert!(
             violation_depth(&merged) <= violation_depth(&not),
             "{}",
@@ -462,5 +598,82 @@ fn an_old_term_entry_committed_by_counting_is_caught_when_it_commits() {
         v.detail.contains("n2 lacks committed entry 1/1"),
         "{}",
         v.detail
+    );
+}
+
+/// n1 wins n2's pre-vote and n2 grants n1 its vote in term 1.
+const N2_VOTES_FOR_N1: [&str; 4] = [
+    "n1 timer fires",
+    "n2 <- n1 1->2 term=1 RequestVote { pre_vote: true",
+    "n1 <- n2 2->1 term=1 RequestVoteResponse { pre_vote: true",
+    "n2 <- n1 1->2 term=1 RequestVote { pre_vote: false",
+];
+
+/// The mark, term and vote node `id` restarts with after `damage`.
+fn restarted_after(
+    c: &Cluster,
+    id: u64,
+    damage: Damage,
+    settings: &Settings,
+) -> (Recovery, u64, Option<u64>) {
+    let mut c = c.clone();
+    c.restart(id, Down::Damaged(damage), settings);
+    assert_eq!(c.violation, None, "{damage:?}");
+    let st = c.node(id).raft().status();
+    (st.recovery, st.term, st.vote)
+}
+
+/// The model's damages are the simulator's disk's, and a restart after one goes through the
+/// start decision: a copy unreadable (sled's hard state, the record, or either after a
+/// misdirected write) probes; sled's last step rolled back (the record kept) or a damaged log
+/// record catches up with the larger copy's term and vote, here n2's vote for n1.
+#[test]
+fn a_damaged_disk_restarts_through_the_start_decision() {
+    let settings = damage_only();
+    let voted = play(&settings, &N2_VOTES_FOR_N1);
+    let offered = voted.damages(2);
+    let probing = (Recovery::Probing, 0, None);
+    let known = (Recovery::CatchingUp, 1, Some(1));
+    for (damage, expected) in [
+        (Damage::HardState, probing),
+        (Damage::Record, probing),
+        (Damage::RolledBack, known),
+        (Damage::HardStateOntoRecord, probing),
+        (Damage::RecordOntoHardState, probing),
+    ] {
+        assert!(offered.contains(&damage), "{damage:?} not in {offered:?}");
+        assert_eq!(
+            restarted_after(&voted, 2, damage, &settings),
+            expected,
+            "{damage:?}"
+        );
+    }
+    // No damage while another node is without its state.
+    let mut wiped = voted.clone();
+    wiped.wipe(3, &settings);
+    assert!(wiped.damages(2).is_empty());
+
+    let mut steps = N2_VOTES_FOR_N1.to_vec();
+    steps.extend([
+        "n1 <- n2 2->1 term=1 RequestVoteResponse { pre_vote: false",
+        "n2 <- n1 1->2 term=1 Append prev=0/0",
+    ]);
+    let holding = play(&settings, &steps);
+    assert_eq!(holding.node(2).durable.log.len(), 1, "n2 holds n1's no-op");
+    let offered = holding.damages(2);
+    let log_damage = offered
+        .iter()
+        .copied()
+        .find(|d| matches!(d, Damage::LogRecord(_)))
+        .expect("a log record damage is offered");
+    assert_eq!(restarted_after(&holding, 2, log_damage, &settings), known);
+    let restarted = {
+        let mut c = holding.clone();
+        c.restart(2, Down::Damaged(log_damage), &settings);
+        c
+    };
+    assert!(
+        restarted.node(2).durable.log.is_empty(),
+        "the damaged log was set aside"
     );
 }

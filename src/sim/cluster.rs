@@ -20,7 +20,7 @@ use crate::check::{self, EventKind};
 use crate::kv::{Command, KvStore, Outcome};
 use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Recovery, Role};
 use crate::rng::Rng;
-use crate::shell::rejoin::{self, RejoinBugs, Start};
+use crate::shell::rejoin::{RejoinBugs, Start};
 use crate::shell::{
     Answer, Batch, Durability, LogStorage, Outbox, Progress, Shell, ShellError, ShellSettings,
     ShellStats,
@@ -1177,14 +1177,16 @@ impl Sim {
     /// on it as it is, or replace it with an empty directory under a new incarnation, above
     /// every incarnation the disk named (the simulator's counter stands in for the clock).
     fn decide_start(&mut self, i: usize) {
-        let read = self.nodes[i].disk.start_read();
-        let Start::Empty(how) = rejoin::decide(&read, self.rejoin_bugs()) else {
+        let bugs = self.rejoin_bugs();
+        let (last, rng) = (&mut self.last_incarnation, &mut self.rng);
+        let start = self.nodes[i].disk.decide_start(bugs, |floor| {
+            *last = (*last).max(floor) + 1 + rng.below(1000);
+            *last
+        });
+        let Start::Empty(how) = start else {
             return;
         };
-        self.last_incarnation =
-            self.last_incarnation.max(how.incarnation_floor) + 1 + self.rng.below(1000);
         let incarnation = self.last_incarnation;
-        self.nodes[i].disk = Disk::rejoining(how.hard_state(incarnation));
         self.trace_event(|| {
             format!(
                 "n{i} starts empty ({:?}): {:?} term {} vote {:?}, incarnation {incarnation}",

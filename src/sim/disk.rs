@@ -16,11 +16,11 @@
 use std::sync::Arc;
 
 use crate::raft::{Entry, HardState, InitialState, Recovery, SnapshotMeta};
-use crate::shell::rejoin::{Durable, StartRead, Stored};
+use crate::shell::rejoin::{self, Durable, RejoinBugs, Start, StartRead, Stored};
 use crate::shell::Batch;
 
 /// A node's durable state.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Disk {
     pub hard_state: HardState,
     pub snapshot: Option<(SnapshotMeta, Arc<Vec<u8>>)>,
@@ -45,13 +45,13 @@ pub struct Record {
 }
 
 /// Enough of the last persist step to undo it.
-#[derive(Clone, Copy, Debug)]
-struct Undo {
-    hard_state: HardState,
-    wrote_hard_state: bool,
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Undo {
+    pub hard_state: HardState,
+    pub wrote_hard_state: bool,
     /// The log's length before the step appended (it truncated nothing).
-    log_len: usize,
-    record: Option<Record>,
+    pub log_len: usize,
+    pub record: Option<Record>,
 }
 
 /// One damage of the `corrupt` fault. The simulated disk holds values, not bytes, so a damage is
@@ -89,12 +89,40 @@ impl Disk {
     /// copies, as the node writes it before anything else.
     pub fn rejoining(hard_state: HardState) -> Disk {
         debug_assert!(hard_state.recovery != Recovery::Ordinary);
+        Disk::holding(hard_state)
+    }
+
+    /// A directory holding only `hard_state`, in both copies, and no log.
+    pub fn holding(hard_state: HardState) -> Disk {
         let mut disk = Disk {
             hard_state,
             ..Disk::default()
         };
         disk.record = Some(disk.current_record());
         disk
+    }
+
+    /// The node's start on this disk: the shared start decision on what it reads; a start that
+    /// starts empty replaces the disk with a rejoining directory under the incarnation that
+    /// `incarnation` picks above the floor it is given (called only then). Returns the
+    /// decision.
+    pub fn decide_start(
+        &mut self,
+        bugs: RejoinBugs,
+        incarnation: impl FnOnce(u64) -> u64,
+    ) -> Start {
+        let start = rejoin::decide(&self.start_read(), bugs);
+        if let Start::Empty(how) = start {
+            let chosen = incarnation(how.incarnation_floor);
+            debug_assert!(chosen > how.incarnation_floor);
+            *self = Disk::rejoining(how.hard_state(chosen));
+        }
+        start
+    }
+
+    /// What the last persist step replaced, while it can still be undone.
+    pub fn last_step(&self) -> Option<&Undo> {
+        self.last_step.as_ref()
     }
 
     /// True when a start on this disk starts empty and rejoins: it holds nothing, it is
