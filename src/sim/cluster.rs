@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 
 use super::disk::Disk;
 use super::faults::{self, SimConfig};
+use super::ghost::{self, Grant, NodeGhost};
 use crate::check::{self, EventKind};
 use crate::kv::{Command, KvStore, Outcome};
 use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Recovery, Role};
@@ -149,6 +150,8 @@ enum Ev {
         from: usize,
         to: usize,
         wire: Wire,
+        /// The sender's commit index when it sent the message (ghost knowledge).
+        sender_commit: u64,
     },
     PersistDone {
         node: usize,
@@ -358,6 +361,8 @@ pub struct Sim {
     outputs: Vec<Output>,
     // invariant state
     leaders: HashMap<u64, usize>,
+    /// What the simulator knows of each node beyond its disk (see `ghost.rs`).
+    ghosts: Vec<NodeGhost>,
     ledger: Ledger,
     /// Node chosen for each client op, when scripted (partition_test): op number -> node.
     pub route: Option<Box<dyn FnMut(usize, usize) -> usize>>,
@@ -428,6 +433,7 @@ impl Sim {
             trace: VecDeque::new(),
             outputs: Vec::new(),
             leaders: HashMap::new(),
+            ghosts: vec![NodeGhost::default(); n],
             ledger: Ledger::default(),
             route: None,
             think_ms: (5, 40),
@@ -540,6 +546,7 @@ impl Sim {
         node.seen_term = st.term;
         node.seen_commit = st.commit;
         node.seen_role = st.role;
+        self.ghosts[i].recovery = st.recovery;
         if st.term < durable.term || st.commit < durable.commit {
             self.fail(
                 "restart",
@@ -588,7 +595,12 @@ impl Sim {
                     self.drive(i);
                 }
             }
-            Ev::Deliver { from, to, wire } => self.deliver(from, to, wire),
+            Ev::Deliver {
+                from,
+                to,
+                wire,
+                sender_commit,
+            } => self.deliver(from, to, wire, sender_commit),
             Ev::PersistDone { node, life } => {
                 if self.nodes[node].life == life {
                     self.with_shell(node, |shell, io| shell.finish(io).map(|()| Progress::Idle));
@@ -828,6 +840,19 @@ impl Sim {
             self.fail("rejoin", format!("node {i} {what}: {m:?}"));
             return;
         }
+        if matches!(
+            m.body,
+            MessageBody::RequestVoteResponse {
+                pre_vote: false,
+                granted: true
+            }
+        ) {
+            self.ghosts[i].grants.push(Grant {
+                at: self.now,
+                term: m.term,
+                candidate: to as usize - 1,
+            });
+        }
         // Crash a node right after it grants a vote, now and then: the moment a vote that was
         // not made durable would be forgotten.
         if self.chaos
@@ -892,6 +917,7 @@ impl Sim {
             &m.body,
             MessageBody::AppendEntries { entries, .. } if entries.iter().any(|e| e.term == m.term)
         ));
+        let sender_commit = self.nodes[from].raft().map_or(0, |r| r.status().commit);
         for _ in 0..copies {
             let mut d = self.rng.between(1, 5);
             if chaos && f.delay {
@@ -909,12 +935,13 @@ impl Sim {
                     from,
                     to,
                     wire: wire.clone(),
+                    sender_commit,
                 },
             );
         }
     }
 
-    fn deliver(&mut self, from: usize, to: usize, wire: Wire) {
+    fn deliver(&mut self, from: usize, to: usize, wire: Wire, sender_commit: u64) {
         if self.blocked[from][to] || self.nodes[to].shell.is_none() {
             self.stats.dropped += 1;
             return;
@@ -922,8 +949,16 @@ impl Sim {
         match wire {
             Wire::Raft(m) => {
                 self.trace_event(|| format!("n{to} <- n{from} {}", short(&m)));
+                let leader_commit = commit_vouched_for(&m, sender_commit);
+                let mut caught_up = false;
                 if let Some(shell) = self.nodes[to].shell.as_mut() {
+                    let before = shell.raft().status().recovery;
                     shell.raft_mut().step(m);
+                    let after = shell.raft().status().recovery;
+                    caught_up = before == Recovery::CatchingUp && after == Recovery::Ordinary;
+                }
+                if caught_up {
+                    self.check_caught_up(to, leader_commit);
                 }
                 self.drive(to);
             }
@@ -1178,9 +1213,16 @@ impl Sim {
     /// every incarnation the disk named (the simulator's counter stands in for the clock).
     fn decide_start(&mut self, i: usize) {
         let read = self.nodes[i].disk.start_read();
-        let Start::Empty(how) = rejoin::decide(&read, self.rejoin_bugs()) else {
+        let start = rejoin::decide(&read, self.rejoin_bugs());
+        if let Err(broken) = ghost::check_start(&read, self.ghosts[i].truth, &start) {
+            self.fail("rejoin", format!("node {i} {broken}"));
+        }
+        let Start::Empty(how) = start else {
             return;
         };
+        if how.recovery == Recovery::Probing {
+            self.ghosts[i].lost_state_at = Some(self.now);
+        }
         self.last_incarnation =
             self.last_incarnation.max(how.incarnation_floor) + 1 + self.rng.below(1000);
         let incarnation = self.last_incarnation;
@@ -1262,7 +1304,10 @@ impl Sim {
             1
         };
         self.trace_event(|| format!("n{i} crashes, restart in {back}ms"));
-        if !self.maybe_wipe(i) {
+        self.ghosts[i].truth = Some(self.nodes[i].disk.hard_state);
+        if self.maybe_wipe(i) {
+            self.ghosts[i].truth = None;
+        } else {
             self.maybe_corrupt(i);
         }
         self.at(back, Ev::Restart(i));
@@ -1389,10 +1434,43 @@ impl Sim {
         if became_leader {
             self.strike_new_leader(i);
         }
+        if self.ghosts[i].recovery == Recovery::Probing && s.recovery != Recovery::Probing {
+            self.check_probe_floor(i, s.term);
+        }
+        self.ghosts[i].recovery = s.recovery;
         let node = &mut self.nodes[i];
         node.seen_term = s.term;
         node.seen_commit = s.commit;
         node.seen_role = s.role;
+    }
+
+    /// A node whose probe round ended took a term at least that of every vote it granted in an
+    /// earlier life to a candidate that kept its state (see [`ghost::probe_floor`]).
+    fn check_probe_floor(&mut self, i: usize, term: u64) {
+        if let Some(g) = ghost::probe_floor(&self.ghosts, i) {
+            if term < g.term {
+                self.fail(
+                    "rejoin",
+                    format!(
+                        "node {i} ended its probe round at term {term}, below term {} in which \
+                         it granted node {} its vote before it lost its state (that node kept \
+                         its own)",
+                        g.term, g.candidate
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Node `i` turned ordinary on a message that vouched for `leader_commit` (see
+    /// [`ghost::check_caught_up`]).
+    fn check_caught_up(&mut self, i: usize, leader_commit: u64) {
+        let Some(last) = self.nodes[i].raft().map(|r| r.status().last_index) else {
+            return;
+        };
+        if let Err(broken) = ghost::check_caught_up(last, leader_commit) {
+            self.fail("rejoin", format!("node {i} {broken}"));
+        }
     }
 
     /// Terms and commit indexes never go back; the commit index never passes the log.
@@ -1770,6 +1848,21 @@ impl Sim {
         }
         self.at(until - self.now, ev);
         None
+    }
+}
+
+/// The commit index a leader's message vouches for, as the catch-up check reads it: an append's
+/// and an uncapped heartbeat's own; for any other message the sender's commit index when it sent
+/// it (the correct core never ends a catch-up on one).
+fn commit_vouched_for(m: &Message, sender_commit: u64) -> u64 {
+    match &m.body {
+        MessageBody::AppendEntries { leader_commit, .. } => *leader_commit,
+        MessageBody::Heartbeat {
+            commit,
+            uncapped: true,
+            ..
+        } => *commit,
+        _ => sender_commit,
     }
 }
 

@@ -14,6 +14,7 @@ mod cli;
 pub mod cluster;
 pub mod disk;
 pub mod faults;
+mod ghost;
 pub mod partition;
 pub mod run;
 pub mod verdict;
