@@ -152,6 +152,24 @@ pub fn check_caught_up(last_index: u64, leader_commit: u64) -> Result<(), String
     Ok(())
 }
 
+/// A leader's heartbeat that carries the leader's whole commit index (`commit`, equal to the
+/// leader's commit index when the simulator routes it, `leader_commit`) is flagged uncapped, so
+/// an idle leader ends a follower's catch-up.
+///
+/// Why the correct core keeps it: a heartbeat carries the commit index capped at the
+/// follower's match point, flagged uncapped exactly when the cap does not bite; a commit index
+/// never falls, so one carried equal to the leader's commit index when routed equals the one
+/// it had when it made the heartbeat (a heartbeat may wait for the leader's own persist).
+pub fn check_heartbeat(commit: u64, leader_commit: u64, uncapped: bool) -> Result<(), String> {
+    if commit == leader_commit && !uncapped {
+        return Err(format!(
+            "sent a heartbeat carrying its whole commit index {commit} without flagging it \
+             uncapped"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -266,5 +284,8 @@ mod tests {
         );
         assert!(check_caught_up(7, 7).is_ok());
         assert!(check_caught_up(6, 7).is_err());
+        assert!(check_heartbeat(9, 9, true).is_ok());
+        assert!(check_heartbeat(9, 9, false).is_err());
+        assert!(check_heartbeat(8, 9, false).is_ok(), "capped");
     }
 }
