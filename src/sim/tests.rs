@@ -1,6 +1,6 @@
 //! The simulator's own tests: many seeds with every fault against the real core and the node's
-//! own shell, exact replay, the three injected Raft bugs and one shell bug caught, and the
-//! `partition_test` properties.
+//! own shell, exact replay, the core's and the start decision's bug switches and one shell bug
+//! caught, the rejoin profile, and the `partition_test` properties.
 //!
 //! `RAFTKV_SIM_SEEDS=N` runs N seeds instead of CI's 300 (and lets the bug hunts search N seeds).
 
@@ -455,11 +455,7 @@ fn run_watching_terms(seed: u64) -> WatchedRun {
 /// acknowledges, a recovering node that grants a pre-vote (both broken rules the simulator checks
 /// on every message), a node that ignores incarnations, and a leader that keeps its view of a
 /// follower that came back empty (both leave a wiped node out for good: a liveness failure).
-/// The others (a majority's probe answers, catch-up on a capped commit, a leader that never
-/// sends its uncapped commit) need one particular interleaving: the core's tests and the model
-/// checker find them. The start decision's switches (`SimConfig::rejoin_bugs`) each survive
-/// 10 000 seeds with `corrupt` on, so none is hunted here (the README's simulator tests say
-/// which of them ever changed a start).
+/// The other rejoin switches each have a hunt of their own in the rejoin profile, below.
 #[test]
 fn catches_the_rejoin_switches_a_random_search_reaches() {
     let switches = [
