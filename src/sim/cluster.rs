@@ -852,28 +852,8 @@ impl Sim {
             self.fail("rejoin", format!("node {i} {what}: {m:?}"));
             return;
         }
-        if let MessageBody::Heartbeat {
-            commit, uncapped, ..
-        } = m.body
-        {
-            let leader_commit = self.nodes[i].raft().map_or(0, |r| r.status().commit);
-            if let Err(broken) = ghost::check_heartbeat(commit, leader_commit, uncapped) {
-                self.fail("rejoin", format!("node {i} {broken}: {m:?}"));
-                return;
-            }
-        }
-        if matches!(
-            m.body,
-            MessageBody::RequestVoteResponse {
-                pre_vote: false,
-                granted: true
-            }
-        ) {
-            self.ghosts[i].grants.push(Grant {
-                at: self.now,
-                term: m.term,
-                candidate: to as usize - 1,
-            });
+        if !self.observe_sent(i, &m) {
+            return;
         }
         // Crash a node right after it grants a vote, now and then: the moment a vote that was
         // not made durable would be forgotten.
@@ -895,6 +875,32 @@ impl Sim {
             }
         }
         self.send(i, to as usize - 1, Wire::Raft(m));
+    }
+
+    /// The ghost's side of a message node `i` sends: a heartbeat is checked (see
+    /// [`ghost::check_heartbeat`]) and a vote granted is recorded. False when it broke a rule.
+    fn observe_sent(&mut self, i: usize, m: &Message) -> bool {
+        match m.body {
+            MessageBody::Heartbeat {
+                commit, uncapped, ..
+            } => {
+                let leader_commit = self.nodes[i].raft().map_or(0, |r| r.status().commit);
+                if let Err(broken) = ghost::check_heartbeat(commit, leader_commit, uncapped) {
+                    self.fail("rejoin", format!("node {i} {broken}: {m:?}"));
+                    return false;
+                }
+            }
+            MessageBody::RequestVoteResponse {
+                pre_vote: false,
+                granted: true,
+            } => self.ghosts[i].grants.push(Grant {
+                at: self.now,
+                term: m.term,
+                candidate: m.to as usize - 1,
+            }),
+            _ => {}
+        }
+        true
     }
 
     /// A node rejoining after it lost its state grants no vote or pre-vote, and while its probe
