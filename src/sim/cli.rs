@@ -51,13 +51,13 @@ pub struct SimArgs {
     #[arg(long, value_name = "C", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     clients: u64,
-    /// Faults: `all` (every one), `none`, or a comma-separated list of: delay, loss, dup,
-    /// partition, oneway, crash, torn, slowdisk, leader, bridge, link, spokes, pause, wipe,
-    /// corrupt, rejoin (`rejoin` is not in `all`: `--faults all,rejoin`).
+    /// Faults: `all` (every one but `rejoin`), `none`, or a comma-separated list of: delay,
+    /// loss, dup, partition, oneway, crash, torn, slowdisk, leader, bridge, link, spokes, pause,
+    /// wipe, corrupt, rejoin (the rejoin profile: `--faults all,rejoin`).
     #[arg(long, value_name = "all|none|LIST", default_value = "all", value_parser = Faults::parse)]
     faults: Faults,
     /// The state machine takes a snapshot every N applied entries (1: the log is compacted
-    /// after every entry, so a follower rejoining an idle cluster gets a snapshot and no entry).
+    /// after every applied entry, so a rejoining follower is refilled by snapshot alone).
     #[arg(long, value_name = "N", default_value_t = 40,
           value_parser = clap::value_parser!(u64).range(1..))]
     snapshot_every: u64,

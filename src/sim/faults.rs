@@ -4,7 +4,8 @@
 //! partitions (which links a bridge, a cut link or a core with spokes blocks).
 //! Must never: hold run state.
 
-/// The faults a run may inject. `all()` is what CI runs (every fault).
+/// The faults a run may inject. `all()` is what CI's main sweep runs (every fault but
+/// `rejoin`, the rejoin profile, which CI sweeps and hunts with separately).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Faults {
     /// Variable message delay with occasional long delays (reordering).
@@ -290,6 +291,9 @@ mod tests {
         assert!(f.loss && f.crash && f.leader && !f.partition);
         assert_eq!(Faults::parse(&f.to_arg()).unwrap(), f);
         assert_eq!(Faults::all().to_arg(), "all");
+        let profile = Faults::parse("all,rejoin").unwrap();
+        assert!(profile.rejoin && !Faults::all().rejoin);
+        assert_eq!(Faults::parse(&profile.to_arg()).unwrap(), profile);
         let err = Faults::parse("loss,meteor").unwrap_err();
         assert!(err.contains("meteor"), "{err}");
         let f = Faults::parse("bridge,pause").unwrap();
