@@ -51,10 +51,16 @@ pub struct SimArgs {
     #[arg(long, value_name = "C", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..))]
     clients: u64,
-    /// Faults: `all` (every one), `none`, or a comma-separated list of: delay, loss, dup,
-    /// partition, oneway, crash, torn, slowdisk, leader, bridge, link, spokes, pause, wipe.
+    /// Faults: `all` (every one but `rejoin`), `none`, or a comma-separated list of: delay,
+    /// loss, dup, partition, oneway, crash, torn, slowdisk, leader, bridge, link, spokes, pause,
+    /// wipe, corrupt, rejoin (the rejoin profile: `--faults all,rejoin`).
     #[arg(long, value_name = "all|none|LIST", default_value = "all", value_parser = Faults::parse)]
     faults: Faults,
+    /// The state machine takes a snapshot every N applied entries (1: the log is compacted
+    /// after every applied entry, so a rejoining follower is refilled by snapshot alone).
+    #[arg(long, value_name = "N", default_value_t = 40,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    snapshot_every: u64,
     /// Worker threads (default: the machine's available parallelism).
     #[arg(long, value_name = "T")]
     threads: Option<usize>,
@@ -75,6 +81,7 @@ struct Args {
     ops: usize,
     clients: usize,
     faults: Faults,
+    snapshot_every: u64,
     threads: usize,
     quiet: bool,
     /// Instead of full runs: this many partition_test runs, and the recovery figures.
@@ -97,6 +104,7 @@ impl SimArgs {
             ops: self.ops,
             clients: self.clients as usize,
             faults: self.faults,
+            snapshot_every: self.snapshot_every,
             threads: threads.max(1),
             quiet: self.quiet,
             partition_runs: self.partition_runs,
@@ -110,16 +118,18 @@ fn config(a: &Args, seed: u64) -> SimConfig {
     c.ops = a.ops;
     c.clients = a.clients;
     c.faults = a.faults;
+    c.snapshot_every = a.snapshot_every;
     c
 }
 
 fn replay_command(a: &Args, seed: u64) -> String {
     format!(
-        "raftkv sim --seed {seed} --nodes {} --ops {} --clients {} --faults {}",
+        "raftkv sim --seed {seed} --nodes {} --ops {} --clients {} --faults {} --snapshot-every {}",
         a.nodes,
         a.ops,
         a.clients,
-        a.faults.to_arg()
+        a.faults.to_arg(),
+        a.snapshot_every
     )
 }
 

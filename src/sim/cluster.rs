@@ -14,13 +14,14 @@ use std::hash::{Hash, Hasher};
 
 use serde_json::{json, Value};
 
-use super::disk::Disk;
+use super::disk::{Damage, Disk};
 use super::faults::{self, SimConfig};
+use super::ghost::{self, Grant, NodeGhost};
 use crate::check::{self, EventKind};
 use crate::kv::{Command, KvStore, Outcome};
 use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Recovery, Role};
 use crate::rng::Rng;
-use crate::shell::rejoin::{RejoinBugs, Start};
+use crate::shell::rejoin::{self, RejoinBugs, Start};
 use crate::shell::{
     Answer, Batch, Durability, LogStorage, Outbox, Progress, Shell, ShellError, ShellSettings,
     ShellStats,
@@ -149,6 +150,8 @@ enum Ev {
         from: usize,
         to: usize,
         wire: Wire,
+        /// The sender's commit index when it sent the message (ghost knowledge).
+        sender_commit: u64,
     },
     PersistDone {
         node: usize,
@@ -225,6 +228,9 @@ struct Node {
     disk_delay: Time,
     forwards: HashMap<u64, (usize, u64)>,
     next_fwd: u64,
+    /// The candidate this node granted a vote to just before a crash the `rejoin` fault
+    /// scheduled for it.
+    crash_after_vote_for: Option<usize>,
     // invariant trackers
     seen_term: u64,
     seen_commit: u64,
@@ -327,6 +333,12 @@ pub struct Stats {
     pub wipes: u64,
     /// Crashed nodes whose disk was damaged (the `corrupt` fault).
     pub damages: u64,
+    /// Nodes killed between sled's flush and the record's write (the `rejoin` fault).
+    pub kills_before_record: u64,
+    /// Nodes crashed again soon after a start with their probe round owed (`rejoin`).
+    pub restarts_while_probing: u64,
+    /// Followers that lost their directory in the idle cluster at the end (`rejoin`).
+    pub idle_rejoins: u64,
 }
 
 /// The whole simulated world.
@@ -358,6 +370,8 @@ pub struct Sim {
     outputs: Vec<Output>,
     // invariant state
     leaders: HashMap<u64, usize>,
+    /// What the simulator knows of each node beyond its disk (see `ghost.rs`).
+    ghosts: Vec<NodeGhost>,
     ledger: Ledger,
     /// Node chosen for each client op, when scripted (partition_test): op number -> node.
     pub route: Option<Box<dyn FnMut(usize, usize) -> usize>>,
@@ -394,6 +408,7 @@ impl Sim {
                 disk_delay: u64::from(cfg.faults.crash || cfg.faults.torn),
                 forwards: HashMap::new(),
                 next_fwd: 1,
+                crash_after_vote_for: None,
                 seen_term: 0,
                 seen_commit: 0,
                 seen_role: Role::Follower,
@@ -428,6 +443,7 @@ impl Sim {
             trace: VecDeque::new(),
             outputs: Vec::new(),
             leaders: HashMap::new(),
+            ghosts: vec![NodeGhost::default(); n],
             ledger: Ledger::default(),
             route: None,
             think_ms: (5, 40),
@@ -540,6 +556,7 @@ impl Sim {
         node.seen_term = st.term;
         node.seen_commit = st.commit;
         node.seen_role = st.role;
+        self.ghosts[i].recovery = st.recovery;
         if st.term < durable.term || st.commit < durable.commit {
             self.fail(
                 "restart",
@@ -588,9 +605,14 @@ impl Sim {
                     self.drive(i);
                 }
             }
-            Ev::Deliver { from, to, wire } => self.deliver(from, to, wire),
+            Ev::Deliver {
+                from,
+                to,
+                wire,
+                sender_commit,
+            } => self.deliver(from, to, wire, sender_commit),
             Ev::PersistDone { node, life } => {
-                if self.nodes[node].life == life {
+                if self.nodes[node].life == life && !self.kill_before_record(node) {
                     self.with_shell(node, |shell, io| shell.finish(io).map(|()| Progress::Idle));
                     self.drive(node);
                 }
@@ -813,6 +835,8 @@ impl Sim {
     // ---- network ---------------------------------------------------------------------------
 
     fn send_raft(&mut self, i: usize, m: Message) {
+        let own_term_vote =
+            self.cfg.faults.rejoin && self.nodes[i].disk.last_step_voted_in_its_term();
         let to = m.to;
         if to == 0 || to as usize > self.cfg.nodes || m.from != i as u64 + 1 {
             self.fail(
@@ -828,6 +852,9 @@ impl Sim {
             self.fail("rejoin", format!("node {i} {what}: {m:?}"));
             return;
         }
+        if !self.observe_sent(i, &m) {
+            return;
+        }
         // Crash a node right after it grants a vote, now and then: the moment a vote that was
         // not made durable would be forgotten.
         if self.chaos
@@ -839,12 +866,41 @@ impl Sim {
                     granted: true
                 }
             )
-            && self.rng.chance(0.2)
+            && (own_term_vote || self.rng.chance(0.2))
         {
             let d = self.rng.between(0, 2);
             self.at(d, Ev::Crash(i));
+            if self.cfg.faults.rejoin {
+                self.nodes[i].crash_after_vote_for = Some(to as usize - 1);
+            }
         }
         self.send(i, to as usize - 1, Wire::Raft(m));
+    }
+
+    /// The ghost's side of a message node `i` sends: a heartbeat is checked (see
+    /// [`ghost::check_heartbeat`]) and a vote granted is recorded. False when it broke a rule.
+    fn observe_sent(&mut self, i: usize, m: &Message) -> bool {
+        match m.body {
+            MessageBody::Heartbeat {
+                commit, uncapped, ..
+            } => {
+                let leader_commit = self.nodes[i].raft().map_or(0, |r| r.status().commit);
+                if let Err(broken) = ghost::check_heartbeat(commit, leader_commit, uncapped) {
+                    self.fail("rejoin", format!("node {i} {broken}: {m:?}"));
+                    return false;
+                }
+            }
+            MessageBody::RequestVoteResponse {
+                pre_vote: false,
+                granted: true,
+            } => self.ghosts[i].grants.push(Grant {
+                at: self.now,
+                term: m.term,
+                candidate: m.to as usize - 1,
+            }),
+            _ => {}
+        }
+        true
     }
 
     /// A node rejoining after it lost its state grants no vote or pre-vote, and while its probe
@@ -892,6 +948,7 @@ impl Sim {
             &m.body,
             MessageBody::AppendEntries { entries, .. } if entries.iter().any(|e| e.term == m.term)
         ));
+        let sender_commit = self.nodes[from].raft().map_or(0, |r| r.status().commit);
         for _ in 0..copies {
             let mut d = self.rng.between(1, 5);
             if chaos && f.delay {
@@ -909,12 +966,13 @@ impl Sim {
                     from,
                     to,
                     wire: wire.clone(),
+                    sender_commit,
                 },
             );
         }
     }
 
-    fn deliver(&mut self, from: usize, to: usize, wire: Wire) {
+    fn deliver(&mut self, from: usize, to: usize, wire: Wire, sender_commit: u64) {
         if self.blocked[from][to] || self.nodes[to].shell.is_none() {
             self.stats.dropped += 1;
             return;
@@ -922,8 +980,16 @@ impl Sim {
         match wire {
             Wire::Raft(m) => {
                 self.trace_event(|| format!("n{to} <- n{from} {}", short(&m)));
+                let leader_commit = commit_vouched_for(&m, sender_commit);
+                let mut caught_up = false;
                 if let Some(shell) = self.nodes[to].shell.as_mut() {
+                    let before = shell.raft().status().recovery;
                     shell.raft_mut().step(m);
+                    let after = shell.raft().status().recovery;
+                    caught_up = before == Recovery::CatchingUp && after == Recovery::Ordinary;
+                }
+                if caught_up {
+                    self.check_caught_up(to, leader_commit);
                 }
                 self.drive(to);
             }
@@ -1177,16 +1243,22 @@ impl Sim {
     /// on it as it is, or replace it with an empty directory under a new incarnation, above
     /// every incarnation the disk named (the simulator's counter stands in for the clock).
     fn decide_start(&mut self, i: usize) {
-        let bugs = self.rejoin_bugs();
-        let (last, rng) = (&mut self.last_incarnation, &mut self.rng);
-        let start = self.nodes[i].disk.decide_start(bugs, |floor| {
-            *last = (*last).max(floor) + 1 + rng.below(1000);
-            *last
-        });
+        let read = self.nodes[i].disk.start_read();
+        let start = rejoin::decide(&read, self.rejoin_bugs());
+        if let Err(broken) = ghost::check_start(&read, self.ghosts[i].truth, &start) {
+            self.fail("rejoin", format!("node {i} {broken}"));
+        }
         let Start::Empty(how) = start else {
             return;
         };
+        if how.recovery == Recovery::Probing {
+            self.ghosts[i].lost_state_at = Some(self.now);
+            self.maybe_restart_while_probing(i);
+        }
+        self.last_incarnation =
+            self.last_incarnation.max(how.incarnation_floor) + 1 + self.rng.below(1000);
         let incarnation = self.last_incarnation;
+        self.nodes[i].disk.start_empty(&how, incarnation);
         self.trace_event(|| {
             format!(
                 "n{i} starts empty ({:?}): {:?} term {} vote {:?}, incarnation {incarnation}",
@@ -1212,32 +1284,57 @@ impl Sim {
 
     /// Now and then a crashed node loses its directory, while no other node is without its
     /// state. Returns true when it did.
-    fn maybe_wipe(&mut self, i: usize) -> bool {
-        if self.chaos && self.cfg.faults.wipe && self.others_whole(i) && self.rng.chance(0.25) {
+    ///
+    /// With the `rejoin` fault, a crash right after a vote for `voted_for` wipes half the time,
+    /// and the candidate's messages to every node but this one are then dropped (one way, until
+    /// the next heal), so the others stay below the term of the vote this node forgot.
+    fn maybe_wipe(&mut self, i: usize, voted_for: Option<usize>) -> bool {
+        let chance = if voted_for.is_some() { 0.5 } else { 0.25 };
+        if self.chaos && self.cfg.faults.wipe && self.others_whole(i) && self.rng.chance(chance) {
             self.stats.wipes += 1;
             self.nodes[i].disk = Disk::default();
             self.trace_event(|| format!("n{i} loses its directory"));
+            if let Some(c) = voted_for {
+                for o in (0..self.cfg.nodes).filter(|&o| o != c && o != i) {
+                    self.blocked[c][o] = true;
+                }
+                self.trace_event(|| format!("n{c} cannot send to any node but n{i}"));
+            }
             return true;
         }
         false
     }
 
     /// Now and then a crashed node's disk is damaged in one of the ways that apply to it (the
-    /// run's random source picks), while no other node is without its state.
-    fn maybe_corrupt(&mut self, i: usize) {
-        let f = &self.cfg.faults;
+    /// run's random source picks), while no other node is without its state. With the `rejoin`
+    /// fault: twice as often (always right after a vote), and mostly a kind that leaves a copy
+    /// of the hard state stale (always the roll-back when the last step was a vote in the term
+    /// the node already held).
+    fn maybe_corrupt(&mut self, i: usize, after_vote: bool) {
+        let f = self.cfg.faults;
         let holds_state = self.nodes[i].disk.record.is_some();
         if !(self.chaos && f.corrupt && holds_state && self.others_whole(i)) {
             return;
         }
-        if !self.rng.chance(0.25) {
+        let chance = match (f.rejoin, after_vote) {
+            (false, _) => 0.25,
+            (true, false) => 0.5,
+            (true, true) => 1.0,
+        };
+        if !self.rng.chance(chance) {
             return;
         }
         let disk = &self.nodes[i].disk;
         let (first, last) = (disk.first_index(), disk.last_index());
         let index = first + self.rng.below(last + 1 - first);
         let other = first + self.rng.below(last + 1 - first);
-        let kinds = disk.possible_damages(index, other);
+        let mut kinds = disk.possible_damages(index, other);
+        let decisive = Disk::decisive(&kinds);
+        if f.rejoin && disk.last_step_voted_in_its_term() && kinds.contains(&Damage::RolledBack) {
+            kinds = vec![Damage::RolledBack];
+        } else if f.rejoin && !decisive.is_empty() && self.rng.chance(0.7) {
+            kinds = decisive;
+        }
         let damage = kinds[self.rng.below(kinds.len() as u64) as usize];
         self.nodes[i].disk.damage(damage);
         self.stats.damages += 1;
@@ -1245,6 +1342,11 @@ impl Sim {
     }
 
     fn crash(&mut self, i: usize) {
+        self.crash_node(i, true);
+    }
+
+    /// Crashes node `i`; with `tear`, a batch in flight may keep a clean prefix.
+    fn crash_node(&mut self, i: usize, tear: bool) {
         let Some(shell) = self.nodes[i].shell.take() else {
             return;
         };
@@ -1252,7 +1354,7 @@ impl Sim {
         let node = &mut self.nodes[i];
         node.life += 1;
         node.forwards.clear();
-        let torn = self.chaos && self.cfg.faults.torn;
+        let torn = tear && self.chaos && self.cfg.faults.torn;
         if let Some(batch) = shell.in_flight_batch() {
             if torn && self.rng.chance(0.5) {
                 self.tear(i, &batch);
@@ -1264,8 +1366,12 @@ impl Sim {
             1
         };
         self.trace_event(|| format!("n{i} crashes, restart in {back}ms"));
-        if !self.maybe_wipe(i) {
-            self.maybe_corrupt(i);
+        self.ghosts[i].truth = Some(self.nodes[i].disk.hard_state);
+        let voted_for = self.nodes[i].crash_after_vote_for.take();
+        if self.maybe_wipe(i, voted_for) {
+            self.ghosts[i].truth = None;
+        } else {
+            self.maybe_corrupt(i, voted_for.is_some());
         }
         self.at(back, Ev::Restart(i));
     }
@@ -1291,6 +1397,70 @@ impl Sim {
             if self.nodes[i].shell.is_none() {
                 self.at(1, Ev::Restart(i));
             }
+        }
+    }
+
+    /// With the `rejoin` and `wipe` faults, once the cluster converged after the final heal: a
+    /// follower loses its directory and restarts at once, so the leader must end its catch-up
+    /// with no client traffic to carry entries. Returns true when a follower did.
+    pub fn rejoin_idle_cluster(&mut self) -> bool {
+        let f = self.cfg.faults;
+        if !(f.rejoin && f.wipe) {
+            return false;
+        }
+        let leader = self.leader();
+        let followers: Vec<usize> = (0..self.cfg.nodes)
+            .filter(|&i| Some(i) != leader && self.nodes[i].shell.is_some())
+            .filter(|&i| !self.without_state(i) && self.others_whole(i))
+            .collect();
+        let Some(&i) = self.rng.pick(&followers) else {
+            return false;
+        };
+        self.crash_node(i, false);
+        self.stats.wipes += 1;
+        self.stats.idle_rejoins += 1;
+        self.nodes[i].disk = Disk::default();
+        self.ghosts[i].truth = None;
+        self.trace_event(|| format!("n{i} loses its directory in the idle cluster"));
+        true
+    }
+
+    /// With the `rejoin` fault: a kill between sled's flush and the record's write, half the
+    /// time, when node `i`'s persist that just completed changes its recovering mark (and only
+    /// appends), while every other node has its state (the restart rejoins with an empty log).
+    /// Returns true when the node was killed.
+    fn kill_before_record(&mut self, i: usize) -> bool {
+        let f = self.cfg.faults;
+        if !(self.chaos && f.rejoin && f.crash && self.others_whole(i)) {
+            return false;
+        }
+        let node = &mut self.nodes[i];
+        let Some(batch) = node.shell.as_ref().and_then(|s| s.in_flight_batch()) else {
+            return false;
+        };
+        let mark = node.disk.hard_state.recovery;
+        let changes_mark = batch.hard_state.is_some_and(|h| h.recovery != mark);
+        if !(changes_mark && node.disk.only_appends(&batch) && self.rng.chance(0.5)) {
+            return false;
+        }
+        if let Err(e) = node.disk.persist_before_record(&batch) {
+            self.fail("storage", format!("node {i}: {e}"));
+            return true;
+        }
+        self.stats.kills_before_record += 1;
+        self.trace_event(|| format!("n{i} killed between sled's flush and the record's write"));
+        self.crash_node(i, false);
+        true
+    }
+
+    /// With the `rejoin` fault: half the nodes that start probing (after boot) crash again
+    /// 1–30 ms later, most of them while the probe round is owed.
+    fn maybe_restart_while_probing(&mut self, i: usize) {
+        let f = self.cfg.faults;
+        if self.chaos && f.rejoin && f.wipe && self.now > 0 && self.rng.chance(0.5) {
+            let d = self.rng.between(1, 30);
+            self.stats.restarts_while_probing += 1;
+            self.at(d, Ev::Crash(i));
         }
     }
 
@@ -1391,10 +1561,43 @@ impl Sim {
         if became_leader {
             self.strike_new_leader(i);
         }
+        if self.ghosts[i].recovery == Recovery::Probing && s.recovery != Recovery::Probing {
+            self.check_probe_floor(i, s.term);
+        }
+        self.ghosts[i].recovery = s.recovery;
         let node = &mut self.nodes[i];
         node.seen_term = s.term;
         node.seen_commit = s.commit;
         node.seen_role = s.role;
+    }
+
+    /// A node whose probe round ended took a term at least that of every vote it granted in an
+    /// earlier life to a candidate that kept its state (see [`ghost::probe_floor`]).
+    fn check_probe_floor(&mut self, i: usize, term: u64) {
+        if let Some(g) = ghost::probe_floor(&self.ghosts, i) {
+            if term < g.term {
+                self.fail(
+                    "rejoin",
+                    format!(
+                        "node {i} ended its probe round at term {term}, below term {} in which \
+                         it granted node {} its vote before it lost its state (that node kept \
+                         its own)",
+                        g.term, g.candidate
+                    ),
+                );
+            }
+        }
+    }
+
+    /// Node `i` turned ordinary on a message that vouched for `leader_commit` (see
+    /// [`ghost::check_caught_up`]).
+    fn check_caught_up(&mut self, i: usize, leader_commit: u64) {
+        let Some(last) = self.nodes[i].raft().map(|r| r.status().last_index) else {
+            return;
+        };
+        if let Err(broken) = ghost::check_caught_up(last, leader_commit) {
+            self.fail("rejoin", format!("node {i} {broken}"));
+        }
     }
 
     /// Terms and commit indexes never go back; the commit index never passes the log.
@@ -1772,6 +1975,21 @@ impl Sim {
         }
         self.at(until - self.now, ev);
         None
+    }
+}
+
+/// The commit index a leader's message vouches for, as the catch-up check reads it: an append's
+/// and an uncapped heartbeat's own; for any other message the sender's commit index when it sent
+/// it (the correct core never ends a catch-up on one).
+fn commit_vouched_for(m: &Message, sender_commit: u64) -> u64 {
+    match &m.body {
+        MessageBody::AppendEntries { leader_commit, .. } => *leader_commit,
+        MessageBody::Heartbeat {
+            commit,
+            uncapped: true,
+            ..
+        } => *commit,
+        _ => sender_commit,
     }
 }
 

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 
 use crate::raft::{Entry, HardState, InitialState, Recovery, SnapshotMeta};
-use crate::shell::rejoin::{self, Durable, RejoinBugs, Start, StartRead, Stored};
+use crate::shell::rejoin::{self, Durable, Rejoin, RejoinBugs, Start, StartRead, Stored};
 use crate::shell::Batch;
 
 /// A node's durable state.
@@ -113,11 +113,16 @@ impl Disk {
     ) -> Start {
         let start = rejoin::decide(&self.start_read(), bugs);
         if let Start::Empty(how) = start {
-            let chosen = incarnation(how.incarnation_floor);
-            debug_assert!(chosen > how.incarnation_floor);
-            *self = Disk::rejoining(how.hard_state(chosen));
+            self.start_empty(&how, incarnation(how.incarnation_floor));
         }
         start
+    }
+
+    /// Replaces this disk with the empty directory a start that must rejoin writes first, as
+    /// incarnation `chosen` (above the decision's floor).
+    pub fn start_empty(&mut self, how: &Rejoin, chosen: u64) {
+        debug_assert!(chosen > how.incarnation_floor);
+        *self = Disk::rejoining(how.hard_state(chosen));
     }
 
     /// What the last persist step replaced, while it can still be undone.
@@ -126,9 +131,11 @@ impl Disk {
     }
 
     /// True when a start on this disk starts empty and rejoins: it holds nothing, it is
-    /// damaged, or it was not ordinary yet.
+    /// damaged, or either copy of the mark says it was not ordinary yet (the record may be one
+    /// step behind sled's hard state).
     pub fn needs_rejoin(&self) -> bool {
-        self.record.is_none()
+        self.record
+            .is_none_or(|r| r.durable.recovery != Recovery::Ordinary)
             || self.damage.is_some()
             || self.hard_state.recovery != Recovery::Ordinary
     }
@@ -304,10 +311,7 @@ impl Disk {
         if b.snapshot.is_none() && b.entries.is_empty() && b.hard_state.is_none() {
             return Ok(());
         }
-        let appends_only = b.snapshot.is_none()
-            && b.entries
-                .first()
-                .is_none_or(|e| e.index == self.last_index() + 1);
+        let appends_only = self.only_appends(b);
         let undo = Undo {
             hard_state: self.hard_state,
             wrote_hard_state: b.hard_state.is_some(),
@@ -324,6 +328,55 @@ impl Disk {
         self.record = Some(self.current_record());
         self.last_step = appends_only.then_some(undo);
         Ok(())
+    }
+
+    /// A kill between sled's flush and the record's write: sled holds the whole batch, the
+    /// record is still the one before it (one step behind, never ahead). Only for a batch that
+    /// truncates nothing and installs no snapshot (such a step writes the record first).
+    pub fn persist_before_record(&mut self, b: &Batch<'_>) -> Result<(), String> {
+        debug_assert!(b.snapshot.is_none());
+        let record = self.record;
+        self.persist(b)?;
+        self.record = record;
+        self.last_step = None;
+        Ok(())
+    }
+
+    /// Is `b` a step that only appends (it truncates nothing and installs no snapshot)?
+    pub fn only_appends(&self, b: &Batch<'_>) -> bool {
+        b.snapshot.is_none()
+            && b.entries
+                .first()
+                .is_none_or(|e| e.index == self.last_index() + 1)
+    }
+
+    /// True when the last persist step granted a vote in the term the node already held (its
+    /// hard state before the step had that term and no vote): rolling that step back leaves
+    /// the two copies at one term, only the record holding the vote.
+    pub fn last_step_voted_in_its_term(&self) -> bool {
+        self.last_step.is_some_and(|undo| {
+            let before = undo.hard_state;
+            undo.wrote_hard_state
+                && before.term == self.hard_state.term
+                && before.vote.is_none()
+                && self.hard_state.vote.is_some()
+        })
+    }
+
+    /// The damages of [`Disk::possible_damages`] that leave a copy of the hard state stale or
+    /// unreadable (a rolled-back step, a misdirected write): the ones a start decision must
+    /// weigh.
+    pub fn decisive(kinds: &[Damage]) -> Vec<Damage> {
+        kinds
+            .iter()
+            .copied()
+            .filter(|d| {
+                matches!(
+                    d,
+                    Damage::RolledBack | Damage::HardStateOntoRecord | Damage::RecordOntoHardState
+                )
+            })
+            .collect()
     }
 
     /// A crash during the batch's flush kept a clean prefix of its records: the snapshot (if

@@ -4,7 +4,8 @@
 //! partitions (which links a bridge, a cut link or a core with spokes blocks).
 //! Must never: hold run state.
 
-/// The faults a run may inject. `all()` is what CI runs (every fault).
+/// The faults a run may inject. `all()` is what CI's main sweep runs (every fault but
+/// `rejoin`, the rejoin profile, which CI sweeps and hunts with separately).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct Faults {
     /// Variable message delay with occasional long delays (reordering).
@@ -43,6 +44,16 @@ pub struct Faults {
     /// misdirected between sled's hard state and the record), at most one node without its
     /// state at a time; it restarts as the node's start decides.
     pub corrupt: bool,
+    /// Not in `all`: keeps nodes rejoining and makes their starts matter (with `crash`; each
+    /// part acts with the fault it sharpens). A kill between sled's flush and the record's write
+    /// on a step that changes the recovering mark (`crash`); a node restarted while its probe
+    /// round is owed (`wipe`); a crash right after a vote wipes the voter half the time and
+    /// drops the candidate's messages to the others, so they stay below its term (`wipe`), or
+    /// else damages its disk; damage picked among the kinds that leave a copy of the hard state
+    /// stale (a rolled-back step, a misdirected write) most of the time, and twice as often
+    /// (`corrupt`); and once the workload ends, a follower loses its directory and rejoins
+    /// into the idle cluster (`wipe`).
+    pub rejoin: bool,
 }
 
 pub const FAULT_NAMES: &[&str] = &[
@@ -61,6 +72,7 @@ pub const FAULT_NAMES: &[&str] = &[
     "pause",
     "wipe",
     "corrupt",
+    "rejoin",
 ];
 
 impl Faults {
@@ -81,6 +93,7 @@ impl Faults {
             pause: true,
             wipe: true,
             corrupt: true,
+            rejoin: false,
         }
     }
 
@@ -110,6 +123,7 @@ impl Faults {
                 "pause" => f.pause = true,
                 "wipe" => f.wipe = true,
                 "corrupt" => f.corrupt = true,
+                "rejoin" => f.rejoin = true,
                 other => {
                     return Err(format!(
                         "unknown fault `{other}` (known: all, none, {})",
@@ -142,6 +156,7 @@ impl Faults {
             self.pause,
             self.wipe,
             self.corrupt,
+            self.rejoin,
         ];
         let v: Vec<&str> = FAULT_NAMES
             .iter()
@@ -276,6 +291,9 @@ mod tests {
         assert!(f.loss && f.crash && f.leader && !f.partition);
         assert_eq!(Faults::parse(&f.to_arg()).unwrap(), f);
         assert_eq!(Faults::all().to_arg(), "all");
+        let profile = Faults::parse("all,rejoin").unwrap();
+        assert!(profile.rejoin && !Faults::all().rejoin);
+        assert_eq!(Faults::parse(&profile.to_arg()).unwrap(), profile);
         let err = Faults::parse("loss,meteor").unwrap_err();
         assert!(err.contains("meteor"), "{err}");
         let f = Faults::parse("bridge,pause").unwrap();

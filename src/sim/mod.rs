@@ -5,8 +5,8 @@
 //! Owns: the simulated network (delay, loss, duplication, reordering, symmetric and one-way
 //! partitions), simulated storage with a durable and a volatile part (crash, torn tail, slow
 //! disks), crash and restart, leader-targeted faults, the client workload and its history, the
-//! Raft invariants checked after every step, the `raftkv sim` command and the `partition_test`
-//! run.
+//! Raft invariants checked after every step (and the rejoin rules checked against ghost
+//! knowledge, `ghost.rs`), the `raftkv sim` command and the `partition_test` run.
 //! Must never: read the wall clock (except to time a run for the report) or any randomness other
 //! than the run's seed; patch a core's mistake instead of reporting it.
 
@@ -14,6 +14,7 @@ mod cli;
 pub mod cluster;
 pub mod disk;
 pub mod faults;
+mod ghost;
 pub mod partition;
 pub mod run;
 pub mod verdict;

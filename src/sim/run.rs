@@ -115,6 +115,20 @@ pub(super) fn converge_and_read(sim: &mut Sim) {
         );
         return;
     }
+    if sim.rejoin_idle_cluster() {
+        let t1 = sim.now;
+        if !sim.run_until(t1 + CONVERGE_MS, |s| s.converged()) {
+            sim_fail(
+                sim,
+                "liveness",
+                format!(
+                    "a follower that lost its directory in the idle cluster is not ordinary \
+                     {CONVERGE_MS} ms later"
+                ),
+            );
+            return;
+        }
+    }
     sim.check_logs_match();
     let keys: BTreeSet<u64> = sim.history.iter().filter_map(|e| e.key.as_u64()).collect();
     for key in keys {

@@ -1,6 +1,6 @@
 //! The simulator's own tests: many seeds with every fault against the real core and the node's
-//! own shell, exact replay, the three injected Raft bugs and one shell bug caught, and the
-//! `partition_test` properties.
+//! own shell, exact replay, the core's and the start decision's bug switches and one shell bug
+//! caught, the rejoin profile, and the `partition_test` properties.
 //!
 //! `RAFTKV_SIM_SEEDS=N` runs N seeds instead of CI's 300 (and lets the bug hunts search N seeds).
 
@@ -15,6 +15,7 @@ use super::partition::{partition_test, PartitionSpec};
 use super::run::{run, RunReport, CONVERGE_MS};
 use super::verdict::Verdict;
 use crate::raft::Bugs;
+use crate::shell::rejoin::RejoinBugs;
 
 /// Seeds CI runs (the floor).
 const CI_SEEDS: u64 = 300;
@@ -65,9 +66,14 @@ fn run_seeds(
 }
 
 fn describe(r: &RunReport) -> String {
+    describe_with(r, "all")
+}
+
+/// A failed run and the command that replays it under `faults`.
+fn describe_with(r: &RunReport, faults: &str) -> String {
     let f = r.failure.as_ref().unwrap();
     format!(
-        "seed {}: {}: {} (replay: raftkv sim --seed {} --nodes 5 --ops 200 --faults all)",
+        "seed {}: {}: {} (replay: raftkv sim --seed {} --nodes 5 --ops 200 --faults {faults})",
         r.seed, f.kind, f.detail, r.seed
     )
 }
@@ -454,11 +460,7 @@ fn run_watching_terms(seed: u64) -> WatchedRun {
 /// acknowledges, a recovering node that grants a pre-vote (both broken rules the simulator checks
 /// on every message), a node that ignores incarnations, and a leader that keeps its view of a
 /// follower that came back empty (both leave a wiped node out for good: a liveness failure).
-/// The others (a majority's probe answers, catch-up on a capped commit, a leader that never
-/// sends its uncapped commit) need one particular interleaving: the core's tests and the model
-/// checker find them. The start decision's switches (`SimConfig::rejoin_bugs`) each survive
-/// 10 000 seeds with `corrupt` on, so none is hunted here (the README's simulator tests say
-/// which of them ever changed a start).
+/// The other rejoin switches each have a hunt of their own in the rejoin profile, below.
 #[test]
 fn catches_the_rejoin_switches_a_random_search_reaches() {
     let switches = [
@@ -494,4 +496,149 @@ fn catches_the_rejoin_switches_a_random_search_reaches() {
     for (name, bugs) in switches {
         assert_caught(name, bugs);
     }
+}
+
+/// The rejoin profile: every fault plus `rejoin` (kills between sled's flush and the record's
+/// write, restarts while probing, wipes right after a vote, damage aimed at the hard state, a
+/// follower rejoining the idle cluster at the end).
+fn rejoin_cfg(seed: u64) -> SimConfig {
+    let mut c = cfg(seed);
+    c.faults = Faults::parse("all,rejoin").expect("known faults");
+    c
+}
+
+/// Seeds a rejoin hunt may search: each switch is caught well inside it today (the README's
+/// simulator section lists the seeds).
+const REJOIN_HUNT_LIMIT: u64 = 100;
+
+/// Hunts seeds 1..=REJOIN_HUNT_LIMIT of the rejoin profile with `switch` applied; the first
+/// failure must be a broken rejoin rule (`rejoin`) or election safety, never a panic, and the
+/// correct code must pass that same seed. Returns the seed.
+fn assert_rejoin_switch_caught(name: &str, switch: impl Fn(&mut SimConfig) + Sync) -> u64 {
+    let reports = run_seeds(REJOIN_HUNT_LIMIT, true, |seed| {
+        let mut c = rejoin_cfg(seed);
+        switch(&mut c);
+        c
+    });
+    let Some(caught) = reports.iter().find(|r| !r.passed()) else {
+        panic!("`{name}` not caught in {REJOIN_HUNT_LIMIT} seeds of the rejoin profile");
+    };
+    let f = caught.failure.as_ref().expect("a failed run has a failure");
+    assert!(
+        f.kind == "rejoin" || f.kind == "election safety",
+        "`{name}` at seed {}: {}: {}",
+        caught.seed,
+        f.kind,
+        f.detail
+    );
+    let correct = run(&rejoin_cfg(caught.seed));
+    assert!(
+        correct.passed(),
+        "the correct code fails seed {} too: {:?}",
+        caught.seed,
+        correct.failure
+    );
+    eprintln!(
+        "`{name}` caught at seed {} of `--faults all,rejoin`: {}: {}",
+        caught.seed, f.kind, f.detail
+    );
+    caught.seed
+}
+
+fn core_switch(bugs: Bugs) -> impl Fn(&mut SimConfig) + Sync {
+    move |c: &mut SimConfig| c.bugs = bugs.clone()
+}
+
+fn start_switch(bugs: RejoinBugs) -> impl Fn(&mut SimConfig) + Sync {
+    move |c: &mut SimConfig| c.rejoin_bugs = bugs
+}
+
+#[test]
+fn catches_a_probe_round_ended_on_a_majority() {
+    let bugs = Bugs {
+        probe_majority_only: true,
+        ..Bugs::default()
+    };
+    assert_rejoin_switch_caught("probe_majority_only", core_switch(bugs));
+}
+
+#[test]
+fn catches_a_catch_up_ended_by_a_capped_commit() {
+    let bugs = Bugs {
+        catch_up_by_capped_commit: true,
+        ..Bugs::default()
+    };
+    assert_rejoin_switch_caught("catch_up_by_capped_commit", core_switch(bugs));
+}
+
+#[test]
+fn catches_a_leader_that_never_sends_its_uncapped_commit() {
+    let bugs = Bugs {
+        never_send_uncapped_commit: true,
+        ..Bugs::default()
+    };
+    assert_rejoin_switch_caught("never_send_uncapped_commit", core_switch(bugs));
+}
+
+#[test]
+fn catches_a_start_that_reads_a_single_mark() {
+    let bugs = RejoinBugs {
+        single_mark: true,
+        ..RejoinBugs::default()
+    };
+    assert_rejoin_switch_caught("single_mark", start_switch(bugs));
+}
+
+#[test]
+fn catches_a_restart_while_probing_taken_as_known() {
+    let bugs = RejoinBugs {
+        probing_restart_is_known: true,
+        ..RejoinBugs::default()
+    };
+    assert_rejoin_switch_caught("probing_restart_is_known", start_switch(bugs));
+}
+
+#[test]
+fn catches_a_start_that_trusts_one_copy() {
+    let bugs = RejoinBugs {
+        trust_one_copy: true,
+        ..RejoinBugs::default()
+    };
+    assert_rejoin_switch_caught("trust_one_copy", start_switch(bugs));
+}
+
+#[test]
+fn catches_a_start_that_compares_by_term_alone() {
+    let bugs = RejoinBugs {
+        compare_by_term_alone: true,
+        ..RejoinBugs::default()
+    };
+    assert_rejoin_switch_caught("compare_by_term_alone", start_switch(bugs));
+}
+
+/// The rejoin profile passes on the correct code, and its parts really act.
+#[test]
+fn the_rejoin_profile_keeps_every_invariant() {
+    let n = seeds();
+    let reports = run_seeds(n, false, rejoin_cfg);
+    let failed: Vec<String> = reports
+        .iter()
+        .filter(|r| !r.passed())
+        .map(|r| describe_with(r, "all,rejoin"))
+        .collect();
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+    let sum = |f: fn(&RunReport) -> u64| reports.iter().map(f).sum::<u64>();
+    assert!(
+        sum(|r| r.stats.kills_before_record) > n / 4,
+        "kills before the record"
+    );
+    assert!(
+        sum(|r| r.stats.restarts_while_probing) > n / 4,
+        "restarts while probing"
+    );
+    assert!(
+        sum(|r| r.stats.idle_rejoins) > n / 2,
+        "rejoins into the idle cluster"
+    );
+    assert!(sum(|r| r.stats.damages) > n, "damaged disks");
 }
