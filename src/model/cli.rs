@@ -7,6 +7,7 @@
 //! the summary says so).
 
 use super::cluster::Cluster;
+use super::warm::{self, WarmStart};
 use super::{props, switch, Action, Budget, Faults, RaftModel, Settings, State, Switch};
 use crate::raft::Role;
 use crate::sim::cluster::short;
@@ -78,6 +79,12 @@ pub struct ModelArgs {
     /// Check-quorum in the core (on, as in the node, or off).
     #[arg(long, default_value = "on", value_name = "on|off", value_parser = on_off, action = clap::ArgAction::Set)]
     check_quorum: bool,
+    /// The state the search starts from: empty (every node empty), elected (n1's timer fired
+    /// and every message was delivered: n1 leads term 1, its no-op committed everywhere), or
+    /// committed (elected, then one client write at n1 delivered everywhere). The warm-up is
+    /// played with the model's own actions and is not counted in the depth or the budgets.
+    #[arg(long, default_value = "empty", value_name = "empty|elected|committed", value_parser = WarmStart::parse)]
+    from: WarmStart,
     /// Turn off the symmetry reduction over node ids.
     #[arg(long)]
     no_symmetry: bool,
@@ -120,6 +127,7 @@ impl From<ModelArgs> for Args {
             check_quorum: m.check_quorum,
             symmetry: !m.no_symmetry,
             merge: !m.no_merge,
+            from: m.from,
             ..Settings::default()
         }
         .with_faults(m.faults)
@@ -247,6 +255,13 @@ fn first_state(model: &RaftModel) -> State {
 pub fn cli(args: ModelArgs) -> i32 {
     let a = Args::from(args);
     println!("{}", describe_run(&a));
+    let warm_up = match warm::start(&a.settings) {
+        Ok((_, played)) => played,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let quiet = a.quiet;
     let out = run(&a, &mut |line| {
         if !quiet {
@@ -268,11 +283,36 @@ pub fn cli(args: ModelArgs) -> i32 {
                 "\nVIOLATION of `{name}` at depth {}: {detail}",
                 path.last_state_depth()
             );
-            println!("shortest path ({} actions):", path.last_state_depth());
+            print!("{}", describe_warm_up(a.settings.from, &warm_up));
+            let after = if warm_up.is_empty() {
+                ""
+            } else {
+                " after the warm-up"
+            };
+            println!(
+                "shortest path ({} actions{after}):",
+                path.last_state_depth()
+            );
             print!("{}", trace(path));
             1
         }
     }
+}
+
+/// The warm-up's actions (none from the empty cluster), one per line: the prefix of every path.
+pub fn describe_warm_up(from: WarmStart, played: &[Action]) -> String {
+    if played.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "warm-up `{}` ({} fault-free actions from the empty cluster, not counted in the depth):\n",
+        from.name(),
+        played.len()
+    );
+    for (k, action) in played.iter().enumerate() {
+        out.push_str(&format!("warm={:>3} {}\n", k + 1, action.describe()));
+    }
+    out
 }
 
 fn describe_run(a: &Args) -> String {
@@ -286,9 +326,10 @@ fn describe_run(a: &Args) -> String {
         })
         .collect();
     format!(
-        "model: {} nodes, depth {}, faults {}, switch {}, budgets per path: {}; max term {}, \
+        "model: {} nodes, from {}, depth {}, faults {}, switch {}, budgets per path: {}; max term {}, \
          max in flight {}, pre-vote {}, check-quorum {}, symmetry {}, merge {}, {} thread(s)",
         s.nodes,
+        s.from.name(),
         a.depth,
         a.faults.names(),
         a.switch

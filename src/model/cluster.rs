@@ -256,8 +256,12 @@ impl Cluster {
         if let Err(e) = driven {
             self.violate(RECOVERY, format!("n{id}'s shell failed: {e}"));
         }
+        let recovery = self.nodes[idx].raft().status().recovery;
         for m in &sent {
             self.record_vote(m);
+            if let Some((rule, detail)) = super::props::rejoin_rule_broken(recovery, m) {
+                self.violate(rule, detail);
+            }
         }
         self.network.extend(sent.iter().cloned());
         let commit_after = self.nodes[idx].raft().status().commit;

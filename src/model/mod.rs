@@ -50,6 +50,14 @@
 //!   Pre-vote changes no voter's state, so what is lost is only when a real election may
 //!   start; an election costs three actions instead of five.
 //! - Symmetry: states equal up to a permutation of node ids are explored once.
+//! - Warm starts (`--from elected|committed`, off by default): the search starts from the
+//!   state a fixed fault-free schedule of the model's own actions reaches from the empty
+//!   cluster (`warm`: n1's timer fires, then every message is delivered in the network's order
+//!   until none is left; `committed` adds one client write at n1, delivered the same way). The
+//!   depth and the budgets count only the actions after it. Left out: every path whose first
+//!   actions differ from that schedule (another first leader, faults before n1 leads, a write
+//!   before the no-op is everywhere), so such a search checks what can happen after this one
+//!   history, and the empty start checks the others to its own depth.
 //!
 //! Merges (`merge`, sound, off with `--no-merge`): a message that can never again change its
 //! receiver is removed, and path records that no future check can read are cleared, so states
@@ -65,6 +73,7 @@ mod merge;
 mod props;
 #[cfg(test)]
 mod tests;
+mod warm;
 
 pub use actions::{Action, ActionKind, ACTIONS};
 pub use cli::{cli, ModelArgs};
@@ -241,6 +250,8 @@ pub struct Settings {
     pub symmetry: bool,
     /// Merge states that differ only in what no future step can observe (`merge`).
     pub merge: bool,
+    /// The state the search starts from (`warm`).
+    pub from: warm::WarmStart,
 }
 
 impl Default for Settings {
@@ -263,6 +274,7 @@ impl Default for Settings {
             check_quorum: true,
             symmetry: true,
             merge: true,
+            from: warm::WarmStart::Empty,
         }
     }
 }
@@ -299,7 +311,7 @@ pub struct Switch {
 
 /// The bug switches: the core's (`crate::raft::Bugs`) and the shared shell's
 /// (`crate::shell::ShellBugs`). A new switch is one row here.
-pub const SWITCHES: [Switch; 5] = [
+pub const SWITCHES: [Switch; 8] = [
     Switch {
         name: "vote_without_persist",
         breaks: "a vote grant leaves before it is durable",
@@ -324,6 +336,21 @@ pub const SWITCHES: [Switch; 5] = [
         name: "ack_before_flush",
         breaks: "the shell sends vote grants and append acknowledgements before their flush",
         turn_on: |_, s| s.ack_before_flush = true,
+    },
+    Switch {
+        name: "ack_while_probing",
+        breaks: "a rejoining node acknowledges before every peer answered its probe",
+        turn_on: |b, _| b.ack_while_probing = true,
+    },
+    Switch {
+        name: "pre_vote_while_recovering",
+        breaks: "a rejoining node grants pre-votes",
+        turn_on: |b, _| b.pre_vote_while_recovering = true,
+    },
+    Switch {
+        name: "catch_up_by_capped_commit",
+        breaks: "a rejoining node ends its catch-up on a heartbeat's capped commit",
+        turn_on: |b, _| b.catch_up_by_capped_commit = true,
     },
 ];
 
@@ -439,10 +466,10 @@ impl Model for RaftModel {
     type Action = Action;
 
     fn init_states(&self) -> Vec<State> {
-        match Cluster::new(&self.settings) {
-            Ok(c) => vec![State::new(c, self.settings.symmetry, 0)],
+        match warm::start(&self.settings) {
+            Ok((c, _)) => vec![State::new(c, self.settings.symmetry, 0)],
             Err(e) => {
-                debug_assert!(false, "an empty node cannot fail to start: {e}");
+                debug_assert!(false, "the start state cannot fail to be made: {e}");
                 Vec::new()
             }
         }

@@ -12,13 +12,15 @@ use super::cluster::{
 };
 use super::{RaftModel, State};
 use crate::check::{EventKind, Op};
-use crate::raft::{Recovery, Role};
+use crate::raft::{Message, MessageBody, Recovery, Role};
 use stateright::Property;
 
 pub const ELECTION_SAFETY: &str = "election safety";
 pub const LOG_MATCHING: &str = "log matching";
 pub const LEADER_COMPLETENESS: &str = "leader completeness";
 pub const COMMITTED_OUT_OF_REACH: &str = "no electable node lacks a committed entry";
+pub const REJOINING_GRANTS_NO_VOTE: &str = "a rejoining node grants no vote or pre-vote";
+pub const PROBING_ACKNOWLEDGES_NOTHING: &str = "a probing node acknowledges nothing";
 pub const A_LEADER_IS_ELECTED: &str = "a leader is elected";
 pub const A_WRITE_COMMITS: &str = "a write commits";
 pub const A_READ_IS_SERVED: &str = "a read is served";
@@ -55,6 +57,12 @@ pub fn all() -> Vec<Property<RaftModel>> {
             !violated(&s.cluster, LINEARIZABLE)
         }),
         Property::always(RECOVERY, |_, s: &State| !violated(&s.cluster, RECOVERY)),
+        Property::always(REJOINING_GRANTS_NO_VOTE, |_, s: &State| {
+            !violated(&s.cluster, REJOINING_GRANTS_NO_VOTE)
+        }),
+        Property::always(PROBING_ACKNOWLEDGES_NOTHING, |_, s: &State| {
+            !violated(&s.cluster, PROBING_ACKNOWLEDGES_NOTHING)
+        }),
         Property::sometimes(A_LEADER_IS_ELECTED, |_, s: &State| {
             !s.cluster.leaders.is_empty()
         }),
@@ -202,4 +210,19 @@ fn missing_committed(s: &Cluster, n: &super::cluster::Node, before: u64) -> Opti
             (committed_in < before && n.raft().term_at(index) != Some(term))
                 .then_some((index, term))
         })
+}
+
+/// The rejoin rule a message breaks as it leaves a node whose recovery mark is `recovery`
+/// (checked on every message sent, by the simulator's own rule): a node rejoining after it
+/// lost its directory grants no vote or pre-vote (it may have voted in its earlier life, and
+/// may lack committed entries), and while its probe round is owed it acknowledges no append,
+/// heartbeat or snapshot (its term and vote are unknown). The rule's name and what broke it.
+pub fn rejoin_rule_broken(recovery: Recovery, m: &Message) -> Option<(&'static str, String)> {
+    let what = crate::sim::cluster::rejoin_rule_broken(recovery, m)?;
+    let rule = match m.body {
+        MessageBody::RequestVoteResponse { .. } => REJOINING_GRANTS_NO_VOTE,
+        _ => PROBING_ACKNOWLEDGES_NOTHING,
+    };
+    let short = crate::sim::cluster::short(m);
+    Some((rule, format!("n{} {what} ({recovery:?}): {short}", m.from)))
 }

@@ -7,6 +7,7 @@
 
 use super::cli::{run, run_model, trace, Args, Outcome};
 use super::cluster::{LINEARIZABLE, ONE_VOTE_PER_TERM};
+use super::warm::{self, WarmStart};
 use super::{props, step, switch, Action, Budget, Cluster, Faults, RaftModel, Settings, SWITCHES};
 use crate::check::{EventKind, Op};
 use crate::raft::Recovery;
@@ -160,6 +161,18 @@ fn node_elections_without_faults(writes: u8, reads: u8, max_term: u64, timers: u
     }
 }
 
+/// Wipes only, from the warm start `from` (n1 elected, its no-op committed everywhere), no
+/// reads: where the rejoin switches show. `timers` bounds the timer fires per path.
+fn rejoin_after(from: WarmStart, timers: Option<u8>) -> Settings {
+    Settings {
+        from,
+        ..Settings::default()
+    }
+    .with_faults(Faults::parse("wipe").unwrap())
+    .with_budget(Budget::Read, Some(0))
+    .with_budget(Budget::Timer, timers)
+}
+
 /// A search that finds one switch: its settings, the depth, and the property it breaks.
 struct Hunt {
     switch: &'static str,
@@ -169,7 +182,7 @@ struct Hunt {
 }
 
 /// One row per switch in `SWITCHES`; each search takes a second or two.
-const HUNTS: [Hunt; 5] = [
+const HUNTS: [Hunt; 8] = [
     Hunt {
         switch: "vote_without_persist",
         settings: crashes_in_one_term,
@@ -197,6 +210,24 @@ const HUNTS: [Hunt; 5] = [
     Hunt {
         switch: "commit_old_term_by_counting",
         settings: || node_elections_without_faults(0, 0, 3, 3),
+        depth: 15,
+        breaks: props::COMMITTED_OUT_OF_REACH,
+    },
+    Hunt {
+        switch: "ack_while_probing",
+        settings: || rejoin_after(WarmStart::Elected, None),
+        depth: 4,
+        breaks: props::PROBING_ACKNOWLEDGES_NOTHING,
+    },
+    Hunt {
+        switch: "pre_vote_while_recovering",
+        settings: || rejoin_after(WarmStart::Elected, None),
+        depth: 7,
+        breaks: props::REJOINING_GRANTS_NO_VOTE,
+    },
+    Hunt {
+        switch: "catch_up_by_capped_commit",
+        settings: || rejoin_after(WarmStart::Elected, Some(1)),
         depth: 15,
         breaks: props::COMMITTED_OUT_OF_REACH,
     },
@@ -251,6 +282,28 @@ fn a_read_index_round_before_the_own_term_commit_is_found() {
 #[test]
 fn an_old_term_entry_committed_by_counting_is_found() {
     hunt("commit_old_term_by_counting");
+}
+
+/// A probing node's term and vote are unknown: an acknowledgement from it is caught as it
+/// leaves.
+#[test]
+fn an_acknowledgement_from_a_probing_node_is_found() {
+    hunt("ack_while_probing");
+}
+
+/// A node catching up may lack committed entries: a pre-vote grant from it is caught as it
+/// leaves.
+#[test]
+fn a_pre_vote_granted_while_rejoining_is_found() {
+    hunt("pre_vote_while_recovering");
+}
+
+/// n1 commits a write on itself and n2, n2 loses its directory, and a heartbeat whose commit
+/// is capped at what n2 holds (the no-op) ends its catch-up: n2, like n3, lacks the write and
+/// both are ordinary, so they can elect one another.
+#[test]
+fn a_catch_up_ended_by_a_capped_commit_is_found() {
+    hunt("catch_up_by_capped_commit");
 }
 
 /// The merges keep every verdict: the same reachability and no violation on the correct core,
@@ -463,4 +516,40 @@ fn an_old_term_entry_committed_by_counting_is_caught_when_it_commits() {
         "{}",
         v.detail
     );
+}
+
+/// A warm start is the empty cluster driven by the actions it names, each one the state
+/// offered: replaying them from the empty cluster gives the same state, which is where the
+/// schedule says (n1 leads term 1, nothing in flight, every log committed and applied).
+#[test]
+fn a_warm_start_is_reached_by_the_actions_it_names() {
+    for (from, entries) in [(WarmStart::Elected, 1), (WarmStart::Committed, 2)] {
+        let settings = Settings {
+            from,
+            ..Settings::default()
+        };
+        let (warm, played) = warm::start(&settings).expect("the warm-up settles");
+        let mut c = Cluster::new(&settings).expect("an empty cluster starts");
+        for action in &played {
+            let mut offered = Vec::new();
+            c.actions(&settings, &mut offered);
+            assert!(offered.contains(action), "{}", action.describe());
+            c = step(&c, action, &settings);
+        }
+        let describe = super::cli::describe_state;
+        assert_eq!(describe(&c), describe(&warm), "{from:?}");
+        assert_eq!(
+            warm.budgets, settings.budgets,
+            "the warm-up spends no budget"
+        );
+        assert!(warm.network.is_empty());
+        for n in &warm.nodes {
+            let st = n.raft().status();
+            assert_eq!((st.term, st.commit, st.applied), (1, entries, entries));
+        }
+        assert_eq!(warm.node(1).raft().status().role, crate::raft::Role::Leader);
+    }
+    assert!(WarmStart::parse("warm")
+        .unwrap_err()
+        .contains("unknown start `warm`"));
 }
