@@ -59,6 +59,14 @@
 //!   before the no-op is everywhere), so such a search checks what can happen after this one
 //!   history, and the empty start checks the others to its own depth.
 //!
+//! Bounded liveness (`liveness`), checked only where a node is rejoining, every fault budget
+//! is spent and a leader holds the highest term: a copy of the state is driven through
+//! `liveness::ROUNDS` (6) fault-free rounds (every message in flight delivered in the network's
+//! order, then the leader's timer and every probing node's timer fire); if the leader still
+//! leads and no node is in a later term, every node must be ordinary. Left out: a rejoin that
+//! needs more rounds (a longer log than the model's bounds give), or one stalled while no
+//! leader is steady (no election is driven), and any state where a fault may still come.
+//!
 //! Merges (`merge`, sound, off with `--no-merge`): a message that can never again change its
 //! receiver is removed, and path records that no future check can read are cleared, so states
 //! that differ only there are explored once.
@@ -69,6 +77,7 @@ mod cluster;
 mod digest;
 mod intern;
 mod io;
+mod liveness;
 mod merge;
 mod props;
 #[cfg(test)]
@@ -311,7 +320,7 @@ pub struct Switch {
 
 /// The bug switches: the core's (`crate::raft::Bugs`) and the shared shell's
 /// (`crate::shell::ShellBugs`). A new switch is one row here.
-pub const SWITCHES: [Switch; 8] = [
+pub const SWITCHES: [Switch; 10] = [
     Switch {
         name: "vote_without_persist",
         breaks: "a vote grant leaves before it is durable",
@@ -352,6 +361,16 @@ pub const SWITCHES: [Switch; 8] = [
         breaks: "a rejoining node ends its catch-up on a heartbeat's capped commit",
         turn_on: |b, _| b.catch_up_by_capped_commit = true,
     },
+    Switch {
+        name: "ignore_incarnations",
+        breaks: "nodes take messages whatever incarnations they name",
+        turn_on: |b, _| b.ignore_incarnations = true,
+    },
+    Switch {
+        name: "keep_progress_of_new_incarnation",
+        breaks: "a leader keeps its view of a follower that came back as a new incarnation",
+        turn_on: |b, _| b.keep_progress_of_new_incarnation = true,
+    },
 ];
 
 /// The switch named `name`, or an error listing the known ones.
@@ -377,6 +396,14 @@ pub fn step(cluster: &Cluster, action: &Action, settings: &Settings) -> Cluster 
     if next.violation.is_none() {
         if let Some((property, detail)) = props::state_violation(&next) {
             next.violation = Some(cluster::Violation { property, detail });
+        }
+    }
+    if next.violation.is_none() {
+        if let Some(detail) = liveness::violation(&next, settings) {
+            next.violation = Some(cluster::Violation {
+                property: liveness::REJOINS,
+                detail,
+            });
         }
     }
     if settings.merge {

@@ -63,6 +63,9 @@ pub fn all() -> Vec<Property<RaftModel>> {
         Property::always(PROBING_ACKNOWLEDGES_NOTHING, |_, s: &State| {
             !violated(&s.cluster, PROBING_ACKNOWLEDGES_NOTHING)
         }),
+        Property::always(super::liveness::REJOINS, |_, s: &State| {
+            !violated(&s.cluster, super::liveness::REJOINS)
+        }),
         Property::sometimes(A_LEADER_IS_ELECTED, |_, s: &State| {
             !s.cluster.leaders.is_empty()
         }),

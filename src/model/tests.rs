@@ -7,6 +7,7 @@
 
 use super::cli::{run, run_model, trace, Args, Outcome};
 use super::cluster::{LINEARIZABLE, ONE_VOTE_PER_TERM};
+use super::liveness::REJOINS;
 use super::warm::{self, WarmStart};
 use super::{props, step, switch, Action, Budget, Cluster, Faults, RaftModel, Settings, SWITCHES};
 use crate::check::{EventKind, Op};
@@ -173,6 +174,11 @@ fn rejoin_after(from: WarmStart, timers: Option<u8>) -> Settings {
     .with_budget(Budget::Timer, timers)
 }
 
+/// `rejoin_after` with one message drop per path too: the rejoining node's probes may be lost.
+fn rejoin_with_a_drop_after(from: WarmStart) -> Settings {
+    rejoin_after(from, None).with_faults(Faults::parse("wipe,drop").unwrap())
+}
+
 /// A search that finds one switch: its settings, the depth, and the property it breaks.
 struct Hunt {
     switch: &'static str,
@@ -182,7 +188,7 @@ struct Hunt {
 }
 
 /// One row per switch in `SWITCHES`; each search takes a second or two.
-const HUNTS: [Hunt; 8] = [
+const HUNTS: [Hunt; 10] = [
     Hunt {
         switch: "vote_without_persist",
         settings: crashes_in_one_term,
@@ -230,6 +236,18 @@ const HUNTS: [Hunt; 8] = [
         settings: || rejoin_after(WarmStart::Elected, Some(1)),
         depth: 15,
         breaks: props::COMMITTED_OUT_OF_REACH,
+    },
+    Hunt {
+        switch: "ignore_incarnations",
+        settings: || rejoin_with_a_drop_after(WarmStart::Elected),
+        depth: 7,
+        breaks: REJOINS,
+    },
+    Hunt {
+        switch: "keep_progress_of_new_incarnation",
+        settings: || rejoin_with_a_drop_after(WarmStart::Elected),
+        depth: 7,
+        breaks: REJOINS,
     },
 ];
 
@@ -304,6 +322,21 @@ fn a_pre_vote_granted_while_rejoining_is_found() {
 #[test]
 fn a_catch_up_ended_by_a_capped_commit_is_found() {
     hunt("catch_up_by_capped_commit");
+}
+
+/// A node that takes every message whatever incarnations it names never tells the leader it
+/// came back empty, so the leader never refills it nor addresses it a catch-up: it stays out
+/// for good under a steady leader (the bounded liveness check, `liveness`).
+#[test]
+fn a_core_ignoring_incarnations_is_found() {
+    hunt("ignore_incarnations");
+}
+
+/// A leader that keeps its view of a follower that came back empty ignores its rejections at
+/// or below what it believed matched, so it never refills it: found by the liveness check.
+#[test]
+fn a_leader_keeping_its_view_of_a_new_incarnation_is_found() {
+    hunt("keep_progress_of_new_incarnation");
 }
 
 /// The merges keep every verdict: the same reachability and no violation on the correct core,
