@@ -320,7 +320,7 @@ pub struct Switch {
 
 /// The bug switches: the core's (`crate::raft::Bugs`) and the shared shell's
 /// (`crate::shell::ShellBugs`). A new switch is one row here.
-pub const SWITCHES: [Switch; 10] = [
+pub const SWITCHES: [Switch; 11] = [
     Switch {
         name: "vote_without_persist",
         breaks: "a vote grant leaves before it is durable",
@@ -370,6 +370,11 @@ pub const SWITCHES: [Switch; 10] = [
         name: "keep_progress_of_new_incarnation",
         breaks: "a leader keeps its view of a follower that came back as a new incarnation",
         turn_on: |b, _| b.keep_progress_of_new_incarnation = true,
+    },
+    Switch {
+        name: "probe_majority_only",
+        breaks: "a rejoining node ends its probe round with a majority's answers",
+        turn_on: |b, _| b.probe_majority_only = true,
     },
 ];
 

@@ -179,6 +179,24 @@ fn rejoin_with_a_drop_after(from: WarmStart) -> Settings {
     rejoin_after(from, None).with_faults(Faults::parse("wipe,drop").unwrap())
 }
 
+/// From n1 elected, one wipe, no clients, two timer fires, pre-vote and check-quorum off (an
+/// election in three actions), terms up to 2 and 5 messages in flight: room for a second
+/// election and a probe round, no more.
+fn a_wipe_after_a_second_election() -> Settings {
+    Settings {
+        from: WarmStart::Elected,
+        max_term: 2,
+        max_in_flight: 5,
+        pre_vote: false,
+        check_quorum: false,
+        ..Settings::default()
+    }
+    .with_faults(Faults::parse("wipe").unwrap())
+    .with_budget(Budget::Write, Some(0))
+    .with_budget(Budget::Read, Some(0))
+    .with_budget(Budget::Timer, Some(2))
+}
+
 /// A search that finds one switch: its settings, the depth, and the property it breaks.
 struct Hunt {
     switch: &'static str,
@@ -188,7 +206,7 @@ struct Hunt {
 }
 
 /// One row per switch in `SWITCHES`; each search takes a second or two.
-const HUNTS: [Hunt; 10] = [
+const HUNTS: [Hunt; 11] = [
     Hunt {
         switch: "vote_without_persist",
         settings: crashes_in_one_term,
@@ -248,6 +266,12 @@ const HUNTS: [Hunt; 10] = [
         settings: || rejoin_with_a_drop_after(WarmStart::Elected),
         depth: 7,
         breaks: REJOINS,
+    },
+    Hunt {
+        switch: "probe_majority_only",
+        settings: a_wipe_after_a_second_election,
+        depth: 14,
+        breaks: props::COMMITTED_OUT_OF_REACH,
     },
 ];
 
@@ -337,6 +361,15 @@ fn a_core_ignoring_incarnations_is_found() {
 #[test]
 fn a_leader_keeping_its_view_of_a_new_incarnation_is_found() {
     hunt("keep_progress_of_new_incarnation");
+}
+
+/// n2 wins term 2 and commits its no-op on itself and n3, then loses its directory; n1, the
+/// leader of term 1 that never heard of term 2, answers its probe first, and with a majority's
+/// answer (n1 and itself) n2 takes term 1 and catches up from n1: ordinary in term 1 without
+/// the entry of term 2, like n1, so the two of them can elect n1.
+#[test]
+fn a_probe_round_ended_by_a_majority_is_found() {
+    hunt("probe_majority_only");
 }
 
 /// The merges keep every verdict: the same reachability and no violation on the correct core,
