@@ -320,7 +320,7 @@ pub struct Switch {
 
 /// The bug switches: the core's (`crate::raft::Bugs`) and the shared shell's
 /// (`crate::shell::ShellBugs`). A new switch is one row here.
-pub const SWITCHES: [Switch; 11] = [
+pub const SWITCHES: [Switch; 12] = [
     Switch {
         name: "vote_without_persist",
         breaks: "a vote grant leaves before it is durable",
@@ -375,6 +375,11 @@ pub const SWITCHES: [Switch; 11] = [
         name: "probe_majority_only",
         breaks: "a rejoining node ends its probe round with a majority's answers",
         turn_on: |b, _| b.probe_majority_only = true,
+    },
+    Switch {
+        name: "never_send_uncapped_commit",
+        breaks: "a leader never flags a heartbeat's commit as uncapped",
+        turn_on: |b, _| b.never_send_uncapped_commit = true,
     },
 ];
 

@@ -206,7 +206,7 @@ struct Hunt {
 }
 
 /// One row per switch in `SWITCHES`; each search takes a second or two.
-const HUNTS: [Hunt; 11] = [
+const HUNTS: [Hunt; 12] = [
     Hunt {
         switch: "vote_without_persist",
         settings: crashes_in_one_term,
@@ -272,6 +272,12 @@ const HUNTS: [Hunt; 11] = [
         settings: a_wipe_after_a_second_election,
         depth: 14,
         breaks: props::COMMITTED_OUT_OF_REACH,
+    },
+    Hunt {
+        switch: "never_send_uncapped_commit",
+        settings: || rejoin_with_a_drop_after(WarmStart::Empty),
+        depth: 8,
+        breaks: REJOINS,
     },
 ];
 
@@ -370,6 +376,15 @@ fn a_leader_keeping_its_view_of_a_new_incarnation_is_found() {
 #[test]
 fn a_probe_round_ended_by_a_majority_is_found() {
     hunt("probe_majority_only");
+}
+
+/// n1 is elected with n2's vote while n3 hears nothing, then n2 loses its directory. In the
+/// fault-free continuation n2 ends up holding n1's whole log with no append left for n1 to send
+/// it (the switch changes nothing else, so with it off the catch-up ends on a heartbeat flagged
+/// uncapped), and with the switch on no heartbeat ever is: n2 stays out for good.
+#[test]
+fn a_leader_that_never_sends_its_uncapped_commit_is_found() {
+    hunt("never_send_uncapped_commit");
 }
 
 /// The merges keep every verdict: the same reachability and no violation on the correct core,
