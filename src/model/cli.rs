@@ -20,13 +20,17 @@ use std::time::{Duration, Instant};
     about = "Model-check the consensus core exhaustively to a bounded depth",
     long_about = "Explores every state of an N-node cluster of real cores reachable in at most D \
 actions (breadth-first): deliver, drop or duplicate a message, a node's timer fires, a node crashes \
-and restarts (possibly losing its last persist), a client writes or reads at a leader. States \
+and restarts (possibly losing its last persist), a node loses its directory (wipe), a client \
+writes or reads at a leader; from the empty cluster, or (--from) from a warm state its own actions \
+reach without faults, printed before a violation's trace. States \
 equal up to a renaming of nodes, or differing only in what no future step can observe, are \
 explored once. Checks in \
 every state: election safety, log matching, leader completeness, no electable node lacking a \
 committed entry, state machine safety, commit never goes back, linearizability of the client \
-operations. Reports whether a leader was elected, a write committed and a read served within the \
-depth. Prints states explored, unique states, depth, states/s, elapsed and peak memory; on a \
+operations, the rejoin rules on every message sent (no vote or pre-vote granted while rejoining, no \
+acknowledgement while probing), and, where a wipe happened and every fault is spent, that the \
+rejoining node becomes ordinary within 6 fault-free rounds under a steady leader. Reports \
+whether a leader was elected, a write committed and a read served within the depth. Prints states explored, unique states, depth, states/s, elapsed and peak memory; on a \
 violation the shortest path to it as a trace, and exit status 1. Exit status 2 on bad flags or \
 when a state breaks a property the checker does not report."
 )]
@@ -41,8 +45,10 @@ pub struct ModelArgs {
     #[arg(long, default_value = "all", value_parser = Faults::parse)]
     faults: Faults,
     /// A bug switch to turn on: the core's vote_without_persist, read_without_read_index,
-    /// commit_old_term_by_counting, read_before_own_term_commit, or the shell's
-    /// ack_before_flush.
+    /// commit_old_term_by_counting, read_before_own_term_commit, its rejoin switches
+    /// (ack_while_probing, pre_vote_while_recovering, catch_up_by_capped_commit,
+    /// ignore_incarnations, keep_progress_of_new_incarnation, probe_majority_only,
+    /// never_send_uncapped_commit), or the shell's ack_before_flush.
     #[arg(long = "switch", value_name = "NAME", value_parser = switch)]
     switch: Option<&'static Switch>,
     /// Checker threads.

@@ -2,8 +2,9 @@
 //! model that never does anything.
 //!
 //! Owns: the state invariants (election safety, log matching, leader completeness, committed
-//! entries out of reach of any electable node lacking them) and the property list handed to
-//! the checker, including those checked on transitions (see `cluster`).
+//! entries out of reach of any electable node lacking them), the rejoin rules judged on every
+//! message sent (`rejoin_rule_broken`), and the property list handed to the checker, including
+//! those checked on transitions (see `cluster`) and the bounded liveness check (`liveness`).
 //! Must never: change a state; every function here reads only.
 
 use super::cluster::{
