@@ -253,7 +253,7 @@ const HUNTS: [Hunt; 12] = [
         switch: "catch_up_by_capped_commit",
         settings: || rejoin_after(WarmStart::Elected, Some(1)),
         depth: 15,
-        breaks: props::COMMITTED_OUT_OF_REACH,
+        breaks: props::CAUGHT_UP,
     },
     Hunt {
         switch: "ignore_incarnations",
@@ -271,7 +271,7 @@ const HUNTS: [Hunt; 12] = [
         switch: "probe_majority_only",
         settings: a_wipe_after_a_second_election,
         depth: 14,
-        breaks: props::COMMITTED_OUT_OF_REACH,
+        breaks: props::CAUGHT_UP,
     },
     Hunt {
         switch: "never_send_uncapped_commit",
@@ -347,8 +347,8 @@ fn a_pre_vote_granted_while_rejoining_is_found() {
 }
 
 /// n1 commits a write on itself and n2, n2 loses its directory, and a heartbeat whose commit
-/// is capped at what n2 holds (the no-op) ends its catch-up: n2, like n3, lacks the write and
-/// both are ordinary, so they can elect one another.
+/// is capped at what n2 holds (the no-op) ends its catch-up: n2 is ordinary without the write,
+/// which only n1 of the others holds (so n2 and n3, both lacking it, could elect one another).
 #[test]
 fn a_catch_up_ended_by_a_capped_commit_is_found() {
     hunt("catch_up_by_capped_commit");
@@ -372,7 +372,7 @@ fn a_leader_keeping_its_view_of_a_new_incarnation_is_found() {
 /// n2 wins term 2 and commits its no-op on itself and n3, then loses its directory; n1, the
 /// leader of term 1 that never heard of term 2, answers its probe first, and with a majority's
 /// answer (n1 and itself) n2 takes term 1 and catches up from n1: ordinary in term 1 without
-/// the entry of term 2, like n1, so the two of them can elect n1.
+/// the entry of term 2, which only n3 of the others holds (n1 and n2 could elect n1).
 #[test]
 fn a_probe_round_ended_by_a_majority_is_found() {
     hunt("probe_majority_only");
