@@ -28,7 +28,8 @@ explored once. Checks in \
 every state: election safety, log matching, leader completeness, no electable node lacking a \
 committed entry, state machine safety, commit never goes back, linearizability of the client \
 operations, the rejoin rules on every message sent (no vote or pre-vote granted while rejoining, no \
-acknowledgement while probing), and, where a wipe happened and every fault is spent, that the \
+acknowledgement while probing), that a node ending its catch-up lacks only entries a majority of \
+the others hold, and, where a wipe happened and every fault is spent, that the \
 rejoining node becomes ordinary within 6 fault-free rounds under a steady leader. Reports \
 whether a leader was elected, a write committed and a read served within the depth. Prints states explored, unique states, depth, states/s, elapsed and peak memory; on a \
 violation the shortest path to it as a trace, and exit status 1. Exit status 2 on bad flags or \
