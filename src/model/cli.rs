@@ -7,6 +7,7 @@
 //! the summary says so).
 
 use super::cluster::Cluster;
+use super::warm::{self, WarmStart};
 use super::{props, switch, Action, Budget, Faults, RaftModel, Settings, State, Switch};
 use crate::raft::{Recovery, Role};
 use crate::sim::cluster::short;
@@ -19,17 +20,22 @@ use std::time::{Duration, Instant};
     about = "Model-check the consensus core exhaustively to a bounded depth",
     long_about = "Explores every state of an N-node cluster of real cores reachable in at most D \
 actions (breadth-first): deliver, drop or duplicate a message, a node's timer fires, a node crashes \
-and restarts (possibly losing its last persist), with the damage fault a crashed node's disk is \
-damaged (and its restart goes through the node's start decision), a client writes or reads at a \
-leader. States \
+and restarts (possibly losing its last persist), a node loses its directory (wipe), with the damage \
+fault a crashed node's disk is damaged (and its restart goes through the node's start decision), a \
+client writes or reads at a leader; from the empty cluster, or (--from) from a warm state its own \
+actions reach without faults, printed before a violation's trace. States \
 equal up to a renaming of nodes, or differing only in what no future step can observe, are \
 explored once. Checks in \
 every state: election safety, log matching, leader completeness, no electable node lacking a \
 committed entry, state machine safety, commit never goes back, linearizability of the client \
 operations, that a restart owes what the node owed and, when it carries a term forward from a \
-damaged or unfinished directory, keeps every vote the node granted (which the damage fault exercises). \
-Reports whether a leader was elected, a write committed and a read served within the \
-depth. Prints states explored, unique states, depth, states/s, elapsed and peak memory; on a \
+damaged or unfinished directory, keeps every vote the node granted (which the damage fault exercises), \
+the rejoin rules on every message sent (no vote or pre-vote granted while rejoining, no \
+acknowledgement while probing), that a node ending its catch-up lacks only entries a majority of \
+the others hold, and, where a wipe happened and every fault is spent, that the \
+rejoining node becomes ordinary within 6 fault-free rounds under a steady leader. Reports \
+whether a leader was elected, a write committed and a read served within the depth. Prints states \
+explored, unique states, depth, states/s, elapsed and peak memory; on a \
 violation the shortest path to it as a trace, and exit status 1. Exit status 2 on bad flags or \
 when a state breaks a property the checker does not report."
 )]
@@ -45,9 +51,12 @@ pub struct ModelArgs {
     #[arg(long, default_value = "all", value_parser = Faults::parse)]
     faults: Faults,
     /// A bug switch to turn on: the core's vote_without_persist, read_without_read_index,
-    /// commit_old_term_by_counting, read_before_own_term_commit, the shell's
-    /// ack_before_flush, or the start decision's single_mark, probing_restart_is_known,
-    /// trust_one_copy, compare_by_term_alone (found with the damage fault).
+    /// commit_old_term_by_counting, read_before_own_term_commit, its rejoin switches
+    /// (ack_while_probing, pre_vote_while_recovering, catch_up_by_capped_commit,
+    /// ignore_incarnations, keep_progress_of_new_incarnation, probe_majority_only,
+    /// never_send_uncapped_commit), the shell's ack_before_flush, or the start decision's
+    /// single_mark, probing_restart_is_known, trust_one_copy, compare_by_term_alone (found with
+    /// the damage fault).
     #[arg(long = "switch", value_name = "NAME", value_parser = switch)]
     switch: Option<&'static Switch>,
     /// Checker threads.
@@ -88,6 +97,12 @@ pub struct ModelArgs {
     /// Check-quorum in the core (on, as in the node, or off).
     #[arg(long, default_value = "on", value_name = "on|off", value_parser = on_off, action = clap::ArgAction::Set)]
     check_quorum: bool,
+    /// The state the search starts from: empty (every node empty), elected (n1's timer fired
+    /// and every message was delivered: n1 leads term 1, its no-op committed everywhere), or
+    /// committed (elected, then one client write at n1 delivered everywhere). The warm-up is
+    /// played with the model's own actions and is not counted in the depth or the budgets.
+    #[arg(long, default_value = "empty", value_name = "empty|elected|committed", value_parser = WarmStart::parse)]
+    from: WarmStart,
     /// Turn off the symmetry reduction over node ids.
     #[arg(long)]
     no_symmetry: bool,
@@ -136,6 +151,7 @@ impl From<ModelArgs> for Args {
             symmetry: !m.no_symmetry,
             merge: !m.no_merge,
             restart_checks: !m.no_restart_checks,
+            from: m.from,
             ..Settings::default()
         }
         .with_faults(m.faults)
@@ -264,6 +280,13 @@ fn first_state(model: &RaftModel) -> State {
 pub fn cli(args: ModelArgs) -> i32 {
     let a = Args::from(args);
     println!("{}", describe_run(&a));
+    let warm_up = match warm::start(&a.settings) {
+        Ok((_, played)) => played,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 2;
+        }
+    };
     let quiet = a.quiet;
     let out = run(&a, &mut |line| {
         if !quiet {
@@ -285,11 +308,36 @@ pub fn cli(args: ModelArgs) -> i32 {
                 "\nVIOLATION of `{name}` at depth {}: {detail}",
                 path.last_state_depth()
             );
-            println!("shortest path ({} actions):", path.last_state_depth());
+            print!("{}", describe_warm_up(a.settings.from, &warm_up));
+            let after = if warm_up.is_empty() {
+                ""
+            } else {
+                " after the warm-up"
+            };
+            println!(
+                "shortest path ({} actions{after}):",
+                path.last_state_depth()
+            );
             print!("{}", trace(path));
             1
         }
     }
+}
+
+/// The warm-up's actions (none from the empty cluster), one per line: the prefix of every path.
+pub fn describe_warm_up(from: WarmStart, played: &[Action]) -> String {
+    if played.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "warm-up `{}` ({} fault-free actions from the empty cluster, not counted in the depth):\n",
+        from.name(),
+        played.len()
+    );
+    for (k, action) in played.iter().enumerate() {
+        out.push_str(&format!("warm={:>3} {}\n", k + 1, action.describe()));
+    }
+    out
 }
 
 fn describe_run(a: &Args) -> String {
@@ -303,10 +351,11 @@ fn describe_run(a: &Args) -> String {
         })
         .collect();
     format!(
-        "model: {} nodes, depth {}, faults {}, switch {}, budgets per path: {}; max term {}, \
+        "model: {} nodes, from {}, depth {}, faults {}, switch {}, budgets per path: {}; max term {}, \
          max in flight {}, pre-vote {}, check-quorum {}, symmetry {}, merge {}, restart checks {}, \
          {} thread(s)",
         s.nodes,
+        s.from.name(),
         a.depth,
         a.faults.names(),
         a.switch

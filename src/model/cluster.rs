@@ -255,6 +255,7 @@ impl Cluster {
         let idx = (id - 1) as usize;
         let node = self.node_mut(id);
         let commit_before = node.raft().status().commit;
+        let recovery_before = node.raft().status().recovery;
         event(node.shell.raft_mut());
         let mut io = NodeIo::new(&mut node.durable, &mut node.unacked);
         let driven = node.shell.drive(&mut io);
@@ -262,8 +263,17 @@ impl Cluster {
         if let Err(e) = driven {
             self.violate(RECOVERY, format!("n{id}'s shell failed: {e}"));
         }
+        let recovery = self.nodes[idx].raft().status().recovery;
+        if recovery_before == Recovery::CatchingUp && recovery == Recovery::Ordinary {
+            if let Some(detail) = super::props::caught_up_lacking(self, id) {
+                self.violate(super::props::CAUGHT_UP, detail);
+            }
+        }
         for m in &sent {
             self.record_vote(m);
+            if let Some((rule, detail)) = super::props::rejoin_rule_broken(recovery, m) {
+                self.violate(rule, detail);
+            }
         }
         self.network.extend(sent.iter().cloned());
         let commit_after = self.nodes[idx].raft().status().commit;

@@ -66,6 +66,22 @@
 //!   Pre-vote changes no voter's state, so what is lost is only when a real election may
 //!   start; an election costs three actions instead of five.
 //! - Symmetry: states equal up to a permutation of node ids are explored once.
+//! - Warm starts (`--from elected|committed`, off by default): the search starts from the
+//!   state a fixed fault-free schedule of the model's own actions reaches from the empty
+//!   cluster (`warm`: n1's timer fires, then every message is delivered in the network's order
+//!   until none is left; `committed` adds one client write at n1, delivered the same way). The
+//!   depth and the budgets count only the actions after it. Left out: every path whose first
+//!   actions differ from that schedule (another first leader, faults before n1 leads, a write
+//!   before the no-op is everywhere), so such a search checks what can happen after this one
+//!   history, and the empty start checks the others to its own depth.
+//!
+//! Bounded liveness (`liveness`), checked only where a node is rejoining, every fault budget
+//! is spent and a leader holds the highest term: a copy of the state is driven through
+//! `liveness::ROUNDS` (6) fault-free rounds (every message in flight delivered in the network's
+//! order, then the leader's timer and every probing node's timer fire); if the leader still
+//! leads and no node is in a later term, every node must be ordinary. Left out: a rejoin that
+//! needs more rounds (a longer log than the model's bounds give), or one stalled while no
+//! leader is steady (no election is driven), and any state where a fault may still come.
 //!
 //! Merges (`merge`, sound, off with `--no-merge`): a message that can never again change its
 //! receiver is removed, and path records that no future check can read are cleared, so states
@@ -77,11 +93,13 @@ mod cluster;
 mod digest;
 mod intern;
 mod io;
+mod liveness;
 mod merge;
 mod props;
 mod restart;
 #[cfg(test)]
 mod tests;
+mod warm;
 
 pub use actions::{Action, ActionKind, ACTIONS};
 pub use cli::{cli, ModelArgs};
@@ -272,6 +290,8 @@ pub struct Settings {
     /// Check each start decision against what the node did before (`restart`); off, a
     /// search shows what a wrong decision leads to in the protocol's own properties.
     pub restart_checks: bool,
+    /// The state the search starts from (`warm`).
+    pub from: warm::WarmStart,
 }
 
 impl Default for Settings {
@@ -298,6 +318,7 @@ impl Default for Settings {
             symmetry: true,
             merge: true,
             restart_checks: true,
+            from: warm::WarmStart::Empty,
         }
     }
 }
@@ -335,7 +356,7 @@ pub struct Switch {
 /// The bug switches: the core's (`crate::raft::Bugs`), the shared shell's
 /// (`crate::shell::ShellBugs`) and the start decision's (`crate::shell::rejoin::RejoinBugs`,
 /// found only with the `damage` fault). A new switch is one row here.
-pub const SWITCHES: [Switch; 9] = [
+pub const SWITCHES: [Switch; 16] = [
     Switch {
         name: "vote_without_persist",
         breaks: "a vote grant leaves before it is durable",
@@ -381,6 +402,41 @@ pub const SWITCHES: [Switch; 9] = [
         breaks: "a damaged start compares the hard state and the record by term alone",
         turn_on: |_, _, r| r.compare_by_term_alone = true,
     },
+    Switch {
+        name: "ack_while_probing",
+        breaks: "a rejoining node acknowledges before every peer answered its probe",
+        turn_on: |b, _, _| b.ack_while_probing = true,
+    },
+    Switch {
+        name: "pre_vote_while_recovering",
+        breaks: "a rejoining node grants pre-votes",
+        turn_on: |b, _, _| b.pre_vote_while_recovering = true,
+    },
+    Switch {
+        name: "catch_up_by_capped_commit",
+        breaks: "a rejoining node ends its catch-up on a heartbeat's capped commit",
+        turn_on: |b, _, _| b.catch_up_by_capped_commit = true,
+    },
+    Switch {
+        name: "ignore_incarnations",
+        breaks: "nodes take messages whatever incarnations they name",
+        turn_on: |b, _, _| b.ignore_incarnations = true,
+    },
+    Switch {
+        name: "keep_progress_of_new_incarnation",
+        breaks: "a leader keeps its view of a follower that came back as a new incarnation",
+        turn_on: |b, _, _| b.keep_progress_of_new_incarnation = true,
+    },
+    Switch {
+        name: "probe_majority_only",
+        breaks: "a rejoining node ends its probe round with a majority's answers",
+        turn_on: |b, _, _| b.probe_majority_only = true,
+    },
+    Switch {
+        name: "never_send_uncapped_commit",
+        breaks: "a leader never flags a heartbeat's commit as uncapped",
+        turn_on: |b, _, _| b.never_send_uncapped_commit = true,
+    },
 ];
 
 /// The switch named `name`, or an error listing the known ones.
@@ -406,6 +462,14 @@ pub fn step(cluster: &Cluster, action: &Action, settings: &Settings) -> Cluster 
     if next.violation.is_none() {
         if let Some((property, detail)) = props::state_violation(&next) {
             next.violation = Some(cluster::Violation { property, detail });
+        }
+    }
+    if next.violation.is_none() {
+        if let Some(detail) = liveness::violation(&next, settings) {
+            next.violation = Some(cluster::Violation {
+                property: liveness::REJOINS,
+                detail,
+            });
         }
     }
     if settings.merge {
@@ -495,10 +559,10 @@ impl Model for RaftModel {
     type Action = Action;
 
     fn init_states(&self) -> Vec<State> {
-        match Cluster::new(&self.settings) {
-            Ok(c) => vec![State::new(c, self.settings.symmetry, 0)],
+        match warm::start(&self.settings) {
+            Ok((c, _)) => vec![State::new(c, self.settings.symmetry, 0)],
             Err(e) => {
-                debug_assert!(false, "an empty node cannot fail to start: {e}");
+                debug_assert!(false, "the start state cannot fail to be made: {e}");
                 Vec::new()
             }
         }

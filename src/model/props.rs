@@ -2,8 +2,9 @@
 //! model that never does anything.
 //!
 //! Owns: the state invariants (election safety, log matching, leader completeness, committed
-//! entries out of reach of any electable node lacking them) and the property list handed to
-//! the checker, including those checked on transitions (see `cluster`).
+//! entries out of reach of any electable node lacking them), the rejoin rules judged on every
+//! message sent (`rejoin_rule_broken`), and the property list handed to the checker, including
+//! those checked on transitions (see `cluster`) and the bounded liveness check (`liveness`).
 //! Must never: change a state; every function here reads only.
 
 use super::cluster::{
@@ -13,13 +14,17 @@ use super::cluster::{
 use super::restart::{RESTART_KEEPS_VOTES, RESTART_OWES};
 use super::{RaftModel, State};
 use crate::check::{EventKind, Op};
-use crate::raft::{Recovery, Role};
+use crate::raft::{Message, MessageBody, Recovery, Role};
 use stateright::Property;
 
 pub const ELECTION_SAFETY: &str = "election safety";
 pub const LOG_MATCHING: &str = "log matching";
 pub const LEADER_COMPLETENESS: &str = "leader completeness";
 pub const COMMITTED_OUT_OF_REACH: &str = "no electable node lacks a committed entry";
+pub const REJOINING_GRANTS_NO_VOTE: &str = "a rejoining node grants no vote or pre-vote";
+pub const PROBING_ACKNOWLEDGES_NOTHING: &str = "a probing node acknowledges nothing";
+pub const CAUGHT_UP: &str =
+    "a node ends its catch-up lacking only entries a majority of the others hold";
 pub const A_LEADER_IS_ELECTED: &str = "a leader is elected";
 pub const A_WRITE_COMMITS: &str = "a write commits";
 pub const A_READ_IS_SERVED: &str = "a read is served";
@@ -61,6 +66,16 @@ pub fn all() -> Vec<Property<RaftModel>> {
         }),
         Property::always(RESTART_KEEPS_VOTES, |_, s: &State| {
             !violated(&s.cluster, RESTART_KEEPS_VOTES)
+        }),
+        Property::always(REJOINING_GRANTS_NO_VOTE, |_, s: &State| {
+            !violated(&s.cluster, REJOINING_GRANTS_NO_VOTE)
+        }),
+        Property::always(PROBING_ACKNOWLEDGES_NOTHING, |_, s: &State| {
+            !violated(&s.cluster, PROBING_ACKNOWLEDGES_NOTHING)
+        }),
+        Property::always(CAUGHT_UP, |_, s: &State| !violated(&s.cluster, CAUGHT_UP)),
+        Property::always(super::liveness::REJOINS, |_, s: &State| {
+            !violated(&s.cluster, super::liveness::REJOINS)
         }),
         Property::sometimes(A_LEADER_IS_ELECTED, |_, s: &State| {
             !s.cluster.leaders.is_empty()
@@ -209,4 +224,61 @@ fn missing_committed(s: &Cluster, n: &super::cluster::Node, before: u64) -> Opti
             (committed_in < before && n.raft().term_at(index) != Some(term))
                 .then_some((index, term))
         })
+}
+
+/// The rejoin rule a message breaks as it leaves a node whose recovery mark is `recovery`
+/// (checked on every message sent, by the simulator's own rule): a node rejoining after it
+/// lost its directory grants no vote or pre-vote (it may have voted in its earlier life, and
+/// may lack committed entries), and while its probe round is owed it acknowledges no append,
+/// heartbeat or snapshot (its term and vote are unknown). The rule's name and what broke it.
+pub fn rejoin_rule_broken(recovery: Recovery, m: &Message) -> Option<(&'static str, String)> {
+    let what = crate::sim::cluster::rejoin_rule_broken(recovery, m)?;
+    let rule = match m.body {
+        MessageBody::RequestVoteResponse { .. } => REJOINING_GRANTS_NO_VOTE,
+        _ => PROBING_ACKNOWLEDGES_NOTHING,
+    };
+    let short = crate::sim::cluster::short(m);
+    Some((rule, format!("n{} {what} ({recovery:?}): {short}", m.from)))
+}
+
+/// Checked when node `id` turns from catching up to ordinary: every committed entry it lacks is
+/// held by a majority of the other nodes (so it never counts towards electing a node without
+/// that entry, nor lets one win). What breaks it, if anything.
+///
+/// Why the correct core keeps it: the node turns ordinary in term T on a message from T's
+/// leader L addressed to its current incarnation, holding everything up to L's commit index c
+/// when L sent it, and holding an entry of term T as its last. Its log then matches L's up to
+/// that entry, and L's first entry of T follows every entry L held when elected, which include
+/// every entry committed before T (leader completeness): the node holds all of those. An entry
+/// committed in T at an index the node lacks is above c, so L committed it after it sent the
+/// message, hence after it heard the new incarnation and reset its view of this node; the
+/// acknowledgements of the earlier incarnation no longer count (they are dropped), and the new
+/// one never acknowledged an entry it lacks: the majority that committed it is among the other
+/// nodes, which keep it (a committed entry's acknowledgement has left, so no crash takes its
+/// persist back, and no other node loses its directory while this one rejoins). No entry is
+/// committed in a term above T without this node: its probe round asked every peer, so it is
+/// in a term at least that of any leader that had heard its earlier incarnation, and its new
+/// incarnation, in term T, acknowledges nothing of a later term.
+pub fn caught_up_lacking(s: &Cluster, id: crate::raft::NodeId) -> Option<String> {
+    let quorum = s.nodes.len() / 2 + 1;
+    let holds =
+        |n: &super::cluster::Node, index: u64, term: u64| n.raft().term_at(index) == Some(term);
+    let me = s.node(id);
+    s.committed.iter().enumerate().find_map(|(i, &(term, _))| {
+        let index = i as u64 + 1;
+        if holds(me, index, term) {
+            return None;
+        }
+        let holders = s
+            .nodes
+            .iter()
+            .filter(|n| n.raft().status().id != id && holds(n, index, term))
+            .count();
+        (holders < quorum).then(|| {
+            format!(
+                "n{id} ended its catch-up without committed entry {index}/{term}, which only \
+                 {holders} other node(s) hold (a majority is {quorum})"
+            )
+        })
+    })
 }

@@ -7,7 +7,9 @@
 
 use super::cli::{run, run_model, trace, Args, Outcome};
 use super::cluster::{LINEARIZABLE, ONE_VOTE_PER_TERM};
+use super::liveness::REJOINS;
 use super::restart::{Down, RESTART_KEEPS_VOTES, RESTART_OWES};
+use super::warm::{self, WarmStart};
 use super::{props, step, switch, Action, Budget, Cluster, Faults, RaftModel, Settings, SWITCHES};
 use crate::check::{EventKind, Op};
 use crate::raft::Recovery;
@@ -162,6 +164,41 @@ fn node_elections_without_faults(writes: u8, reads: u8, max_term: u64, timers: u
     }
 }
 
+/// Wipes only, from the warm start `from` (n1 elected, its no-op committed everywhere), no
+/// reads: where the rejoin switches show. `timers` bounds the timer fires per path.
+fn rejoin_after(from: WarmStart, timers: Option<u8>) -> Settings {
+    Settings {
+        from,
+        ..Settings::default()
+    }
+    .with_faults(Faults::parse("wipe").unwrap())
+    .with_budget(Budget::Read, Some(0))
+    .with_budget(Budget::Timer, timers)
+}
+
+/// `rejoin_after` with one message drop per path too: the rejoining node's probes may be lost.
+fn rejoin_with_a_drop_after(from: WarmStart) -> Settings {
+    rejoin_after(from, None).with_faults(Faults::parse("wipe,drop").unwrap())
+}
+
+/// From n1 elected, one wipe, no clients, two timer fires, pre-vote and check-quorum off (an
+/// election in three actions), terms up to 2 and 5 messages in flight: room for a second
+/// election and a probe round, no more.
+fn a_wipe_after_a_second_election() -> Settings {
+    Settings {
+        from: WarmStart::Elected,
+        max_term: 2,
+        max_in_flight: 5,
+        pre_vote: false,
+        check_quorum: false,
+        ..Settings::default()
+    }
+    .with_faults(Faults::parse("wipe").unwrap())
+    .with_budget(Budget::Write, Some(0))
+    .with_budget(Budget::Read, Some(0))
+    .with_budget(Budget::Timer, Some(2))
+}
+
 /// A search that finds one switch: its settings, the depth, and the property it breaks.
 struct Hunt {
     switch: &'static str,
@@ -171,7 +208,7 @@ struct Hunt {
 }
 
 /// One row per switch in `SWITCHES`; each search takes a second or two.
-const HUNTS: [Hunt; 5] = [
+const HUNTS: [Hunt; 12] = [
     Hunt {
         switch: "vote_without_persist",
         settings: crashes_in_one_term,
@@ -201,6 +238,48 @@ const HUNTS: [Hunt; 5] = [
         settings: || node_elections_without_faults(0, 0, 3, 3),
         depth: 15,
         breaks: props::COMMITTED_OUT_OF_REACH,
+    },
+    Hunt {
+        switch: "ack_while_probing",
+        settings: || rejoin_after(WarmStart::Elected, None),
+        depth: 4,
+        breaks: props::PROBING_ACKNOWLEDGES_NOTHING,
+    },
+    Hunt {
+        switch: "pre_vote_while_recovering",
+        settings: || rejoin_after(WarmStart::Elected, None),
+        depth: 7,
+        breaks: props::REJOINING_GRANTS_NO_VOTE,
+    },
+    Hunt {
+        switch: "catch_up_by_capped_commit",
+        settings: || rejoin_after(WarmStart::Elected, Some(1)),
+        depth: 15,
+        breaks: props::CAUGHT_UP,
+    },
+    Hunt {
+        switch: "ignore_incarnations",
+        settings: || rejoin_with_a_drop_after(WarmStart::Elected),
+        depth: 7,
+        breaks: REJOINS,
+    },
+    Hunt {
+        switch: "keep_progress_of_new_incarnation",
+        settings: || rejoin_with_a_drop_after(WarmStart::Elected),
+        depth: 7,
+        breaks: REJOINS,
+    },
+    Hunt {
+        switch: "probe_majority_only",
+        settings: a_wipe_after_a_second_election,
+        depth: 14,
+        breaks: props::CAUGHT_UP,
+    },
+    Hunt {
+        switch: "never_send_uncapped_commit",
+        settings: || rejoin_with_a_drop_after(WarmStart::Empty),
+        depth: 8,
+        breaks: REJOINS,
     },
 ];
 
@@ -362,6 +441,61 @@ fn a_read_index_round_before_the_own_term_commit_is_found() {
 #[test]
 fn an_old_term_entry_committed_by_counting_is_found() {
     hunt("commit_old_term_by_counting");
+}
+
+/// A probing node's term and vote are unknown: an acknowledgement from it is caught as it
+/// leaves.
+#[test]
+fn an_acknowledgement_from_a_probing_node_is_found() {
+    hunt("ack_while_probing");
+}
+
+/// A node catching up may lack committed entries: a pre-vote grant from it is caught as it
+/// leaves.
+#[test]
+fn a_pre_vote_granted_while_rejoining_is_found() {
+    hunt("pre_vote_while_recovering");
+}
+
+/// n1 commits a write on itself and n2, n2 loses its directory, and a heartbeat whose commit
+/// is capped at what n2 holds (the no-op) ends its catch-up: n2 is ordinary without the write,
+/// which only n1 of the others holds (so n2 and n3, both lacking it, could elect one another).
+#[test]
+fn a_catch_up_ended_by_a_capped_commit_is_found() {
+    hunt("catch_up_by_capped_commit");
+}
+
+/// A node that takes every message whatever incarnations it names never tells the leader it
+/// came back empty, so the leader never refills it nor addresses it a catch-up: it stays out
+/// for good under a steady leader (the bounded liveness check, `liveness`).
+#[test]
+fn a_core_ignoring_incarnations_is_found() {
+    hunt("ignore_incarnations");
+}
+
+/// A leader that keeps its view of a follower that came back empty ignores its rejections at
+/// or below what it believed matched, so it never refills it: found by the liveness check.
+#[test]
+fn a_leader_keeping_its_view_of_a_new_incarnation_is_found() {
+    hunt("keep_progress_of_new_incarnation");
+}
+
+/// n2 wins term 2 and commits its no-op on itself and n3, then loses its directory; n1, the
+/// leader of term 1 that never heard of term 2, answers its probe first, and with a majority's
+/// answer (n1 and itself) n2 takes term 1 and catches up from n1: ordinary in term 1 without
+/// the entry of term 2, which only n3 of the others holds (n1 and n2 could elect n1).
+#[test]
+fn a_probe_round_ended_by_a_majority_is_found() {
+    hunt("probe_majority_only");
+}
+
+/// n1 is elected with n2's vote while n3 hears nothing, then n2 loses its directory. In the
+/// fault-free continuation n2 ends up holding n1's whole log with no append left for n1 to send
+/// it (the switch changes nothing else, so with it off the catch-up ends on a heartbeat flagged
+/// uncapped), and with the switch on no heartbeat ever is: n2 stays out for good.
+#[test]
+fn a_leader_that_never_sends_its_uncapped_commit_is_found() {
+    hunt("never_send_uncapped_commit");
 }
 
 /// The merges keep every verdict: the same reachability and no violation on the correct core,
@@ -676,4 +810,40 @@ fn a_damaged_disk_restarts_through_the_start_decision() {
         restarted.node(2).durable.log.is_empty(),
         "the damaged log was set aside"
     );
+}
+
+/// A warm start is the empty cluster driven by the actions it names, each one the state
+/// offered: replaying them from the empty cluster gives the same state, which is where the
+/// schedule says (n1 leads term 1, nothing in flight, every log committed and applied).
+#[test]
+fn a_warm_start_is_reached_by_the_actions_it_names() {
+    for (from, entries) in [(WarmStart::Elected, 1), (WarmStart::Committed, 2)] {
+        let settings = Settings {
+            from,
+            ..Settings::default()
+        };
+        let (warm, played) = warm::start(&settings).expect("the warm-up settles");
+        let mut c = Cluster::new(&settings).expect("an empty cluster starts");
+        for action in &played {
+            let mut offered = Vec::new();
+            c.actions(&settings, &mut offered);
+            assert!(offered.contains(action), "{}", action.describe());
+            c = step(&c, action, &settings);
+        }
+        let describe = super::cli::describe_state;
+        assert_eq!(describe(&c), describe(&warm), "{from:?}");
+        assert_eq!(
+            warm.budgets, settings.budgets,
+            "the warm-up spends no budget"
+        );
+        assert!(warm.network.is_empty());
+        for n in &warm.nodes {
+            let st = n.raft().status();
+            assert_eq!((st.term, st.commit, st.applied), (1, entries, entries));
+        }
+        assert_eq!(warm.node(1).raft().status().role, crate::raft::Role::Leader);
+    }
+    assert!(WarmStart::parse("warm")
+        .unwrap_err()
+        .contains("unknown start `warm`"));
 }

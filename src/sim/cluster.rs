@@ -906,23 +906,7 @@ impl Sim {
     /// A node rejoining after it lost its state grants no vote or pre-vote, and while its probe
     /// round is owed it acknowledges nothing.
     fn recovering_sender_breaks_rule(&self, i: usize, m: &Message) -> Option<&'static str> {
-        let recovery = self.nodes[i].raft()?.status().recovery;
-        let grant = matches!(
-            m.body,
-            MessageBody::RequestVoteResponse { granted: true, .. }
-        );
-        let ack = matches!(
-            m.body,
-            MessageBody::AppendEntriesResponse { success: true, .. }
-                | MessageBody::HeartbeatResponse { .. }
-                | MessageBody::InstallSnapshotResponse { .. }
-        );
-        match recovery {
-            Recovery::Ordinary => None,
-            _ if grant => Some("granted a vote while rejoining"),
-            Recovery::Probing if ack => Some("acknowledged while its probe round was owed"),
-            _ => None,
-        }
+        rejoin_rule_broken(self.nodes[i].raft()?.status().recovery, m)
     }
 
     fn send(&mut self, from: usize, to: usize, wire: Wire) {
@@ -1990,6 +1974,29 @@ fn commit_vouched_for(m: &Message, sender_commit: u64) -> u64 {
             ..
         } => *commit,
         _ => sender_commit,
+    }
+}
+
+/// The rejoin rule `m` breaks as it leaves a node whose recovery mark is `recovery`, in words
+/// (the simulator and the model checker both check it on every message sent): a node
+/// rejoining after it lost its state grants no vote or pre-vote, and while its probe round is
+/// owed it acknowledges nothing (no append, heartbeat or snapshot answer).
+pub fn rejoin_rule_broken(recovery: Recovery, m: &Message) -> Option<&'static str> {
+    let grant = matches!(
+        m.body,
+        MessageBody::RequestVoteResponse { granted: true, .. }
+    );
+    let ack = matches!(
+        m.body,
+        MessageBody::AppendEntriesResponse { success: true, .. }
+            | MessageBody::HeartbeatResponse { .. }
+            | MessageBody::InstallSnapshotResponse { .. }
+    );
+    match recovery {
+        Recovery::Ordinary => None,
+        _ if grant => Some("granted a vote while rejoining"),
+        Recovery::Probing if ack => Some("acknowledged while its probe round was owed"),
+        _ => None,
     }
 }
 
