@@ -356,7 +356,7 @@ pub struct Switch {
 /// The bug switches: the core's (`crate::raft::Bugs`), the shared shell's
 /// (`crate::shell::ShellBugs`) and the start decision's (`crate::shell::rejoin::RejoinBugs`,
 /// found only with the `damage` fault). A new switch is one row here.
-pub const SWITCHES: [Switch; 16] = [
+pub const SWITCHES: [Switch; 17] = [
     Switch {
         name: "vote_without_persist",
         breaks: "a vote grant leaves before it is durable",
@@ -431,6 +431,12 @@ pub const SWITCHES: [Switch; 16] = [
         name: "probe_majority_only",
         breaks: "a rejoining node ends its probe round with a majority's answers",
         turn_on: |b, _, _| b.probe_majority_only = true,
+    },
+    Switch {
+        name: "probe_majority_then_await_leader",
+        breaks:
+            "a rejoining node whose probe a majority answered follows a leader of a higher term",
+        turn_on: |b, _, _| b.probe_majority_then_await_leader = true,
     },
     Switch {
         name: "never_send_uncapped_commit",

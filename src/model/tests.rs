@@ -199,6 +199,12 @@ fn a_wipe_after_a_second_election() -> Settings {
     .with_budget(Budget::Timer, Some(2))
 }
 
+/// `a_wipe_after_a_second_election` with one crash per path too: a node rejoining in a term it
+/// voted in before the wipe may restart while catching up.
+fn a_wipe_and_a_crash_after_a_second_election() -> Settings {
+    a_wipe_after_a_second_election().with_faults(Faults::parse("wipe,crash").unwrap())
+}
+
 /// A search that finds one switch: its settings, the depth, and the property it breaks.
 struct Hunt {
     switch: &'static str,
@@ -208,7 +214,7 @@ struct Hunt {
 }
 
 /// One row per switch in `SWITCHES`; each search takes a second or two.
-const HUNTS: [Hunt; 12] = [
+const HUNTS: [Hunt; 13] = [
     Hunt {
         switch: "vote_without_persist",
         settings: crashes_in_one_term,
@@ -274,6 +280,12 @@ const HUNTS: [Hunt; 12] = [
         settings: a_wipe_after_a_second_election,
         depth: 14,
         breaks: props::CAUGHT_UP,
+    },
+    Hunt {
+        switch: "probe_majority_then_await_leader",
+        settings: a_wipe_and_a_crash_after_a_second_election,
+        depth: 9,
+        breaks: RESTART_KEEPS_VOTES,
     },
     Hunt {
         switch: "never_send_uncapped_commit",
@@ -487,6 +499,16 @@ fn a_leader_keeping_its_view_of_a_new_incarnation_is_found() {
 #[test]
 fn a_probe_round_ended_by_a_majority_is_found() {
     hunt("probe_majority_only");
+}
+
+/// n2 campaigns in term 2 with n1's vote, then n1 loses its directory; n3 (term 1) answers its
+/// probe, a majority with n1, and n2's append of term 2 ends the round: n1 follows n2 in term 2
+/// with no vote, although it voted for n2 in that term, and a crash while it catches up
+/// carries that empty vote forward. The correct round waits for n2's answer too and takes
+/// term 2 with a vote for itself.
+#[test]
+fn a_probe_round_ended_by_a_leader_of_a_higher_term_is_found() {
+    hunt("probe_majority_then_await_leader");
 }
 
 /// n1 is elected with n2's vote while n3 hears nothing, then n2 loses its directory. In the

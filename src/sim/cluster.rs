@@ -19,7 +19,9 @@ use super::faults::{self, SimConfig};
 use super::ghost::{self, Grant, NodeGhost};
 use crate::check::{self, EventKind};
 use crate::kv::{Command, KvStore, Outcome};
-use crate::raft::{Config, Entry, Message, MessageBody, NotLeader, Raft, Ready, Recovery, Role};
+use crate::raft::{
+    Config, Entry, Message, MessageBody, NodeId, NotLeader, Raft, Ready, Recovery, Role,
+};
 use crate::rng::Rng;
 use crate::shell::rejoin::{self, RejoinBugs, Start};
 use crate::shell::{
@@ -1546,7 +1548,7 @@ impl Sim {
             self.strike_new_leader(i);
         }
         if self.ghosts[i].recovery == Recovery::Probing && s.recovery != Recovery::Probing {
-            self.check_probe_floor(i, s.term);
+            self.check_probe_floor(i, s.term, s.vote);
         }
         self.ghosts[i].recovery = s.recovery;
         let node = &mut self.nodes[i];
@@ -1556,9 +1558,20 @@ impl Sim {
     }
 
     /// A node whose probe round ended took a term at least that of every vote it granted in an
-    /// earlier life to a candidate that kept its state (see [`ghost::probe_floor`]).
-    fn check_probe_floor(&mut self, i: usize, term: u64) {
+    /// earlier life to a candidate that kept its state (see [`ghost::probe_floor`]), and at
+    /// that very term it holds a vote, so it cannot grant a second one in it.
+    fn check_probe_floor(&mut self, i: usize, term: u64, vote: Option<NodeId>) {
         if let Some(g) = ghost::probe_floor(&self.ghosts, i) {
+            if term == g.term && vote.is_none() {
+                self.fail(
+                    "rejoin",
+                    format!(
+                        "node {i} ended its probe round at term {term} with no vote, although \
+                         it granted node {} its vote in that term before it lost its state",
+                        g.candidate
+                    ),
+                );
+            }
             if term < g.term {
                 self.fail(
                     "rejoin",
