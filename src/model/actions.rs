@@ -43,6 +43,11 @@ pub enum Action {
     /// The node is killed between its last persist's flush and the durable-progress record's
     /// write (the acknowledgements waiting for that persist never leave), and restarts.
     CrashLosingRecord(NodeId),
+    /// Only with the storage order switched (`Settings::record_after_acks`): the node is
+    /// killed after its last persist's acknowledgements left and before the record's write,
+    /// and the disk loses that persist's sled write too (a rolled-back step the record cannot
+    /// show), and it restarts.
+    CrashAfterAcksLosingStep(NodeId),
     /// A client writes the next value at this node (only offered at a leader).
     Write(NodeId),
     /// A client reads at this node (only offered at a leader).
@@ -64,7 +69,7 @@ pub struct ActionKind {
 }
 
 /// Every kind of action, in the order the checker tries them.
-pub const ACTIONS: [ActionKind; 12] = [
+pub const ACTIONS: [ActionKind; 13] = [
     ActionKind {
         name: "deliver",
         budget: None,
@@ -235,6 +240,32 @@ pub const ACTIONS: [ActionKind; 12] = [
         },
     },
     ActionKind {
+        name: "crash after the acknowledgements, the step rolled back",
+        budget: Some(Budget::Damage),
+        offer: |c, s, out| {
+            if s.record_after_acks {
+                each_node(
+                    c,
+                    out,
+                    Cluster::has_unrecorded_step,
+                    Action::CrashAfterAcksLosingStep,
+                );
+            }
+        },
+        apply: |c, a, s| {
+            if let Action::CrashAfterAcksLosingStep(id) = a {
+                c.restart(*id, Down::AfterAcksLosingStep, s);
+            }
+        },
+        describe: |a| match a {
+            Action::CrashAfterAcksLosingStep(id) => format!(
+                "n{id} crashes after its last persist's acknowledgements left, before its \
+                 record's write, the disk loses the persist, and it restarts"
+            ),
+            _ => unreachable_kind(a),
+        },
+    },
+    ActionKind {
         name: "client write",
         budget: Some(Budget::Write),
         offer: |c, _, out| each_node(c, out, is_leader, Action::Write),
@@ -278,8 +309,9 @@ impl Action {
             Action::Wipe(_) => 7,
             Action::Damage(..) => 8,
             Action::CrashLosingRecord(_) => 9,
-            Action::Write(_) => 10,
-            Action::Read(_) => 11,
+            Action::CrashAfterAcksLosingStep(_) => 10,
+            Action::Write(_) => 11,
+            Action::Read(_) => 12,
         };
         &ACTIONS[row]
     }
@@ -354,6 +386,10 @@ mod table_tests {
             (
                 Action::CrashLosingRecord(1),
                 "crash losing the record's write",
+            ),
+            (
+                Action::CrashAfterAcksLosingStep(1),
+                "crash after the acknowledgements, the step rolled back",
             ),
             (Action::Write(1), "client write"),
             (Action::Read(1), "client read"),

@@ -54,9 +54,10 @@ pub struct ModelArgs {
     /// commit_old_term_by_counting, read_before_own_term_commit, its rejoin switches
     /// (ack_while_probing, pre_vote_while_recovering, catch_up_by_capped_commit,
     /// ignore_incarnations, keep_progress_of_new_incarnation, probe_majority_only,
-    /// never_send_uncapped_commit), the shell's ack_before_flush, or the start decision's
-    /// single_mark, probing_restart_is_known, trust_one_copy, compare_by_term_alone (found with
-    /// the damage fault).
+    /// probe_majority_then_await_leader, never_send_uncapped_commit), the shell's
+    /// ack_before_flush, the start decision's single_mark, probing_restart_is_known,
+    /// trust_one_copy, compare_by_term_alone, or the storage order's record_after_acks (these
+    /// five found with the damage fault).
     #[arg(long = "switch", value_name = "NAME", value_parser = switch)]
     switch: Option<&'static Switch>,
     /// Checker threads.

@@ -45,11 +45,13 @@
 //!   start makes of the damaged disk (the start sets such a disk aside, so damages read alike
 //!   lead to one state); only while every other node is ordinary and the disk holds a record.
 //!   The same budget pays for a kill between sled's flush of the last persist and the record's
-//!   write (while none of its acknowledgements has left). Every start (first boot, crash,
+//!   write (while none of its acknowledgements has left), and, only with the storage order
+//!   switched (`record_after_acks`, the record written after the acknowledgements), a kill
+//!   after the acknowledgements left and before the record, with sled's write of that persist
+//!   lost too. Every start (first boot, crash,
 //!   wipe, damage) goes through the node's start decision (`Disk::decide_start`). Left out:
 //!   two damages at one crash, a torn batch (the model's persists are whole), a snapshot
-//!   chunk (no snapshots), a record written after the acknowledgements (the model's record is
-//!   written within the persist, before anything leaves), and a clock stepping back (a new
+//!   chunk (no snapshots), and a clock stepping back (a new
 //!   incarnation is one above every one in use). A node that starts empty starts at term 0,
 //!   so while a wipe or a damage is left the merges that rely on a term floor are off.
 //! - Clients: offered only at a leader, all on one key; writes carry their op number as the
@@ -292,6 +294,11 @@ pub struct Settings {
     pub restart_checks: bool,
     /// The state the search starts from (`warm`).
     pub from: warm::WarmStart,
+    /// The unsafe storage order (a switch): the durable-progress record is written after a
+    /// persist's acknowledgements leave instead of before, so a kill in between followed by a
+    /// rolled-back sled write leaves a disk that looks clean (the `damage` fault then offers
+    /// that crash).
+    pub record_after_acks: bool,
 }
 
 impl Default for Settings {
@@ -319,6 +326,7 @@ impl Default for Settings {
             merge: true,
             restart_checks: true,
             from: warm::WarmStart::Empty,
+            record_after_acks: false,
         }
     }
 }
@@ -350,98 +358,106 @@ impl Settings {
 pub struct Switch {
     pub name: &'static str,
     pub breaks: &'static str,
-    pub turn_on: fn(&mut Bugs, &mut ShellBugs, &mut RejoinBugs),
+    pub turn_on: fn(&mut Settings),
 }
 
 /// The bug switches: the core's (`crate::raft::Bugs`), the shared shell's
 /// (`crate::shell::ShellBugs`) and the start decision's (`crate::shell::rejoin::RejoinBugs`,
-/// found only with the `damage` fault). A new switch is one row here.
-pub const SWITCHES: [Switch; 17] = [
+/// found only with the `damage` fault), and the storage order's `record_after_acks` (the
+/// model's disk is the simulator's, which writes the record within the persist, before
+/// anything leaves; the switch lets the `damage` fault kill a node after its acknowledgements
+/// left and before its record's write). A new switch is one row here.
+pub const SWITCHES: [Switch; 18] = [
     Switch {
         name: "vote_without_persist",
         breaks: "a vote grant leaves before it is durable",
-        turn_on: |b, _, _| b.vote_without_persist = true,
+        turn_on: |s| s.bugs.vote_without_persist = true,
     },
     Switch {
         name: "read_without_read_index",
         breaks: "a leader serves reads from local state at once",
-        turn_on: |b, _, _| b.read_without_read_index = true,
+        turn_on: |s| s.bugs.read_without_read_index = true,
     },
     Switch {
         name: "commit_old_term_by_counting",
         breaks: "an entry of an earlier term commits by counting replicas",
-        turn_on: |b, _, _| b.commit_old_term_by_counting = true,
+        turn_on: |s| s.bugs.commit_old_term_by_counting = true,
     },
     Switch {
         name: "read_before_own_term_commit",
         breaks: "a ReadIndex round starts before the leader's own-term commit",
-        turn_on: |b, _, _| b.read_before_own_term_commit = true,
+        turn_on: |s| s.bugs.read_before_own_term_commit = true,
     },
     Switch {
         name: "ack_before_flush",
         breaks: "the shell sends vote grants and append acknowledgements before their flush",
-        turn_on: |_, s, _| s.ack_before_flush = true,
+        turn_on: |s| s.shell_bugs.ack_before_flush = true,
     },
     Switch {
         name: "single_mark",
         breaks: "a start consults only sled's copy of the recovering mark",
-        turn_on: |_, _, r| r.single_mark = true,
+        turn_on: |s| s.rejoin_bugs.single_mark = true,
     },
     Switch {
         name: "probing_restart_is_known",
         breaks: "a restart during probing takes its hard state as known and only catches up",
-        turn_on: |_, _, r| r.probing_restart_is_known = true,
+        turn_on: |s| s.rejoin_bugs.probing_restart_is_known = true,
     },
     Switch {
         name: "trust_one_copy",
         breaks: "a damaged start carries term and vote from the one intact copy",
-        turn_on: |_, _, r| r.trust_one_copy = true,
+        turn_on: |s| s.rejoin_bugs.trust_one_copy = true,
     },
     Switch {
         name: "compare_by_term_alone",
         breaks: "a damaged start compares the hard state and the record by term alone",
-        turn_on: |_, _, r| r.compare_by_term_alone = true,
+        turn_on: |s| s.rejoin_bugs.compare_by_term_alone = true,
     },
     Switch {
         name: "ack_while_probing",
         breaks: "a rejoining node acknowledges before every peer answered its probe",
-        turn_on: |b, _, _| b.ack_while_probing = true,
+        turn_on: |s| s.bugs.ack_while_probing = true,
     },
     Switch {
         name: "pre_vote_while_recovering",
         breaks: "a rejoining node grants pre-votes",
-        turn_on: |b, _, _| b.pre_vote_while_recovering = true,
+        turn_on: |s| s.bugs.pre_vote_while_recovering = true,
     },
     Switch {
         name: "catch_up_by_capped_commit",
         breaks: "a rejoining node ends its catch-up on a heartbeat's capped commit",
-        turn_on: |b, _, _| b.catch_up_by_capped_commit = true,
+        turn_on: |s| s.bugs.catch_up_by_capped_commit = true,
     },
     Switch {
         name: "ignore_incarnations",
         breaks: "nodes take messages whatever incarnations they name",
-        turn_on: |b, _, _| b.ignore_incarnations = true,
+        turn_on: |s| s.bugs.ignore_incarnations = true,
     },
     Switch {
         name: "keep_progress_of_new_incarnation",
         breaks: "a leader keeps its view of a follower that came back as a new incarnation",
-        turn_on: |b, _, _| b.keep_progress_of_new_incarnation = true,
+        turn_on: |s| s.bugs.keep_progress_of_new_incarnation = true,
     },
     Switch {
         name: "probe_majority_only",
         breaks: "a rejoining node ends its probe round with a majority's answers",
-        turn_on: |b, _, _| b.probe_majority_only = true,
+        turn_on: |s| s.bugs.probe_majority_only = true,
     },
     Switch {
         name: "probe_majority_then_await_leader",
         breaks:
             "a rejoining node whose probe a majority answered follows a leader of a higher term",
-        turn_on: |b, _, _| b.probe_majority_then_await_leader = true,
+        turn_on: |s| s.bugs.probe_majority_then_await_leader = true,
+    },
+    Switch {
+        name: "record_after_acks",
+        breaks: "the durable-progress record is written after the persist's acknowledgements leave",
+        turn_on: |s| s.record_after_acks = true,
     },
     Switch {
         name: "never_send_uncapped_commit",
         breaks: "a leader never flags a heartbeat's commit as uncapped",
-        turn_on: |b, _, _| b.never_send_uncapped_commit = true,
+        turn_on: |s| s.bugs.never_send_uncapped_commit = true,
     },
 ];
 
@@ -456,7 +472,7 @@ pub fn switch(name: &str) -> Result<&'static Switch, String> {
 impl Settings {
     /// These settings with switch `s` on.
     pub fn with_switch(mut self, s: &Switch) -> Settings {
-        (s.turn_on)(&mut self.bugs, &mut self.shell_bugs, &mut self.rejoin_bugs);
+        (s.turn_on)(&mut self);
         self
     }
 }

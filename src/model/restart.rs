@@ -34,6 +34,11 @@ pub enum Down {
     LosingRecord,
     /// Its disk damaged in this way (one of `Disk::possible_damages`).
     Damaged(Damage),
+    /// Only with the storage order switched (`Settings::record_after_acks`): killed after its
+    /// last persist's acknowledgements left and before the record's write, and sled's part of
+    /// that persist lost as well: the disk is the one before the persist, record included,
+    /// while what the acknowledgements promised is out in the cluster.
+    AfterAcksLosingStep,
 }
 
 impl Cluster {
@@ -42,6 +47,12 @@ impl Cluster {
     pub fn restart(&mut self, id: NodeId, down: Down, settings: &Settings) {
         if matches!(down, Down::LosingPersist | Down::LosingRecord) {
             self.lose_last_persist(id, down == Down::LosingRecord);
+        }
+        if down == Down::AfterAcksLosingStep {
+            let node = self.node_mut(id);
+            if let Some(unacked) = node.unacked.take() {
+                node.durable = unacked.before;
+            }
         }
         // The mark of the last persist step that completed (the record is written last).
         let owed = self.node(id).durable.record.map(|r| r.durable.recovery);
@@ -185,6 +196,16 @@ impl Cluster {
                 .unacked
                 .as_ref()
                 .is_some_and(|u| u.before.record != node.durable.record)
+    }
+
+    /// True when node `id`'s last persist changed its disk and nothing but that persist's
+    /// acknowledgements left since: with the record written after them, a kill now finds the
+    /// record from before the persist.
+    pub fn has_unrecorded_step(&self, id: NodeId) -> bool {
+        let node = self.node(id);
+        node.unacked
+            .as_ref()
+            .is_some_and(|u| u.before != node.durable)
     }
 
     /// Boots node `id`'s shell on its disk (after the start decision) and re-applies its

@@ -315,7 +315,7 @@ fn wipe_then_record_lost() -> Settings {
 /// The start decision's switches (`crate::shell::rejoin::RejoinBugs`), each found through
 /// the `damage` fault by the rule-level checks of a restart (`super::restart`); each search
 /// takes under a second.
-const REJOIN_HUNTS: [Hunt; 4] = [
+const REJOIN_HUNTS: [Hunt; 5] = [
     Hunt {
         switch: "trust_one_copy",
         settings: damage_only,
@@ -339,6 +339,12 @@ const REJOIN_HUNTS: [Hunt; 4] = [
         settings: wipe_then_record_lost,
         depth: 8,
         breaks: RESTART_OWES,
+    },
+    Hunt {
+        switch: "record_after_acks",
+        settings: damage_only,
+        depth: 8,
+        breaks: props::COMMITTED_OUT_OF_REACH,
     },
 ];
 
@@ -438,6 +444,16 @@ fn a_restart_during_probing_taken_as_known_is_found() {
 #[test]
 fn a_start_reading_only_sleds_mark_is_found() {
     hunt("single_mark");
+}
+
+/// With the record written after the acknowledgements, n2 acknowledges n1's no-op, is killed
+/// before its record's write, and the disk loses the append: n2 restarts on a clean-looking
+/// empty log, n1 counts the acknowledgement and commits an entry that n2 and n3 (a majority)
+/// lack. Written before the acknowledgements, the record would show the rolled-back step as
+/// damage and n2 would rejoin.
+#[test]
+fn a_record_written_after_the_acknowledgements_is_found() {
+    hunt("record_after_acks");
 }
 
 #[test]
