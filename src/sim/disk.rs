@@ -578,7 +578,7 @@ mod tests {
         assert_eq!(read.record, intact(3, Some(2)), "the record kept it");
         assert!(d.needs_rejoin());
         // A step that only appended at the same term, undone, is below the record's last.
-        let mut d = Disk::rejoining(hard_state(2, None, Recovery::Ordinary));
+        let mut d = Disk::holding(hard_state(2, None, Recovery::Ordinary));
         d.persist(&batch(&[e(1, 2)], None)).unwrap();
         assert!(d.possible_damages(1, 1).contains(&Damage::RolledBack));
         d.damage(Damage::RolledBack);
