@@ -56,6 +56,18 @@ fn main() {
         }
     };
     raftkv::logs::init();
+    if matches!(
+        cli.command,
+        Some(
+            Command::Sim(_)
+                | Command::Check(_)
+                | Command::Inspect(_)
+                | Command::Model(_)
+                | Command::Completions { .. }
+        )
+    ) {
+        end_quietly_when_the_reader_leaves();
+    }
     let code = match cli.command {
         None => node::run_stdio(),
         Some(Command::Test(opts)) => bench::run_cli(&opts),
@@ -70,6 +82,18 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// A report tool piped into `head` or a pager ends as Unix tools do when the reader goes away
+/// (killed by SIGPIPE), instead of panicking in `println!`. Only for the tools that just print:
+/// the node and the bench keep SIGPIPE ignored, since the bench writes into nodes that may die
+/// and must see that as an error on the write.
+fn end_quietly_when_the_reader_leaves() {
+    // SAFETY: signal(2) with SIG_DFL for SIGPIPE, before any thread is started; it changes no
+    // memory of this program.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 /// 0 for `--help`/`--version`; for a bad command line 2, or 3 under `check` (its 2 is a verdict).

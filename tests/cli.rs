@@ -1,10 +1,11 @@
 //! The binary's command tree as a user meets it: every subcommand's `--help`, `--version`, bad
 //! flags and values (exit 2 naming them; 3 under `check`), and every command line the README
-//! shows parses (run with `--help` appended, so nothing is started).
+//! shows parses (run with `--help` appended, so nothing is started), and a report piped into a
+//! reader that leaves early ends without a panic.
 
 use std::process::{Command, Output};
 
-const SUBCOMMANDS: [&str; 5] = ["test", "sim", "check", "inspect", "completions"];
+const SUBCOMMANDS: [&str; 6] = ["test", "sim", "check", "inspect", "model", "completions"];
 
 fn raftkv(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_raftkv"))
@@ -224,4 +225,32 @@ fn shell_words_groups_quotes() {
             "d"
         ]
     );
+}
+
+/// `raftkv sim | head -1`: the simulator prints a line per seed; the reader takes one and
+/// closes the pipe. The tool must end as Unix tools do (SIGPIPE), not panic in `println!`.
+#[test]
+fn a_report_whose_reader_leaves_ends_without_a_panic() {
+    use std::io::{BufRead, BufReader, Read};
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_raftkv"))
+        .args(["sim", "--seeds", "20000", "--threads", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run raftkv sim");
+    let mut first = String::new();
+    let stdout = child.stdout.take().expect("piped stdout");
+    BufReader::new(stdout)
+        .read_line(&mut first)
+        .expect("read a line");
+    assert!(first.starts_with("seed"), "{first}");
+    // The reader is dropped here: the pipe's read end is closed.
+    let mut err = String::new();
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    stderr.read_to_string(&mut err).expect("read stderr");
+    let status = child.wait().expect("wait");
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(status.signal(), Some(13), "ended by SIGPIPE: {status:?}");
 }
