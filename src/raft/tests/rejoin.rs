@@ -207,9 +207,10 @@ fn a_heartbeat_capped_at_what_the_follower_holds_ends_no_catch_up() {
     );
 }
 
-/// Node `x` (not the leader) is wiped while cut off from the third node, so its probe round
-/// cannot finish. Returns its mark and how many grants or acknowledgements it sent.
-fn probing_cut_off(b: Bugs) -> (Recovery, usize) {
+/// A 3-node cluster with one committed write, whose node `x` (not the leader) is wiped as
+/// incarnation 800 while cut off from the third node. Returns the cluster, the leader, `x` and
+/// the third node.
+fn wiped_beside_a_silent_peer(b: Bugs) -> (Cluster, NodeId, NodeId, NodeId) {
     let mut c = Cluster::new(3, 11, with(b));
     let leader = c.wait_leader(100);
     c.write(leader, 1, 1);
@@ -219,6 +220,13 @@ fn probing_cut_off(b: Bugs) -> (Recovery, usize) {
     c.cut.insert((x, third));
     c.cut.insert((third, x));
     c.wipe(x, 800);
+    (c, leader, x, third)
+}
+
+/// Node `x` is wiped while cut off from the third node, so its probe round cannot finish.
+/// Returns its mark and how many grants or acknowledgements it sent.
+fn probing_cut_off(b: Bugs) -> (Recovery, usize) {
+    let (mut c, leader, x, _) = wiped_beside_a_silent_peer(b);
     c.sent.clear();
     c.write(leader, 2, 2);
     c.run(40);
@@ -252,15 +260,7 @@ fn a_probing_node_acknowledges_nothing_until_every_peer_answered() {
 /// (a majority with `x`); then a heartbeat of a higher term arrives from the third node, as
 /// from a leader elected meanwhile. Returns `x`'s mark and term and whether it acknowledged.
 fn probing_meets_a_higher_leader(b: Bugs) -> (Recovery, u64, bool) {
-    let mut c = Cluster::new(3, 11, with(b));
-    let leader = c.wait_leader(100);
-    c.write(leader, 1, 1);
-    c.run(3);
-    let x = if leader == 1 { 2 } else { 1 };
-    let third = 6 - leader - x;
-    c.cut.insert((x, third));
-    c.cut.insert((third, x));
-    c.wipe(x, 800);
+    let (mut c, leader, x, third) = wiped_beside_a_silent_peer(b);
     c.run(10);
     assert_eq!(c.raft(x).awaiting_probe_answers(), vec![third]);
     let term = c.status(leader).term + 1;
