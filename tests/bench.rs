@@ -626,6 +626,48 @@ fn a_run_without_kills_does_not_restart_nodes_at_the_end() {
     assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
 }
 
+/// A node that fails when its input ends (the bench closes every node's stdin at shutdown) is
+/// a problem of the run, named with its status, and fails it; the same run with a clean exit
+/// passes.
+#[test]
+fn a_node_that_fails_at_the_end_of_its_input_is_named() {
+    let bin = toy_bin();
+    let args = [
+        "--bin",
+        &bin,
+        "--node-count",
+        "3",
+        "--time-limit",
+        "1",
+        "--nemesis",
+        "none",
+        "--seed",
+        "7",
+    ];
+    let limit = Duration::from_secs(60);
+    let failing = bench(
+        &args,
+        &[("TOY_MODE", "primary"), ("TOY_EXIT_AT_EOF", "3")],
+        limit,
+    );
+    let res = failing.results.expect("results.json");
+    let problems = res["problems"].as_array().expect("problems").clone();
+    assert_eq!(problems.len(), 3, "{problems:?}");
+    assert!(
+        problems.iter().all(|p| p
+            .as_str()
+            .is_some_and(|p| p.contains("exited with exit status: 3 when its input ended"))),
+        "{problems:?}"
+    );
+    assert_eq!(failing.code, 3, "{}", failing.stdout);
+    let clean = bench(
+        &args,
+        &[("TOY_MODE", "primary"), ("TOY_EXIT_AT_EOF", "0")],
+        limit,
+    );
+    assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
+}
+
 /// `pause` stops the primary (SIGSTOP) for one interval: the toy serves everything through n0,
 /// so no operation succeeds until SIGCONT, and nothing is restarted. (With the pause made a
 /// no-op, the longest gap is a few ms and this fails.)

@@ -635,7 +635,11 @@ impl Cluster {
     /// Stops every node and the router: closes each node's stdin, gives the nodes a second to
     /// finish at end of input as a node should (write what it holds and exit), then SIGKILLs
     /// whatever still runs. A node's directory then holds the state it reached.
-    pub fn shutdown(&self) {
+    ///
+    /// Returns a problem for each node that exited at end of input with a failure status (a
+    /// node must finish cleanly when its input ends); one still running at the deadline is
+    /// killed without blame.
+    pub fn shutdown(&self) -> Vec<String> {
         self.shared
             .writers
             .write()
@@ -646,6 +650,7 @@ impl Cluster {
         while Instant::now() < deadline && !self.all_exited() {
             thread::sleep(Duration::from_millis(10));
         }
+        let failed = self.failed_at_end_of_input();
         for i in 0..self.node_count() {
             self.kill(i);
         }
@@ -653,12 +658,32 @@ impl Cluster {
         if let Some(h) = lock(&self.router).take() {
             let _ = h.join();
         }
+        failed
+    }
+
+    /// The nodes that already exited with a failure status, each named with its status and log.
+    fn failed_at_end_of_input(&self) -> Vec<String> {
+        let mut procs = lock(&self.procs);
+        let mut failed = Vec::new();
+        for (i, slot) in procs.iter_mut().enumerate() {
+            let Some(p) = slot.as_mut() else { continue };
+            if let Ok(Some(status)) = p.child.try_wait() {
+                if !status.success() {
+                    failed.push(format!(
+                        "node {} exited with {status} when its input ended; its stderr is in {}",
+                        self.shared.ids[i],
+                        self.log_path(i).display()
+                    ));
+                }
+            }
+        }
+        failed
     }
 }
 
 impl Drop for Cluster {
     fn drop(&mut self) {
-        self.shutdown();
+        let _ = self.shutdown();
     }
 }
 

@@ -519,9 +519,9 @@ pub fn run(opts: &Opts) -> Result<RunOutcome, String> {
     };
     let end_ns = rec.now_ns();
     record_crashes(&ctx);
-    let problems = cluster.problems();
+    let mut problems = cluster.problems();
     let net_json = net_counters(&cluster);
-    cluster.shutdown();
+    problems.extend(cluster.shutdown());
     let finished = Finished {
         window,
         final_from_ns,

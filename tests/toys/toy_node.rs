@@ -145,4 +145,13 @@ fn main() {
         reply["in_reply_to"] = msg_id;
         send(&mut out, &me, &src, reply);
     }
+    // TOY_EXIT_AT_EOF=N: fail with status N when the input ends, as a node that cannot finish
+    // cleanly would.
+    if let Some(code) = std::env::var("TOY_EXIT_AT_EOF")
+        .ok()
+        .and_then(|c| c.parse().ok())
+    {
+        eprintln!("toy node {me}: input ended, exiting with {code} as asked");
+        std::process::exit(code);
+    }
 }
