@@ -32,7 +32,8 @@ operations, that a restart owes what the node owed and, when it carries a term f
 damaged or unfinished directory, keeps every vote the node granted (which the damage fault exercises), \
 the rejoin rules on every message sent (no vote or pre-vote granted while rejoining, no \
 acknowledgement while probing), that a node ending its catch-up lacks only entries a majority of \
-the others hold, and, where a wipe happened and every fault is spent, that the \
+the others hold, that a node ending its probe round holds a vote at the term of every vote it \
+granted, and, where a node is rejoining and every fault is spent, that the \
 rejoining node becomes ordinary within 6 fault-free rounds under a steady leader. Reports \
 whether a leader was elected, a write committed and a read served within the depth. Prints states \
 explored, unique states, depth, states/s, elapsed and peak memory; on a \

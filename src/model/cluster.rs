@@ -269,6 +269,11 @@ impl Cluster {
                 self.violate(super::props::CAUGHT_UP, detail);
             }
         }
+        if recovery_before == Recovery::Probing && recovery != Recovery::Probing {
+            if let Some(detail) = super::props::probe_round_forgets_a_vote(self, id) {
+                self.violate(super::props::PROBE_ROUND_KEEPS_VOTES, detail);
+            }
+        }
         for m in &sent {
             self.record_vote(m);
             if let Some((rule, detail)) = super::props::rejoin_rule_broken(recovery, m) {

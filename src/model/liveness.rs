@@ -1,5 +1,5 @@
-//! A bounded liveness check: a node rejoining after it lost its directory becomes ordinary
-//! again under a steady leader once the faults are over.
+//! A bounded liveness check: a node rejoining after it started empty (a wipe, or a damaged
+//! start) becomes ordinary again under a steady leader once the faults are over.
 //!
 //! Owns: the fair, fault-free continuation played on a copy of a state, and its verdict.
 //! Must never: change the state it judges (it plays on a clone), or judge a state where the
@@ -28,7 +28,8 @@ pub const REJOINS: &str = "a rejoining node becomes ordinary under a steady lead
 /// Rounds of the continuation.
 pub const ROUNDS: usize = 6;
 /// Deliveries in one round at most (far more than a round of three to five nodes with the
-/// model's bounded logs needs; a round cut short only delays the verdict).
+/// model's bounded logs needs). A continuation that still has messages in flight after its
+/// last round gives no verdict.
 const MAX_DELIVERIES: usize = 100;
 
 /// What is wrong with `c` for `REJOINS`, if anything.
@@ -57,7 +58,7 @@ pub fn violation(c: &Cluster, settings: &Settings) -> Option<String> {
         }
     }
     deliver_all(&mut run);
-    if !leads(&run, leader, term) || run.all_ordinary() {
+    if !run.network.is_empty() || !leads(&run, leader, term) || run.all_ordinary() {
         return None;
     }
     let marks: Vec<String> = run

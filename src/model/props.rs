@@ -25,6 +25,8 @@ pub const REJOINING_GRANTS_NO_VOTE: &str = "a rejoining node grants no vote or p
 pub const PROBING_ACKNOWLEDGES_NOTHING: &str = "a probing node acknowledges nothing";
 pub const CAUGHT_UP: &str =
     "a node ends its catch-up lacking only entries a majority of the others hold";
+pub const PROBE_ROUND_KEEPS_VOTES: &str =
+    "a node ending its probe round holds a vote at the term of every vote it granted";
 pub const A_LEADER_IS_ELECTED: &str = "a leader is elected";
 pub const A_WRITE_COMMITS: &str = "a write commits";
 pub const A_READ_IS_SERVED: &str = "a read is served";
@@ -74,6 +76,9 @@ pub fn all() -> Vec<Property<RaftModel>> {
             !violated(&s.cluster, PROBING_ACKNOWLEDGES_NOTHING)
         }),
         Property::always(CAUGHT_UP, |_, s: &State| !violated(&s.cluster, CAUGHT_UP)),
+        Property::always(PROBE_ROUND_KEEPS_VOTES, |_, s: &State| {
+            !violated(&s.cluster, PROBE_ROUND_KEEPS_VOTES)
+        }),
         Property::always(super::liveness::REJOINS, |_, s: &State| {
             !violated(&s.cluster, super::liveness::REJOINS)
         }),
@@ -281,4 +286,24 @@ pub fn caught_up_lacking(s: &Cluster, id: crate::raft::NodeId) -> Option<String>
             )
         })
     })
+}
+
+/// Checked when node `id` ends its probe round: at the term of any vote it granted (in an
+/// earlier life: a probing node grants none), it holds a vote, so it never grants a second
+/// one in that term. The correct core keeps it: a probe round ends only in `finish_probing`,
+/// which takes its term with a vote for itself, whatever the term.
+pub fn probe_round_forgets_a_vote(s: &Cluster, id: crate::raft::NodeId) -> Option<String> {
+    let st = s.node(id).raft().status();
+    if st.vote.is_some() {
+        return None;
+    }
+    s.votes
+        .iter()
+        .find(|&&(term, voter, _)| voter == id && term == st.term)
+        .map(|&(term, _, candidate)| {
+            format!(
+                "n{id} ended its probe round in term {term} with no vote, although it voted \
+                 for n{candidate} in that term before it lost its state"
+            )
+        })
 }

@@ -189,6 +189,8 @@ impl Cluster {
 
     /// True when node `id` may be killed between its last persist's flush and its record's
     /// write: the persist could still be lost (`can_lose_persist`) and it changed the record.
+    /// It over-approximates: a step that truncates the log writes the record first, so this
+    /// kill cannot follow one; offering it anyway adds states a search must also keep safe.
     pub fn can_lose_record(&self, id: NodeId) -> bool {
         let node = self.node(id);
         self.can_lose_persist(id)

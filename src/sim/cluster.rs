@@ -1315,11 +1315,11 @@ impl Sim {
         let index = first + self.rng.below(last + 1 - first);
         let other = first + self.rng.below(last + 1 - first);
         let mut kinds = disk.possible_damages(index, other);
-        let decisive = Disk::decisive(&kinds);
+        let aimed = Disk::damages_leaving_a_stale_copy(&kinds);
         if f.rejoin && disk.last_step_voted_in_its_term() && kinds.contains(&Damage::RolledBack) {
             kinds = vec![Damage::RolledBack];
-        } else if f.rejoin && !decisive.is_empty() && self.rng.chance(0.7) {
-            kinds = decisive;
+        } else if f.rejoin && !aimed.is_empty() && self.rng.chance(0.7) {
+            kinds = aimed;
         }
         let damage = kinds[self.rng.below(kinds.len() as u64) as usize];
         self.nodes[i].disk.damage(damage);

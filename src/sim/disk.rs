@@ -334,7 +334,7 @@ impl Disk {
     /// record is still the one before it (one step behind, never ahead). Only for a batch that
     /// truncates nothing and installs no snapshot (such a step writes the record first).
     pub fn persist_before_record(&mut self, b: &Batch<'_>) -> Result<(), String> {
-        debug_assert!(b.snapshot.is_none());
+        debug_assert!(self.only_appends(b));
         let record = self.record;
         self.persist(b)?;
         self.record = record;
@@ -366,7 +366,7 @@ impl Disk {
     /// The damages of [`Disk::possible_damages`] that leave a copy of the hard state stale or
     /// unreadable (a rolled-back step, a misdirected write): the ones a start decision must
     /// weigh.
-    pub fn decisive(kinds: &[Damage]) -> Vec<Damage> {
+    pub fn damages_leaving_a_stale_copy(kinds: &[Damage]) -> Vec<Damage> {
         kinds
             .iter()
             .copied()

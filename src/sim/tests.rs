@@ -616,6 +616,85 @@ fn catches_a_start_that_compares_by_term_alone() {
     assert_rejoin_switch_caught("compare_by_term_alone", start_switch(bugs));
 }
 
+/// A switch applied to a simulator configuration.
+type Switch = dyn Fn(&mut SimConfig) + Sync;
+
+/// The first seed of 1..=limit at which `switch` fails under `faults`, with the failure.
+fn first_catch(
+    faults: &str,
+    limit: u64,
+    switch: impl Fn(&mut SimConfig) + Sync,
+) -> Option<(u64, String)> {
+    let reports = run_seeds(limit, true, |seed| {
+        let mut c = cfg(seed);
+        c.faults = Faults::parse(faults).expect("known faults");
+        switch(&mut c);
+        c
+    });
+    let caught = reports.iter().find(|r| !r.passed())?;
+    let f = caught.failure.as_ref()?;
+    Some((caught.seed, format!("{}: {}", f.kind, f.detail)))
+}
+
+/// The figures the README gives beyond the CI hunts: how late plain `--faults all` (without
+/// the rejoin profile) catches each rejoin switch, and how late the profile catches
+/// `probe_majority_then_await_leader`. Slow (up to 3000 seeds per switch), so not in CI:
+/// `cargo test --release --lib sim::tests::late_catches -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn late_catches() {
+    let core = |b: fn(&mut Bugs)| {
+        let mut bugs = Bugs::default();
+        b(&mut bugs);
+        core_switch(bugs)
+    };
+    let start = |b: fn(&mut RejoinBugs)| {
+        let mut bugs = RejoinBugs::default();
+        b(&mut bugs);
+        start_switch(bugs)
+    };
+    let report = |name: &str, faults: &str, caught: Option<(u64, String)>| match caught {
+        Some((seed, what)) => eprintln!("`{name}` under `{faults}`: seed {seed}: {what}"),
+        None => eprintln!("`{name}` under `{faults}`: not caught"),
+    };
+    let late = first_catch(
+        "all,rejoin",
+        5000,
+        core(|b| b.probe_majority_then_await_leader = true),
+    );
+    report("probe_majority_then_await_leader", "all,rejoin", late);
+    let cases: [(&str, Box<Switch>); 7] = [
+        (
+            "never_send_uncapped_commit",
+            Box::new(core(|b| b.never_send_uncapped_commit = true)),
+        ),
+        (
+            "catch_up_by_capped_commit",
+            Box::new(core(|b| b.catch_up_by_capped_commit = true)),
+        ),
+        (
+            "probe_majority_only",
+            Box::new(core(|b| b.probe_majority_only = true)),
+        ),
+        (
+            "trust_one_copy",
+            Box::new(start(|b| b.trust_one_copy = true)),
+        ),
+        (
+            "probing_restart_is_known",
+            Box::new(start(|b| b.probing_restart_is_known = true)),
+        ),
+        (
+            "compare_by_term_alone",
+            Box::new(start(|b| b.compare_by_term_alone = true)),
+        ),
+        ("single_mark", Box::new(start(|b| b.single_mark = true))),
+    ];
+    for (name, switch) in cases {
+        report(name, "all", first_catch("all", 3000, switch));
+    }
+}
+
 /// The rejoin profile passes on the correct code, and its parts really act.
 #[test]
 fn the_rejoin_profile_keeps_every_invariant() {
