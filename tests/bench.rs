@@ -93,10 +93,15 @@ fn toy_bin() -> String {
 
 /// `raftkv test` on the toy node in `mode`, with `args` after `--bin`, given a minute at most.
 fn toy_bench(mode: &str, args: &[&str]) -> Run {
+    toy_bench_with(&[("TOY_MODE", mode)], args)
+}
+
+/// `toy_bench` with the toy's whole environment given.
+fn toy_bench_with(env: &[(&str, &str)], args: &[&str]) -> Run {
     let bin = toy_bin();
     let mut all = vec!["--bin", &bin];
     all.extend_from_slice(args);
-    bench(&all, &[("TOY_MODE", mode)], Duration::from_secs(60))
+    bench(&all, env, Duration::from_secs(60))
 }
 
 #[test]
@@ -631,10 +636,7 @@ fn a_run_without_kills_does_not_restart_nodes_at_the_end() {
 /// passes.
 #[test]
 fn a_node_that_fails_at_the_end_of_its_input_is_named() {
-    let bin = toy_bin();
     let args = [
-        "--bin",
-        &bin,
         "--node-count",
         "3",
         "--time-limit",
@@ -644,12 +646,7 @@ fn a_node_that_fails_at_the_end_of_its_input_is_named() {
         "--seed",
         "7",
     ];
-    let limit = Duration::from_secs(60);
-    let failing = bench(
-        &args,
-        &[("TOY_MODE", "primary"), ("TOY_EXIT_AT_EOF", "3")],
-        limit,
-    );
+    let failing = toy_bench_with(&[("TOY_MODE", "primary"), ("TOY_EXIT_AT_EOF", "3")], &args);
     let res = failing.results.expect("results.json");
     let problems = res["problems"].as_array().expect("problems").clone();
     assert_eq!(problems.len(), 3, "{problems:?}");
@@ -660,11 +657,7 @@ fn a_node_that_fails_at_the_end_of_its_input_is_named() {
         "{problems:?}"
     );
     assert_eq!(failing.code, 3, "{}", failing.stdout);
-    let clean = bench(
-        &args,
-        &[("TOY_MODE", "primary"), ("TOY_EXIT_AT_EOF", "0")],
-        limit,
-    );
+    let clean = toy_bench_with(&[("TOY_MODE", "primary"), ("TOY_EXIT_AT_EOF", "0")], &args);
     assert_eq!(clean.code, 0, "{}\n{}", clean.stdout, clean.stderr);
 }
 

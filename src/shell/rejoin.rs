@@ -62,6 +62,18 @@ pub struct Durable {
     pub incarnation: u64,
 }
 
+impl From<&HardState> for Durable {
+    /// A hard state as one copy of the durable state (its commit index is not part of it).
+    fn from(hs: &HardState) -> Durable {
+        Durable {
+            term: hs.term,
+            vote: hs.vote,
+            recovery: hs.recovery,
+            incarnation: hs.incarnation,
+        }
+    }
+}
+
 /// Everything a start read, as the decision needs it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StartRead {
@@ -280,4 +292,4 @@ pub fn new_incarnation(floor: u64, unix_nanos: u64, random: u64) -> u64 {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -143,7 +143,7 @@ impl Disk {
     fn current_record(&self) -> Record {
         let last_index = self.last_index();
         Record {
-            durable: durable(&self.hard_state),
+            durable: Durable::from(&self.hard_state),
             last: (self.term_at(last_index).unwrap_or(0), last_index),
         }
     }
@@ -157,7 +157,7 @@ impl Disk {
                 Stored::Absent
             }
         };
-        let mut hard_state = written(durable(&self.hard_state));
+        let mut hard_state = written(Durable::from(&self.hard_state));
         let mut record = self
             .record
             .map_or(Stored::Absent, |r| Stored::Intact(r.durable));
@@ -415,16 +415,6 @@ impl Disk {
             snapshot: self.snapshot.clone(),
             entries: self.log.clone(),
         }
-    }
-}
-
-/// sled's hard state as one copy of the durable state.
-fn durable(hs: &HardState) -> Durable {
-    Durable {
-        term: hs.term,
-        vote: hs.vote,
-        recovery: hs.recovery,
-        incarnation: hs.incarnation,
     }
 }
 

@@ -173,6 +173,7 @@ pub fn check_heartbeat(commit: u64, leader_commit: u64, uncapped: bool) -> Resul
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shell::rejoin::tests::read;
     use crate::shell::rejoin::{decide, Durable, RejoinBugs};
 
     fn hs(term: u64, vote: Option<NodeId>, recovery: Recovery) -> HardState {
@@ -186,21 +187,7 @@ mod tests {
     }
 
     fn copy(h: HardState) -> Stored {
-        Stored::Intact(Durable {
-            term: h.term,
-            vote: h.vote,
-            recovery: h.recovery,
-            incarnation: h.incarnation,
-        })
-    }
-
-    fn read(damaged: bool, hard_state: Stored, record: Stored) -> StartRead {
-        StartRead {
-            damaged,
-            holds_log: true,
-            hard_state,
-            record,
-        }
+        Stored::Intact(Durable::from(&h))
     }
 
     /// Each start case: what it read, the real hard state, and which switch gets it wrong.

@@ -288,14 +288,18 @@ impl std::error::Error for Error {}
 
 /// What the formats after `found` up to `supported` added, for the refusal of an older one.
 fn format_changes(found: u32, supported: u32) -> String {
-    let added = |v: u32| {
-        match v {
-        2 => "format 2 added the chain of terms and the durable-progress record",
-        3 => "format 3 added the recovering mark and the incarnation to the hard state and the record",
-        _ => "a later format changed the records",
-    }
-    };
-    let changes: Vec<&str> = (found + 1..=supported).map(added).collect();
+    const ADDED: [&str; 2] = [
+        "format 2 added the chain of terms and the durable-progress record",
+        "format 3 added the recovering mark and the incarnation to the hard state and the record",
+    ];
+    let changes: Vec<&str> = (found + 1..=supported)
+        .map(|v| {
+            ADDED
+                .get(v.wrapping_sub(2) as usize)
+                .copied()
+                .unwrap_or("a later format changed the records")
+        })
+        .collect();
     changes.join("; ")
 }
 

@@ -20,7 +20,8 @@ fn copy(term: u64, vote: Option<NodeId>, recovery: Recovery, incarnation: u64) -
     })
 }
 
-fn read(damaged: bool, hard_state: Stored, record: Stored) -> StartRead {
+/// What a start read from a directory that holds a log.
+pub(crate) fn read(damaged: bool, hard_state: Stored, record: Stored) -> StartRead {
     StartRead {
         damaged,
         holds_log: true,
