@@ -128,12 +128,7 @@ impl From<raft::HardState> for storage::HardState {
 
 /// sled's hard state as one copy of the mark.
 fn hard_state_copy(hs: &storage::HardState) -> Durable {
-    Durable {
-        term: hs.term,
-        vote: hs.vote,
-        recovery: hs.recovery.into(),
-        incarnation: hs.incarnation,
-    }
+    Durable::from(&raft::HardState::from(*hs))
 }
 
 /// The durable-progress record as the other copy: its term and vote after the last step, and

@@ -15,7 +15,7 @@ use crate::raft::{Config, Message, NodeId, Raft, Ready, Recovery, Role, Snapshot
 use crate::shell::{
     Answer, Batch, Durability, LogStorage, Outbox, Progress, Shell, ShellSettings, ShellStats,
 };
-use raftkv_storage::Storage;
+use raftkv_storage::{RecoveryMark, Storage};
 use serde_json::{Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
@@ -69,7 +69,7 @@ pub struct Replica {
     last_role: Role,
     last_term: u64,
     /// The durable recovering mark as last logged.
-    last_recovery: Recovery,
+    last_recovery: RecoveryMark,
     /// When the node last said what its rejoining waits for.
     last_wait_report: Instant,
 }
@@ -80,6 +80,12 @@ const WAIT_REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(5)
 /// Core id of the node at `position` in `node_ids` (0 is kept free for "nobody").
 pub fn core_id(position: usize) -> NodeId {
     position as NodeId + 1
+}
+
+/// The Maelstrom name of core id `id` (the inverse of [`core_id`]), if it names a node.
+pub fn node_name(node_ids: &[String], id: NodeId) -> Option<&str> {
+    let position = (id as usize).checked_sub(1)?;
+    node_ids.get(position).map(String::as_str)
 }
 
 /// The reply envelope to `client`.
@@ -112,7 +118,7 @@ impl Replica {
             })?;
         }
         let (storage, state) = start::open_data_dir(me, &ids, &dir, crate::shell::rejoin::decide)?;
-        let last_recovery = state.hard_state.recovery;
+        let last_recovery = RecoveryMark::from(state.hard_state.recovery);
         let my = core_id(position);
         let voters: Vec<NodeId> = (0..ids.len()).map(core_id).collect();
         let mut config = Config::new(my, voters, process_seed(my));
@@ -184,7 +190,7 @@ impl Replica {
         if let Some(line) = mark_change_line(&self.me, self.last_recovery, &hs) {
             tracing::info!("{line}");
         }
-        self.last_recovery = Recovery::from(hs.recovery);
+        self.last_recovery = hs.recovery;
         self.report_rejoin_wait();
     }
 
@@ -192,7 +198,9 @@ impl Replica {
     /// answers its probe (down, cut off, or its own disk lost too) keeps it out for good, and
     /// the operator must be able to tell.
     fn report_rejoin_wait(&mut self) {
-        if self.last_wait_report.elapsed() < WAIT_REPORT_EVERY {
+        if self.last_recovery == RecoveryMark::Ordinary
+            || self.last_wait_report.elapsed() < WAIT_REPORT_EVERY
+        {
             return;
         }
         let raft = self.shell.raft();
@@ -203,8 +211,7 @@ impl Replica {
                 let names: Vec<&str> = raft
                     .awaiting_probe_answers()
                     .iter()
-                    .filter_map(|&p| (p as usize).checked_sub(1).and_then(|i| self.ids.get(i)))
-                    .map(String::as_str)
+                    .filter_map(|&p| node_name(&self.ids, p))
                     .collect();
                 format!(
                     "probe answers from {} (it acknowledges and votes for nothing until every \
@@ -245,17 +252,21 @@ impl Replica {
 
 /// The line that reports a change of the durable recovering mark from `before`: `recovered:`
 /// with the node and its incarnation when it is ordinary again (the bench waits for that line).
-fn mark_change_line(me: &str, before: Recovery, now: &raftkv_storage::HardState) -> Option<String> {
-    let mark = Recovery::from(now.recovery);
+fn mark_change_line(
+    me: &str,
+    before: RecoveryMark,
+    now: &raftkv_storage::HardState,
+) -> Option<String> {
+    let mark = now.recovery;
     if mark == before {
         return None;
     }
     let (term, incarnation) = (now.term, now.incarnation);
-    Some(if mark == Recovery::Ordinary {
+    Some(if mark == RecoveryMark::Ordinary {
         format!(
             "recovered: {me} is an ordinary node again (incarnation {incarnation}, term {term}; \
              it was {})",
-            raftkv_storage::RecoveryMark::from(before).name()
+            before.name()
         )
     } else {
         format!(
@@ -321,7 +332,7 @@ impl<W: Write> Outbox<Waiting, Outcome> for NodeIo<'_, W> {
     /// A core message as a Maelstrom envelope. Before the peer delay has passed, only peers
     /// that have spoken to this node get anything.
     fn send(&mut self, m: Message) {
-        let Some(dest) = (m.to as usize).checked_sub(1).and_then(|i| self.ids.get(i)) else {
+        let Some(dest) = node_name(self.ids, m.to) else {
             tracing::error!("core addressed a message to unknown id {}", m.to);
             return;
         };
@@ -336,7 +347,7 @@ impl<W: Write> Outbox<Waiting, Outcome> for NodeIo<'_, W> {
                 body.insert("m".into(), text.into());
                 let env = Envelope {
                     src: self.me.to_string(),
-                    dest: dest.clone(),
+                    dest: dest.to_string(),
                     body,
                 };
                 self.peer_messages += 1;
@@ -387,22 +398,22 @@ mod tests {
             incarnation: 42,
             ..HardState::default()
         };
-        let line = mark_change_line("n3", Recovery::CatchingUp, &hs(RecoveryMark::Ordinary));
+        let line = mark_change_line("n3", RecoveryMark::CatchingUp, &hs(RecoveryMark::Ordinary));
         assert_eq!(
             line.as_deref(),
             Some("recovered: n3 is an ordinary node again (incarnation 42, term 6; it was catching-up)")
         );
-        let line = mark_change_line("n3", Recovery::Probing, &hs(RecoveryMark::CatchingUp));
+        let line = mark_change_line("n3", RecoveryMark::Probing, &hs(RecoveryMark::CatchingUp));
         assert_eq!(
             line.as_deref(),
             Some("n3 is now catching-up (incarnation 42, term 6)")
         );
         assert_eq!(
-            mark_change_line("n3", Recovery::Ordinary, &hs(RecoveryMark::Ordinary)),
+            mark_change_line("n3", RecoveryMark::Ordinary, &hs(RecoveryMark::Ordinary)),
             None
         );
         assert_eq!(
-            mark_change_line("n3", Recovery::Probing, &hs(RecoveryMark::Probing)),
+            mark_change_line("n3", RecoveryMark::Probing, &hs(RecoveryMark::Probing)),
             None
         );
     }

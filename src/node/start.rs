@@ -203,11 +203,8 @@ fn starting_text(hs: &HardState, cluster: &[String]) -> String {
     let carried = match hs.recovery {
         crate::raft::Recovery::CatchingUp => {
             let vote = hs.vote.map_or("none".to_string(), |v| {
-                (v as usize)
-                    .checked_sub(1)
-                    .and_then(|i| cluster.get(i))
-                    .cloned()
-                    .unwrap_or_else(|| format!("id {v}"))
+                super::replica::node_name(cluster, v)
+                    .map_or_else(|| format!("id {v}"), str::to_string)
             });
             format!(", term {} and vote {vote} carried forward", hs.term)
         }
