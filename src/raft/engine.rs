@@ -253,8 +253,7 @@ impl Raft {
         raft.hard_state_handed_out = raft.hard_state();
         raft.reset_randomized_timeout();
         if raft.recovery != Recovery::Ordinary {
-            raft.send_probes();
-            raft.maybe_finish_probing();
+            raft.start_rejoining();
         }
         Ok(raft)
     }

@@ -186,25 +186,25 @@ impl Raft {
         }
         self.probe_answers
             .insert(from, ProbeAnswer { term, last_index });
-        self.maybe_finish_probing();
-    }
-
-    /// Ends the probe round once every other node answered. A one-node cluster is ordinary at
-    /// once: there is no one to answer, no leader to catch up from and no other copy of
-    /// anything (a one-node cluster that lost its disk lost its data, whatever it does).
-    pub(super) fn maybe_finish_probing(&mut self) {
-        if self.peers.is_empty() {
-            self.recovery = Recovery::Ordinary;
-            return;
-        }
         let needed = if self.cfg.bugs.probe_majority_only {
             self.quorum() - 1
         } else {
             self.peers.len()
         };
-        if self.recovery == Recovery::Probing && self.probe_answers.len() >= needed {
+        if self.probe_answers.len() >= needed {
             self.finish_probing();
         }
+    }
+
+    /// A start that is not ordinary probes its peers. A one-node cluster is ordinary at once:
+    /// there is no one to answer, no leader to catch up from and no other copy of anything (a
+    /// one-node cluster that lost its disk lost its data, whatever it does).
+    pub(super) fn start_rejoining(&mut self) {
+        if self.peers.is_empty() {
+            self.recovery = Recovery::Ordinary;
+            return;
+        }
+        self.send_probes();
     }
 
     /// The unsafe variant `probe_majority_then_await_leader`: once a majority (this node
