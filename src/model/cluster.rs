@@ -104,6 +104,19 @@ pub fn shell_settings(settings: &Settings) -> ShellSettings {
     s
 }
 
+/// A node's shell booted on `durable`, introduced to its peers when the settings do that.
+pub(super) fn boot_shell(
+    id: NodeId,
+    durable: &Durable,
+    settings: &Settings,
+) -> Result<io::NodeShell, String> {
+    let mut shell = io::boot(core_config(id, settings), durable, shell_settings(settings))?;
+    if super::merge::introduces_peers(settings) {
+        super::merge::introduce_peers(&mut shell, settings.nodes);
+    }
+    Ok(shell)
+}
+
 /// Election timeout base in ticks (the actual one is in [base, 2 * base)).
 const ELECTION_TICKS: u32 = 2;
 
@@ -116,14 +129,7 @@ impl Cluster {
             let mut durable = Durable::holding(HardState::default());
             let start = durable.decide_start(settings.rejoin_bugs, |floor| floor + 1);
             debug_assert_eq!(start, Start::AsIs, "a first boot starts on its directory");
-            let mut shell = io::boot(
-                core_config(id, settings),
-                &durable,
-                shell_settings(settings),
-            )?;
-            if super::merge::introduces_peers(settings) {
-                super::merge::introduce_peers(&mut shell, settings.nodes);
-            }
+            let shell = boot_shell(id, &durable, settings)?;
             nodes.push(Arc::new(Node {
                 shell,
                 durable,
@@ -379,18 +385,22 @@ impl Cluster {
 
     /// True when no node is rejoining (a wipe is offered only then).
     pub fn all_ordinary(&self) -> bool {
-        self.nodes
-            .iter()
-            .all(|n| n.raft().status().recovery == Recovery::Ordinary)
+        self.all_ordinary_but(None)
+    }
+
+    /// True when no node other than `except` is rejoining.
+    pub fn all_ordinary_but(&self, except: Option<NodeId>) -> bool {
+        self.nodes.iter().all(|n| {
+            let st = n.raft().status();
+            Some(st.id) == except || st.recovery == Recovery::Ordinary
+        })
     }
 
     /// Node `id` loses its directory: it restarts empty, probing, as an incarnation above every
     /// one the cluster has used, and its state machine starts over (what it applied is gone
     /// with the disk, so the applied-entries check starts over too).
     pub fn wipe(&mut self, id: NodeId, settings: &Settings) {
-        let node = self.node_mut(id);
-        node.unacked = None;
-        node.durable = Durable::default();
+        self.node_mut(id).durable = Durable::default();
         self.restart(id, Down::Crash, settings);
     }
 

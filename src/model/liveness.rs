@@ -34,7 +34,7 @@ const MAX_DELIVERIES: usize = 100;
 
 /// What is wrong with `c` for `REJOINS`, if anything.
 pub fn violation(c: &Cluster, settings: &Settings) -> Option<String> {
-    let faults_left = Budget::FAULTS.iter().any(|(b, _)| c.budgets.allows(*b));
+    let faults_left = c.budgets.allows_any(Budget::FAULTS.map(|(b, _)| b));
     if faults_left || c.all_ordinary() {
         return None;
     }

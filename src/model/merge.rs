@@ -20,10 +20,7 @@ use crate::raft::{Message, MessageBody, NodeId, Recovery};
 /// heard only the new one drops those where one that heard neither would take them, so the
 /// introductions are no merge there.
 pub fn introduces_peers(settings: &Settings) -> bool {
-    settings.merge
-        && Budget::RESTART_EMPTY
-            .iter()
-            .all(|&b| settings.budgets.left(b) == Some(0))
+    settings.merge && !settings.budgets.allows_any(Budget::RESTART_EMPTY)
 }
 
 /// Lets a node that just started hear incarnation 0 of every peer, as a refused vote of term
@@ -69,7 +66,7 @@ pub fn merge(c: &mut Cluster, settings: &Settings) {
 /// persist while a crash may still lose that persist. (Raft never lowers a term; the model's
 /// persists are durable at once, so a restart comes back in the current term otherwise.)
 fn term_floor(c: &Cluster, id: NodeId) -> u64 {
-    if Budget::RESTART_EMPTY.iter().any(|&b| c.budgets.allows(b)) {
+    if c.budgets.allows_any(Budget::RESTART_EMPTY) {
         return 0; // a node that starts with an empty directory starts again at term 0
     }
     let n = c.node(id);
@@ -152,7 +149,7 @@ fn forget_records(c: &mut Cluster, floors: &[u64]) {
             *first_seen_in = 0;
         }
     }
-    if !c.budgets.allows(Budget::Crash) && !c.budgets.allows(Budget::Damage) {
+    if !c.budgets.allows_any([Budget::Crash, Budget::Damage]) {
         for id in 1..=c.nodes.len() as NodeId {
             let n = c.node(id);
             if n.unacked.is_some() || n.served != 0 {

@@ -186,6 +186,11 @@ impl Budgets {
         self.left(b) != Some(0)
     }
 
+    /// True when any of `budgets` is not spent.
+    pub fn allows_any(&self, budgets: impl IntoIterator<Item = Budget>) -> bool {
+        budgets.into_iter().any(|b| self.allows(b))
+    }
+
     pub fn set(&mut self, b: Budget, left: Option<u8>) {
         self.0[b.index()] = left;
     }

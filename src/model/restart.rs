@@ -13,8 +13,8 @@
 //! anything of a directory the decision replaced.
 
 use super::cluster::Cluster;
-use super::{io, Settings};
-use crate::raft::{MessageBody, NodeId, Recovery};
+use super::Settings;
+use crate::raft::{Message, MessageBody, NodeId, Recovery};
 use crate::shell::rejoin::{worst, Start};
 use crate::sim::disk::Damage;
 
@@ -45,14 +45,15 @@ impl Cluster {
     /// Node `id` goes down as `down` says and restarts through the start decision; the state
     /// machine, the client operations waiting there and everything volatile start over.
     pub fn restart(&mut self, id: NodeId, down: Down, settings: &Settings) {
-        if matches!(down, Down::LosingPersist | Down::LosingRecord) {
-            self.lose_last_persist(id, down == Down::LosingRecord);
-        }
-        if down == Down::AfterAcksLosingStep {
-            let node = self.node_mut(id);
-            if let Some(unacked) = node.unacked.take() {
-                node.durable = unacked.before;
+        match down {
+            Down::LosingPersist | Down::LosingRecord => {
+                self.lose_last_persist(id, down == Down::LosingRecord)
             }
+            Down::AfterAcksLosingStep => {
+                // Its acknowledgements left: they stay out in the cluster.
+                let _ = self.roll_back_last_persist(id, false);
+            }
+            Down::Crash | Down::Damaged(_) => {}
         }
         // The mark of the last persist step that completed (the record is written last).
         let owed = self.node(id).durable.record.map(|r| r.durable.recovery);
@@ -84,16 +85,10 @@ impl Cluster {
     /// Takes back node `id`'s last persist, whose acknowledgements never left: whole, or
     /// (`keep_sled`) only the durable-progress record's write.
     fn lose_last_persist(&mut self, id: NodeId, keep_sled: bool) {
-        let node = self.node_mut(id);
-        let Some(unacked) = node.unacked.take() else {
+        let Some(acks) = self.roll_back_last_persist(id, keep_sled) else {
             return;
         };
-        if keep_sled {
-            node.durable.record = unacked.before.record;
-        } else {
-            node.durable = unacked.before;
-        }
-        for a in &unacked.acks {
+        for a in &acks {
             // A grant that never left was never a vote.
             if let MessageBody::RequestVoteResponse {
                 granted: true,
@@ -106,6 +101,19 @@ impl Cluster {
                 self.network.swap_remove(i);
             }
         }
+    }
+
+    /// Puts node `id`'s disk back to before its last persist, whole or (`keep_sled`) only the
+    /// record; returns that persist's acknowledgements (None when no persist can be undone).
+    fn roll_back_last_persist(&mut self, id: NodeId, keep_sled: bool) -> Option<Vec<Message>> {
+        let node = self.node_mut(id);
+        let unacked = node.unacked.take()?;
+        if keep_sled {
+            node.durable.record = unacked.before.record;
+        } else {
+            node.durable = unacked.before;
+        }
+        Some(unacked.acks)
     }
 
     /// The rule-level checks of a start decision.
@@ -166,11 +174,8 @@ impl Cluster {
     /// it (two damages a start reads alike lead to the same state: the start replaces the
     /// disk). None while another node is without its state, or before this one wrote any.
     pub fn damages(&self, id: NodeId) -> Vec<Damage> {
-        let others_whole = self
-            .ids()
-            .all(|o| o == id || self.node(o).raft().status().recovery == Recovery::Ordinary);
         let disk = &self.node(id).durable;
-        if !others_whole || disk.record.is_none() {
+        if !self.all_ordinary_but(Some(id)) || disk.record.is_none() {
             return Vec::new();
         }
         let mut reads = Vec::new();
@@ -217,17 +222,8 @@ impl Cluster {
         let node = self.node_mut(id);
         // A fresh shell: writes waiting here stay in the history without a completion (they
         // may or may not have happened); reads have no effect, so theirs are dropped.
-        match io::boot(
-            super::cluster::core_config(id, settings),
-            &node.durable,
-            super::cluster::shell_settings(settings),
-        ) {
-            Ok(mut shell) => {
-                if super::merge::introduces_peers(settings) {
-                    super::merge::introduce_peers(&mut shell, settings.nodes);
-                }
-                node.shell = shell;
-            }
+        match super::cluster::boot_shell(id, &node.durable, settings) {
+            Ok(shell) => node.shell = shell,
             Err(e) => {
                 self.violate(
                     super::cluster::RECOVERY,
