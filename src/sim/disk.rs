@@ -130,14 +130,11 @@ impl Disk {
         self.last_step.as_ref()
     }
 
-    /// True when a start on this disk starts empty and rejoins: it holds nothing, it is
-    /// damaged, or either copy of the mark says it was not ordinary yet (the record may be one
-    /// step behind sled's hard state).
+    /// True when a start on this disk starts empty and rejoins (it holds nothing, it is
+    /// damaged, or either copy of the mark says it was not ordinary yet), as the start decision
+    /// itself says.
     pub fn needs_rejoin(&self) -> bool {
-        self.record
-            .is_none_or(|r| r.durable.recovery != Recovery::Ordinary)
-            || self.damage.is_some()
-            || self.hard_state.recovery != Recovery::Ordinary
+        rejoin::decide(&self.start_read(), RejoinBugs::default()) != Start::AsIs
     }
 
     fn current_record(&self) -> Record {
